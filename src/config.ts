@@ -1,0 +1,160 @@
+// Configuration from environment variables, validated once at start-up; every problem reported together.
+import { z } from "zod";
+
+/** One environment variable: its parser (with default) and what it means. The README table is built from this. */
+interface VarSpec<T> {
+  readonly env: string;
+  readonly schema: z.ZodType<T, z.ZodTypeDef, unknown>;
+  readonly doc: string;
+  /** Shown in the reference; undefined means "unset". */
+  readonly defaultText: string | undefined;
+}
+
+const intIn = (min: number, max: number, dflt: number) =>
+  z.coerce
+    .number({ invalid_type_error: "must be a number" })
+    .int("must be a whole number")
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(dflt);
+
+const boolFlag = (dflt: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"], {
+      errorMap: () => ({ message: "must be true or false" }),
+    })
+    .transform((v) => v === "true" || v === "1" || v === "yes")
+    .default(dflt ? "true" : "false");
+
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((v) => /^rediss?:\/\/[^\s]+$/.test(v), {
+    message: "must be redis://host:port[/db] or rediss://host:port[/db]",
+  })
+  .optional();
+
+function spec<T>(
+  env: string,
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  doc: string,
+  dflt?: string,
+): VarSpec<T> {
+  return { env, schema, doc, defaultText: dflt };
+}
+
+/** Every variable the service reads. Units are in the names. */
+export const CONFIG_SPEC = {
+  port: spec("PORT", intIn(0, 65535, 8080), "TCP port of the HTTP server (0 picks a free one).", "8080"),
+  host: spec("HOST", z.string().min(1).default("0.0.0.0"), "Address the HTTP server binds.", "0.0.0.0"),
+  httpServer: spec(
+    "HTTP_SERVER",
+    z.enum(["uws", "node"]).default("uws"),
+    "HTTP engine: uws (uWebSockets.js, the production server) or node (node:http, the benchmark baseline).",
+    "uws",
+  ),
+  redisUrl: spec(
+    "REDIS_URL",
+    redisUrl,
+    "Redis holding the profiles. Unset: the embedded in-memory store, seeded with the demo data.",
+  ),
+  redisCommandTimeoutMs: spec(
+    "REDIS_COMMAND_TIMEOUT_MS",
+    intIn(1, 60_000, 25),
+    "A Redis command not answered within this is failed; the lookup answers from cache with degraded=true.",
+    "25",
+  ),
+  redisConnectTimeoutMs: spec(
+    "REDIS_CONNECT_TIMEOUT_MS",
+    intIn(1, 60_000, 2_000),
+    "Time allowed for one connection attempt to Redis.",
+    "2000",
+  ),
+  bodyLimitBytes: spec(
+    "BODY_LIMIT_BYTES",
+    intIn(256, 16 * 1024 * 1024, 64 * 1024),
+    "Largest request body accepted; larger ones get 413.",
+    "65536",
+  ),
+  batchLimit: spec(
+    "BATCH_LIMIT",
+    intIn(1, 10_000, 500),
+    "Most users in one batch lookup; larger batches get 400.",
+    "500",
+  ),
+  idsPerRequestLimit: spec(
+    "IDS_PER_REQUEST_LIMIT",
+    intIn(1, 1_000, 64),
+    "Most typed IDs read from one request (per user in a batch); the rest are ignored.",
+    "64",
+  ),
+  cacheMaxEntries: spec(
+    "CACHE_MAX_ENTRIES",
+    intIn(1, 100_000_000, 1_000_000),
+    "Most profiles (and known-absent IDs) held in the in-process LRU cache.",
+    "1000000",
+  ),
+  cacheMaxBytes: spec(
+    "CACHE_MAX_BYTES",
+    intIn(1024, 64 * 1024 * 1024 * 1024, 256 * 1024 * 1024),
+    "Upper bound on the estimated bytes held by the LRU cache.",
+    "268435456",
+  ),
+  cacheTtlMs: spec(
+    "CACHE_TTL_MS",
+    intIn(0, 86_400_000, 30_000),
+    "How long a profile read from the store is served from cache: a change in the store shows within this. 0 disables the cache.",
+    "30000",
+  ),
+  cacheNegativeTtlMs: spec(
+    "CACHE_NEGATIVE_TTL_MS",
+    intIn(0, 86_400_000, 5_000),
+    "How long an ID absent from the store is remembered as absent: a new ID shows within this.",
+    "5000",
+  ),
+  defaultExchange: spec(
+    "DEFAULT_EXCHANGE",
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{0,64}$/, "must be letters, digits, '.', '_' or '-' (at most 64)")
+      .default(""),
+    "Exchange used to namespace user.id when the request names none (x-exchange header or ?exchange=). Empty: user.id is ignored then.",
+    "",
+  ),
+  seedDemoData: spec(
+    "SEED_DEMO_DATA",
+    boolFlag(true),
+    "Load data/demo-memberships.ndjson into the embedded store at start-up (ignored with REDIS_URL).",
+    "true",
+  ),
+  logLevel: spec(
+    "LOG_LEVEL",
+    z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    "Log level (pino).",
+    "info",
+  ),
+} as const;
+
+type Spec = typeof CONFIG_SPEC;
+export type Config = { readonly [K in keyof Spec]: Spec[K] extends VarSpec<infer T> ? T : never };
+
+export class ConfigError extends Error {
+  readonly code = "AUD_ERR_CONFIG";
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/** Reads and validates every variable; throws ConfigError listing all problems at once. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(CONFIG_SPEC) as [string, VarSpec<unknown>][]) {
+    const raw = env[s.env];
+    const result = s.schema.safeParse(raw === "" && s.defaultText !== "" ? undefined : raw);
+    if (result.success) out[key] = result.data;
+    else problems.push(`${s.env} ${result.error.issues.map((i) => i.message).join("; ")}, got '${raw}'`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as Config;
+}

@@ -1,0 +1,38 @@
+// The route table: which path and method run which handler. Shared by both HTTP servers.
+import type { ProfileStore } from "../profiles/profile-store.ts";
+import { type HttpAnswer, type HttpRequestData, jsonAnswer, type Route } from "./http-types.ts";
+import type { HttpBackendInfo } from "./uws-server.ts";
+
+export interface RouteDeps {
+  readonly lookup: (req: HttpRequestData) => Promise<HttpAnswer>;
+  readonly store: ProfileStore;
+  readonly backend: HttpBackendInfo;
+  readonly startedAtMs: number;
+}
+
+export function buildRoutes(deps: RouteDeps): Route[] {
+  return [
+    { method: "POST", path: "/v1/lookup", readsBody: true, handler: deps.lookup },
+    {
+      method: "GET",
+      path: "/healthz",
+      readsBody: false,
+      handler: () =>
+        jsonAnswer(200, {
+          status: "ok",
+          http: deps.backend,
+          store: deps.store.kind,
+          uptimeS: Math.round((Date.now() - deps.startedAtMs) / 1000),
+        }),
+    },
+    {
+      method: "GET",
+      path: "/readyz",
+      readsBody: false,
+      handler: async () => {
+        const ready = await deps.store.ping();
+        return jsonAnswer(ready ? 200 : 503, { ready, store: deps.store.kind });
+      },
+    },
+  ];
+}

@@ -1,0 +1,159 @@
+// POST /v1/lookup — the hot path, top to bottom: parse, privacy gate, resolve IDs, fetch profiles, merge,
+// apply caps, respond. Transport-neutral: the uWebSockets.js and node:http servers both call it.
+import { Packr } from "msgpackr";
+import { ApiError, badField } from "../errors.ts";
+import {
+  type HttpAnswer,
+  type HttpRequestData,
+  JSON_TYPE,
+  MSGPACK_TYPE,
+  queryParam,
+} from "../http/http-types.ts";
+import { normaliseType, typeOfKey } from "../identity/typed-id.ts";
+import { isObject, type Json } from "../json-fields.ts";
+import { readBidRequest } from "../openrtb/read-bid-request.ts";
+import type { ProfileCache } from "../profiles/profile-cache.ts";
+import type { Profile } from "../profiles/profile-codec.ts";
+import type { LookupSubject } from "./lookup-subject.ts";
+import { readCompact } from "./read-compact.ts";
+
+export interface LookupOptions {
+  readonly cache: ProfileCache;
+  /** Namespace for user.id when the request names no exchange ("" = ignore user.id then). */
+  readonly defaultExchange: string;
+  readonly idsPerRequestLimit: number;
+  readonly batchLimit: number;
+  /** Clock in epoch milliseconds. */
+  readonly now: () => number;
+}
+
+/** The answer for one user. Field order here is the order in the JSON. */
+export interface LookupAnswer {
+  id: string | null;
+  segments: string[];
+  capped: string[];
+  degraded: boolean;
+  matched: string[];
+  withheld: string[];
+}
+
+const msgpack = new Packr({ useRecords: false });
+
+export function createLookupHandler(opts: LookupOptions): (req: HttpRequestData) => Promise<HttpAnswer> {
+  const { cache, now } = opts;
+
+  return async function lookup(req: HttpRequestData): Promise<HttpAnswer> {
+    // 1. Parse: the body must be a JSON object; the form is chosen by its top-level keys.
+    const body = parseJsonObject(req.body);
+    const exchange = exchangeOf(req, opts.defaultExchange);
+    const batch = body.batch;
+    const subjects: LookupSubject[] =
+      batch !== undefined
+        ? readBatch(batch, opts)
+        : body.ids !== undefined
+          ? [readCompact(body, "", opts.idsPerRequestLimit)]
+          : // 2. Privacy gate: device signals (lmt) are applied while reading, so a withheld IFA is never
+            //    resolved. 3. Resolve IDs: every ID becomes a typed key.
+            [readBidRequest(body, exchange, opts.idsPerRequestLimit)];
+
+    // 4. Fetch profiles: all keys of the call, from cache or in one store round trip.
+    const keys = distinctKeys(subjects);
+    const found = await cache.getMany(keys);
+    const byKey = new Map<string, Profile | null>();
+    for (let i = 0; i < keys.length; i++) byKey.set(keys[i] as string, found.profiles[i] ?? null);
+
+    // 5. Merge each subject's profiles; memberships that expired since caching are dropped here.
+    // 6. Caps: no capping rules are evaluated yet, so `capped` is empty.
+    const nowSec = Math.floor(now() / 1000);
+    const answers = subjects.map((s) => merge(s, byKey, nowSec, found.degraded));
+
+    // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
+    const payload = batch !== undefined ? { results: answers, degraded: found.degraded } : answers[0];
+    if (req.accept.includes(MSGPACK_TYPE))
+      return { status: 200, contentType: MSGPACK_TYPE, body: msgpack.pack(payload) };
+    return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
+  };
+}
+
+function parseJsonObject(bytes: Buffer): Json {
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString("utf8"));
+  } catch (err) {
+    throw new ApiError("AUD_ERR_BAD_JSON", `body is not valid JSON: ${(err as Error).message}`, "");
+  }
+  if (!isObject(v)) throw badField("body", "a JSON object");
+  return v;
+}
+
+/** The exchange that namespaces user.id: x-exchange header, else ?exchange=, else the configured default. */
+function exchangeOf(req: HttpRequestData, dflt: string): string {
+  const named = req.exchange !== "" ? req.exchange : queryParam(req.query, "exchange");
+  if (named === "") return dflt;
+  const ex = named.toLowerCase();
+  if (normaliseType(`xu:${ex}`) === null) {
+    throw badField(
+      req.exchange !== "" ? "x-exchange" : "exchange",
+      "an exchange name of letters, digits, '.', '_' or '-'",
+    );
+  }
+  return ex;
+}
+
+function readBatch(batch: unknown, opts: LookupOptions): LookupSubject[] {
+  if (!Array.isArray(batch)) throw badField("batch", "an array of {id, ids} objects");
+  if (batch.length > opts.batchLimit) {
+    throw new ApiError(
+      "AUD_ERR_TOO_MANY",
+      `batch has ${batch.length} entries; at most ${opts.batchLimit}`,
+      "batch",
+    );
+  }
+  const out = new Array<LookupSubject>(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const entry = batch[i];
+    if (!isObject(entry)) throw badField(`batch[${i}]`, "an object {id, ids}");
+    out[i] = readCompact(entry, `batch[${i}].`, opts.idsPerRequestLimit);
+  }
+  return out;
+}
+
+function distinctKeys(subjects: readonly LookupSubject[]): string[] {
+  if (subjects.length === 1) return (subjects[0] as LookupSubject).keys;
+  const set = new Set<string>();
+  for (const s of subjects) for (const k of s.keys) set.add(k);
+  return [...set];
+}
+
+function merge(
+  subject: LookupSubject,
+  byKey: ReadonlyMap<string, Profile | null>,
+  nowSec: number,
+  degraded: boolean,
+): LookupAnswer {
+  const segments = new Set<string>();
+  const matched: string[] = [];
+  for (const key of subject.keys) {
+    const p = byKey.get(key);
+    if (p == null) continue;
+    let live = false;
+    for (const m of p.memberships) {
+      if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
+      segments.add(m.segment);
+      live = true;
+    }
+    // The answer names which kinds of ID matched, never the IDs themselves.
+    if (live) {
+      const type = typeOfKey(key);
+      if (!matched.includes(type)) matched.push(type);
+    }
+  }
+  return {
+    id: subject.requestId,
+    segments: [...segments].sort(),
+    capped: [],
+    degraded,
+    matched,
+    withheld: subject.withheld,
+  };
+}

@@ -1,0 +1,65 @@
+// Composition root: config -> service -> HTTP server -> signals.
+import { ConfigError, loadConfig } from "./config.ts";
+import { startNodeServer } from "./http/node-server.ts";
+import { detectUwsBackend, startUwsServer } from "./http/uws-server.ts";
+import { createLogger } from "./logger.ts";
+import { createService } from "./service.ts";
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const backend = detectUwsBackend();
+  if (!backend.native) {
+    log.warn(
+      { http: backend },
+      "!!! uWebSockets.js native addon NOT loaded: running the slow JS fallback server !!!",
+    );
+  }
+  const service = await createService(config, log, { backend });
+  const start = config.httpServer === "node" ? startNodeServer : startUwsServer;
+  const server = await start({
+    host: config.host,
+    port: config.port,
+    bodyLimitBytes: config.bodyLimitBytes,
+    routes: service.routes,
+    onInternalError: (err, path) => log.error({ err, path }, "request failed"),
+  });
+  log.info(
+    {
+      port: server.port,
+      host: config.host,
+      http: config.httpServer === "node" ? "node:http" : backend.detail,
+      store: service.store.kind,
+      bodyLimitBytes: config.bodyLimitBytes,
+      cacheTtlMs: config.cacheTtlMs,
+      cacheNegativeTtlMs: config.cacheNegativeTtlMs,
+      cacheMaxEntries: config.cacheMaxEntries,
+    },
+    "audience lookup service listening",
+  );
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    server.close();
+    service.close().finally(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err) => {
+  process.stderr.write(`audience lookup service failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

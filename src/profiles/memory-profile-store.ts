@@ -1,0 +1,64 @@
+// In-process store: the embedded default (no Redis needed) and the store for pure-logic tests.
+// Keeps the encoded bytes, like Redis, so both go through the same codec.
+import {
+  applyOps,
+  decodeProfile,
+  encodeProfile,
+  keyExpiry,
+  type MembershipOp,
+  type Profile,
+} from "./profile-codec.ts";
+import { groupByKey, type ProfileStore } from "./profile-store.ts";
+
+interface Stored {
+  readonly bytes: Buffer;
+  /** Epoch seconds after which the whole entry is gone; 0 = never (as a Redis key TTL). */
+  readonly expiresAt: number;
+}
+
+export class MemoryProfileStore implements ProfileStore {
+  readonly kind = "memory";
+  readonly #data = new Map<string, Stored>();
+
+  async readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]> {
+    const out = new Array<Profile | null>(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const s = this.#live(keys[i] as string, nowSec);
+      out[i] = s === undefined ? null : decodeProfile(s.bytes, nowSec);
+    }
+    return out;
+  }
+
+  async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<void> {
+    for (const [key, keyOps] of groupByKey(ops)) {
+      const s = this.#live(key, nowSec);
+      const current = s === undefined ? [] : decodeProfile(s.bytes, nowSec).memberships;
+      const next = applyOps(current, keyOps, nowSec);
+      if (next.length === 0) this.#data.delete(key);
+      else this.#data.set(key, { bytes: encodeProfile(next), expiresAt: keyExpiry(next) });
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.#data.clear();
+  }
+
+  /** Number of stored keys (for the start-up log and tests). */
+  get size(): number {
+    return this.#data.size;
+  }
+
+  #live(key: string, nowSec: number): Stored | undefined {
+    const s = this.#data.get(key);
+    if (s === undefined) return undefined;
+    if (s.expiresAt !== 0 && s.expiresAt <= nowSec) {
+      this.#data.delete(key);
+      return undefined;
+    }
+    return s;
+  }
+}

@@ -1,0 +1,166 @@
+// Read-through LRU in front of the store: hits never leave the process, all misses of one call go to the
+// store in one round trip, concurrent misses for a key share one fetch, and absent IDs are remembered briefly.
+import { LRUCache } from "lru-cache";
+import type { Profile } from "./profile-codec.ts";
+import type { ProfileStore } from "./profile-store.ts";
+
+export interface ProfileCacheOptions {
+  /** Most entries (profiles plus known-absent markers). */
+  readonly maxEntries: number;
+  /** Upper bound on estimated bytes held. */
+  readonly maxBytes: number;
+  /** How long a profile read from the store is served from cache. 0 disables caching entirely. */
+  readonly ttlMs: number;
+  /** How long an ID the store does not have is remembered as absent. */
+  readonly negativeTtlMs: number;
+  /** Clock in epoch milliseconds (injectable for tests). */
+  readonly now?: () => number;
+}
+
+/** What one call found: the profiles in the order asked, and whether the store failed for any of them. */
+export interface ProfileBatch {
+  readonly profiles: (Profile | null)[];
+  /** True when some profiles could not be read (store error or timeout); those are null. */
+  degraded: boolean;
+  hits: number;
+  misses: number;
+}
+
+/** Remembers "the store has nothing for this ID" without a null (lru-cache stores no nullish values). */
+const ABSENT: Profile = Object.freeze({ memberships: Object.freeze([]) });
+/** Marks a shared fetch that failed, so that waiters degrade instead of seeing a rejection. */
+const FAILED: Profile = Object.freeze({ memberships: Object.freeze([]) });
+
+/** Rough heap cost of a cached profile: key and strings as UTF-16, plus object overheads. */
+function estimateBytes(key: string, p: Profile): number {
+  let bytes = 96 + key.length * 2;
+  for (const m of p.memberships) bytes += 72 + (m.segment.length + m.source.length) * 2;
+  return bytes;
+}
+
+export class ProfileCache {
+  readonly #store: ProfileStore;
+  readonly #lru: LRUCache<string, Profile> | null;
+  readonly #inflight = new Map<string, Promise<Profile | null>>();
+  readonly #ttlMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #now: () => number;
+
+  constructor(store: ProfileStore, opts: ProfileCacheOptions) {
+    this.#store = store;
+    this.#ttlMs = opts.ttlMs;
+    this.#negativeTtlMs = opts.negativeTtlMs;
+    this.#now = opts.now ?? Date.now;
+    this.#lru =
+      opts.ttlMs === 0
+        ? null
+        : new LRUCache<string, Profile>({
+            max: opts.maxEntries,
+            maxSize: opts.maxBytes,
+            sizeCalculation: (value, key) =>
+              value === ABSENT ? 64 + key.length * 2 : estimateBytes(key, value),
+            ttl: opts.ttlMs,
+            // Expired entries are found and dropped on access; no timers per entry.
+            ttlAutopurge: false,
+            updateAgeOnGet: false,
+            perf: { now: this.#now },
+          });
+  }
+
+  /** Entries held now (for metrics and tests). */
+  get size(): number {
+    return this.#lru?.size ?? 0;
+  }
+
+  /** Bytes held by the estimate lru-cache uses for its bound. */
+  get bytes(): number {
+    return this.#lru?.calculatedSize ?? 0;
+  }
+
+  /** Forgets cached entries for these keys (after a write this process made). */
+  invalidate(keys: Iterable<string>): void {
+    if (this.#lru === null) return;
+    for (const k of keys) this.#lru.delete(k);
+  }
+
+  clear(): void {
+    this.#lru?.clear();
+  }
+
+  /** Profiles for `keys` (which must be distinct), from cache where possible and one store call for the rest. */
+  async getMany(keys: readonly string[]): Promise<ProfileBatch> {
+    const n = keys.length;
+    const batch: ProfileBatch = {
+      profiles: new Array<Profile | null>(n).fill(null),
+      degraded: false,
+      hits: 0,
+      misses: 0,
+    };
+    let missKeys: string[] | null = null;
+    let missIdx: number[] | null = null;
+    let waits: Promise<void>[] | null = null;
+    for (let i = 0; i < n; i++) {
+      const key = keys[i] as string;
+      const hit = this.#lru?.get(key);
+      if (hit !== undefined) {
+        batch.hits++;
+        batch.profiles[i] = hit === ABSENT ? null : hit;
+        continue;
+      }
+      batch.misses++;
+      const pending = this.#inflight.get(key);
+      if (pending !== undefined) {
+        if (waits === null) waits = [];
+        waits.push(pending.then((p) => this.#settle(batch, i, p)));
+        continue;
+      }
+      if (missKeys === null || missIdx === null) {
+        missKeys = [];
+        missIdx = [];
+      }
+      missKeys.push(key);
+      missIdx.push(i);
+    }
+    if (missKeys !== null && missIdx !== null) await this.#fetch(batch, missKeys, missIdx);
+    if (waits !== null) await Promise.all(waits);
+    return batch;
+  }
+
+  #settle(batch: ProfileBatch, i: number, p: Profile | null): void {
+    if (p === FAILED) batch.degraded = true;
+    else batch.profiles[i] = p;
+  }
+
+  async #fetch(batch: ProfileBatch, keys: string[], idx: number[]): Promise<void> {
+    const fetched = this.#store.readProfiles(keys, Math.floor(this.#now() / 1000));
+    for (let j = 0; j < keys.length; j++) {
+      // Never rejects: concurrent callers waiting on this key see FAILED and degrade.
+      this.#inflight.set(
+        keys[j] as string,
+        fetched.then(
+          (arr) => arr[j] ?? null,
+          () => FAILED,
+        ),
+      );
+    }
+    try {
+      const profiles = await fetched;
+      for (let j = 0; j < keys.length; j++) {
+        const key = keys[j] as string;
+        const p = profiles[j] ?? null;
+        batch.profiles[idx[j] as number] = p;
+        if (this.#lru !== null) {
+          if (p === null) {
+            if (this.#negativeTtlMs > 0) this.#lru.set(key, ABSENT, { ttl: this.#negativeTtlMs });
+          } else {
+            this.#lru.set(key, p, { ttl: this.#ttlMs });
+          }
+        }
+      }
+    } catch {
+      batch.degraded = true;
+    } finally {
+      for (const key of keys) this.#inflight.delete(key);
+    }
+  }
+}

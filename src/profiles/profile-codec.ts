@@ -1,0 +1,108 @@
+// The stored profile format, fixed here and versioned. Any process (or the Redis Lua script) can read it:
+// plain msgpack arrays, no msgpackr record extensions, no per-process structures.
+import { Packr } from "msgpackr";
+
+/** One segment membership. `expiresAt` is epoch seconds; 0 means it does not expire. */
+export interface Membership {
+  readonly segment: string;
+  readonly expiresAt: number;
+  readonly source: string;
+}
+
+export interface Profile {
+  readonly memberships: readonly Membership[];
+}
+
+/**
+ * Version 1 on the wire: `[1, [[segment, expiresAt, source], ...]]`.
+ * A reader meeting a higher version refuses it (CodecError) rather than guessing.
+ */
+export const PROFILE_FORMAT_VERSION = 1;
+
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+
+export class CodecError extends Error {
+  readonly code = "AUD_ERR_CODEC";
+}
+
+export function encodeProfile(memberships: readonly Membership[]): Buffer {
+  const rows = new Array<[string, number, string]>(memberships.length);
+  for (let i = 0; i < memberships.length; i++) {
+    const m = memberships[i] as Membership;
+    rows[i] = [m.segment, m.expiresAt, m.source];
+  }
+  return packr.pack([PROFILE_FORMAT_VERSION, rows]);
+}
+
+/** Decodes a stored profile, dropping memberships expired at `nowSec`. */
+export function decodeProfile(buf: Uint8Array, nowSec: number): Profile {
+  let v: unknown;
+  try {
+    v = packr.unpack(buf);
+  } catch (err) {
+    throw new CodecError(`profile is not msgpack: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(v) || v[0] !== PROFILE_FORMAT_VERSION || !Array.isArray(v[1])) {
+    throw new CodecError(`unsupported profile format (version ${Array.isArray(v) ? String(v[0]) : "?"})`);
+  }
+  const rows = v[1] as unknown[];
+  const memberships: Membership[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (!Array.isArray(r) || typeof r[0] !== "string" || typeof r[1] !== "number") {
+      throw new CodecError(`profile row ${i} is malformed`);
+    }
+    const expiresAt = r[1];
+    if (expiresAt !== 0 && expiresAt <= nowSec) continue;
+    memberships.push({ segment: r[0], expiresAt, source: typeof r[2] === "string" ? r[2] : "" });
+  }
+  return { memberships };
+}
+
+/** A change to one ID's memberships, as the ingest path produces it. */
+export interface MembershipOp {
+  /** Typed ID key, e.g. "ifa:6d9…". */
+  readonly key: string;
+  readonly op: "add" | "remove";
+  readonly segment: string;
+  /** Epoch seconds; 0 = never. An add whose expiry has passed acts as a remove. */
+  readonly expiresAt: number;
+  readonly source: string;
+}
+
+/**
+ * Applies ops to a membership list: live memberships kept, an add replaces the same segment, a remove drops it.
+ * The Redis store runs the same rules in Lua (redis-profile-store.ts); the contract tests hold them equal.
+ */
+export function applyOps(
+  current: readonly Membership[],
+  ops: readonly MembershipOp[],
+  nowSec: number,
+): Membership[] {
+  const bySegment = new Map<string, Membership>();
+  for (const m of current) if (m.expiresAt === 0 || m.expiresAt > nowSec) bySegment.set(m.segment, m);
+  for (const o of ops) {
+    const live = o.expiresAt === 0 || o.expiresAt > nowSec;
+    if (o.op === "add" && live) {
+      bySegment.set(o.segment, { segment: o.segment, expiresAt: o.expiresAt, source: o.source });
+    } else {
+      bySegment.delete(o.segment);
+    }
+  }
+  return [...bySegment.values()];
+}
+
+/** The op list the Redis Lua merge reads: `[[op (1 add, 0 remove), segment, expiresAt, source], ...]`. */
+export function encodeOps(ops: readonly MembershipOp[]): Buffer {
+  return packr.pack(ops.map((o) => [o.op === "add" ? 1 : 0, o.segment, o.expiresAt, o.source]));
+}
+
+/** When the key holding these memberships may be dropped: the latest expiry, or 0 when one never expires. */
+export function keyExpiry(memberships: readonly Membership[]): number {
+  let latest = 0;
+  for (const m of memberships) {
+    if (m.expiresAt === 0) return 0;
+    if (m.expiresAt > latest) latest = m.expiresAt;
+  }
+  return latest;
+}

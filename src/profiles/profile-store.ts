@@ -1,0 +1,29 @@
+// The interface every profile store implements (in-memory and Redis); one contract suite tests them all.
+import type { MembershipOp, Profile } from "./profile-codec.ts";
+
+export interface ProfileStore {
+  /** "memory" or "redis": shown in /healthz and the start-up log. */
+  readonly kind: string;
+  /**
+   * Reads the profiles of many typed IDs in one round trip, in the order asked.
+   * null where the ID has no profile. Memberships expired at `nowSec` are left out.
+   * Rejects when the store cannot answer (the caller degrades).
+   */
+  readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]>;
+  /** Applies membership changes; each key's changes are applied atomically. */
+  applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<void>;
+  /** Resolves true when the store answers. Never rejects. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Groups ops by key, keeping their order, so each key is changed in one step. */
+export function groupByKey(ops: readonly MembershipOp[]): Map<string, MembershipOp[]> {
+  const byKey = new Map<string, MembershipOp[]>();
+  for (const op of ops) {
+    const list = byKey.get(op.key);
+    if (list) list.push(op);
+    else byKey.set(op.key, [op]);
+  }
+  return byKey;
+}
