@@ -48,7 +48,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     batchLimit: config.batchLimit,
     now,
   });
-  const routes = buildRoutes({ lookup, store, backend: opts.backend, startedAtMs: now() });
+  const routes = buildRoutes({ lookup, store, cache, backend: opts.backend, startedAtMs: now() });
   return {
     routes,
     store,

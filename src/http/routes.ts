@@ -1,4 +1,5 @@
 // The route table: which path and method run which handler. Shared by both HTTP servers.
+import type { ProfileCache } from "../profiles/profile-cache.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import { type HttpAnswer, type HttpRequestData, jsonAnswer, type Route } from "./http-types.ts";
 import type { HttpBackendInfo } from "./uws-server.ts";
@@ -6,6 +7,7 @@ import type { HttpBackendInfo } from "./uws-server.ts";
 export interface RouteDeps {
   readonly lookup: (req: HttpRequestData) => Promise<HttpAnswer>;
   readonly store: ProfileStore;
+  readonly cache: ProfileCache;
   readonly backend: HttpBackendInfo;
   readonly startedAtMs: number;
 }
@@ -22,6 +24,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
           status: "ok",
           http: deps.backend,
           store: deps.store.kind,
+          cache: { entries: deps.cache.size, bytes: deps.cache.bytes, ...deps.cache.stats },
           uptimeS: Math.round((Date.now() - deps.startedAtMs) / 1000),
         }),
     },

@@ -5,6 +5,7 @@ import {
   decodeProfile,
   encodeProfile,
   keyExpiry,
+  liveOrNull,
   type MembershipOp,
   type Profile,
 } from "./profile-codec.ts";
@@ -24,7 +25,7 @@ export class MemoryProfileStore implements ProfileStore {
     const out = new Array<Profile | null>(keys.length);
     for (let i = 0; i < keys.length; i++) {
       const s = this.#live(keys[i] as string, nowSec);
-      out[i] = s === undefined ? null : decodeProfile(s.bytes, nowSec);
+      out[i] = s === undefined ? null : liveOrNull(decodeProfile(s.bytes, nowSec));
     }
     return out;
   }

@@ -45,6 +45,8 @@ export class ProfileCache {
   readonly #ttlMs: number;
   readonly #negativeTtlMs: number;
   readonly #now: () => number;
+  /** Lifetime counters, for /healthz and the benchmark's hit ratio. */
+  readonly stats = { hits: 0, misses: 0, storeErrors: 0 };
 
   constructor(store: ProfileStore, opts: ProfileCacheOptions) {
     this.#store = store;
@@ -121,6 +123,8 @@ export class ProfileCache {
       missKeys.push(key);
       missIdx.push(i);
     }
+    this.stats.hits += batch.hits;
+    this.stats.misses += batch.misses;
     if (missKeys !== null && missIdx !== null) await this.#fetch(batch, missKeys, missIdx);
     if (waits !== null) await Promise.all(waits);
     return batch;
@@ -158,6 +162,7 @@ export class ProfileCache {
         }
       }
     } catch {
+      this.stats.storeErrors++;
       batch.degraded = true;
     } finally {
       for (const key of keys) this.#inflight.delete(key);

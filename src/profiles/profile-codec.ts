@@ -59,6 +59,11 @@ export function decodeProfile(buf: Uint8Array, nowSec: number): Profile {
   return { memberships };
 }
 
+/** A profile whose memberships have all expired reads as no profile at all, in every store. */
+export function liveOrNull(p: Profile): Profile | null {
+  return p.memberships.length === 0 ? null : p;
+}
+
 /** A change to one ID's memberships, as the ingest path produces it. */
 export interface MembershipOp {
   /** Typed ID key, e.g. "ifa:6d9…". */

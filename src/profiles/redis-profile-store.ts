@@ -1,6 +1,6 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
 import { Redis, type Result } from "ioredis";
-import { decodeProfile, encodeOps, type MembershipOp, type Profile } from "./profile-codec.ts";
+import { decodeProfile, encodeOps, liveOrNull, type MembershipOp, type Profile } from "./profile-codec.ts";
 import { groupByKey, type ProfileStore } from "./profile-store.ts";
 
 declare module "ioredis" {
@@ -100,7 +100,7 @@ export class RedisProfileStore implements ProfileStore {
     const out = new Array<Profile | null>(values.length);
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
-      out[i] = v == null ? null : decodeProfile(v, nowSec);
+      out[i] = v == null ? null : liveOrNull(decodeProfile(v, nowSec));
     }
     return out;
   }

@@ -1,0 +1,118 @@
+// Starts a throw-away redis-server on a free port with its own temp directory; never touches any other Redis.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** Stops the server (SIGKILL when `crash`), keeping the directory for a restart on the same port. */
+  stop(crash?: boolean): Promise<void>;
+  /** Starts it again on the same port (after stop). */
+  restart(): Promise<void>;
+  /** Stops it and removes its directory. */
+  close(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPing(port: number, child: ChildProcess, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+    const client = new Redis({
+      port,
+      host: "127.0.0.1",
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      if ((await client.ping()) === "PONG") {
+        client.disconnect();
+        return;
+      }
+    } catch {
+      // not up yet
+    }
+    client.disconnect();
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`redis-server on port ${port} did not answer within ${deadlineMs} ms`);
+}
+
+/** Extra redis-server arguments can set e.g. maxmemory; persistence is off. */
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), "audience-redis-"));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+
+  const launch = async (): Promise<void> => {
+    const args = [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--daemonize",
+      "no",
+      "--logfile",
+      join(dir, "redis.log"),
+      ...extraArgs,
+    ];
+    const proc = spawn("redis-server", args, { stdio: "ignore" });
+    child = proc;
+    await new Promise<void>((resolve, reject) => {
+      proc.once("error", (err) =>
+        reject(
+          new Error(`cannot start redis-server (is the redis-server package installed?): ${err.message}`),
+        ),
+      );
+      proc.once("spawn", () => resolve());
+    });
+    await waitForPing(port, proc, 10_000);
+  };
+
+  const stop = async (crash = false): Promise<void> => {
+    const proc = child;
+    if (proc === null || proc.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      proc.once("exit", () => resolve());
+      proc.kill(crash ? "SIGKILL" : "SIGTERM");
+    });
+    child = null;
+  };
+
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop,
+    restart: launch,
+    close: async () => {
+      await stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
