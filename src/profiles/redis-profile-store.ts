@@ -94,6 +94,7 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   async readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]> {
+    if (keys.length === 0) return []; // MGET with no keys is an error
     const redisKeys = new Array<string>(keys.length);
     for (let i = 0; i < keys.length; i++) redisKeys[i] = profileKey(keys[i] as string);
     const values = await this.redis.mgetBuffer(redisKeys);

@@ -1,0 +1,126 @@
+// One suite, run against every ProfileStore implementation: what any store must do the same way.
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import type { MembershipOp } from "../../src/profiles/profile-codec.ts";
+import type { ProfileStore } from "../../src/profiles/profile-store.ts";
+
+export interface StoreHarness {
+  /** A store with no data (called before each test). */
+  fresh(): Promise<ProfileStore>;
+  teardown(): Promise<void>;
+}
+
+const add = (key: string, segment: string, expiresAt = 0, source = ""): MembershipOp => ({
+  key,
+  op: "add",
+  segment,
+  expiresAt,
+  source,
+});
+const remove = (key: string, segment: string): MembershipOp => ({
+  key,
+  op: "remove",
+  segment,
+  expiresAt: 0,
+  source: "",
+});
+
+const segmentsOf = (p: { memberships: readonly { segment: string }[] } | null): string[] | null =>
+  p === null ? null : p.memberships.map((m) => m.segment).sort();
+
+export function describeProfileStoreContract(name: string, harness: StoreHarness): void {
+  describe(`ProfileStore contract: ${name}`, () => {
+    let store: ProfileStore;
+    // Real time: a Redis key's TTL follows the server clock, so memberships expire relative to it.
+    const now = () => Math.floor(Date.now() / 1000);
+
+    beforeEach(async () => {
+      store = await harness.fresh();
+    });
+    afterAll(() => harness.teardown());
+
+    it("reads null for unknown IDs, in the order asked", async () => {
+      expect(await store.readProfiles(["bu:nobody", "ifa:none"], now())).toEqual([null, null]);
+      expect(await store.readProfiles([], now())).toEqual([]);
+    });
+
+    it("returns what was written: segment, expiry and source, for many keys in one read", async () => {
+      const t = now();
+      await store.applyMemberships(
+        [
+          add("bu:a", "1001", t + 3600, "crm"),
+          add("bu:a", "1002"),
+          add("eid:uidapi.com:X/y+z=", "2001", 0, "uid2"),
+        ],
+        t,
+      );
+      const [a, missing, e] = await store.readProfiles(["bu:a", "bu:none", "eid:uidapi.com:X/y+z="], t);
+      expect(missing).toBeNull();
+      expect(a?.memberships).toEqual(
+        expect.arrayContaining([
+          { segment: "1001", expiresAt: t + 3600, source: "crm" },
+          { segment: "1002", expiresAt: 0, source: "" },
+        ]),
+      );
+      expect(a?.memberships).toHaveLength(2);
+      expect(e?.memberships).toEqual([{ segment: "2001", expiresAt: 0, source: "uid2" }]);
+    });
+
+    it("merges later writes with earlier ones and replaces a segment's expiry", async () => {
+      const t = now();
+      await store.applyMemberships([add("ifa:1", "1001", t + 100)], t);
+      await store.applyMemberships([add("ifa:1", "1002"), add("ifa:1", "1001", t + 5000)], t);
+      const [p] = await store.readProfiles(["ifa:1"], t);
+      expect(segmentsOf(p ?? null)).toEqual(["1001", "1002"]);
+      expect(p?.memberships.find((m) => m.segment === "1001")?.expiresAt).toBe(t + 5000);
+    });
+
+    it("removes a membership, and the whole profile with its last one", async () => {
+      const t = now();
+      await store.applyMemberships([add("bu:r", "1"), add("bu:r", "2")], t);
+      await store.applyMemberships([remove("bu:r", "1")], t);
+      expect(segmentsOf((await store.readProfiles(["bu:r"], t))[0] ?? null)).toEqual(["2"]);
+      await store.applyMemberships([remove("bu:r", "2"), remove("bu:r", "never-there")], t);
+      expect(await store.readProfiles(["bu:r"], t)).toEqual([null]);
+    });
+
+    it("applies a key's ops in order within one batch", async () => {
+      const t = now();
+      await store.applyMemberships(
+        [add("bu:o", "1"), remove("bu:o", "1"), add("bu:o", "1", t + 60), add("bu:o", "2")],
+        t,
+      );
+      const [p] = await store.readProfiles(["bu:o"], t);
+      expect(segmentsOf(p ?? null)).toEqual(["1", "2"]);
+      expect(p?.memberships.find((m) => m.segment === "1")?.expiresAt).toBe(t + 60);
+    });
+
+    it("never returns an expired membership, and drops a profile whose memberships all expired", async () => {
+      const t = now();
+      await store.applyMemberships(
+        [add("bu:x", "short", t + 10), add("bu:x", "long", t + 1000), add("bu:y", "s", t + 10)],
+        t,
+      );
+      const [x, y] = await store.readProfiles(["bu:x", "bu:y"], t + 10);
+      expect(segmentsOf(x ?? null)).toEqual(["long"]);
+      expect(y).toBeNull();
+    });
+
+    it("treats an add whose expiry has passed as a remove", async () => {
+      const t = now();
+      await store.applyMemberships([add("bu:p", "1"), add("bu:p", "2")], t);
+      await store.applyMemberships([add("bu:p", "1", t - 1)], t);
+      expect(segmentsOf((await store.readProfiles(["bu:p"], t))[0] ?? null)).toEqual(["2"]);
+    });
+
+    it("keeps keys apart however similar they look", async () => {
+      const t = now();
+      await store.applyMemberships([add("xu:ex1:u", "1"), add("xu:ex2:u", "2"), add("eid:ex1:u", "3")], t);
+      const got = await store.readProfiles(["xu:ex1:u", "xu:ex2:u", "eid:ex1:u"], t);
+      expect(got.map((p) => segmentsOf(p))).toEqual([["1"], ["2"], ["3"]]);
+    });
+
+    it("answers ping", async () => {
+      expect(await store.ping()).toBe(true);
+    });
+  });
+}

@@ -1,0 +1,57 @@
+// Starts the real service (config -> service -> HTTP server on a free port) inside the test process.
+import { loadConfig } from "../../src/config.ts";
+import { startNodeServer } from "../../src/http/node-server.ts";
+import { detectUwsBackend, type RunningServer, startUwsServer } from "../../src/http/uws-server.ts";
+import { createLogger } from "../../src/logger.ts";
+import { createService, type Service } from "../../src/service.ts";
+
+export interface TestService {
+  readonly base: string;
+  readonly service: Service;
+  readonly server: RunningServer;
+  stop(): Promise<void>;
+}
+
+export type HttpEngine = "uws" | "node";
+
+/** `env` is read like the process environment; PORT defaults to 0 (a free port), logs are silent. */
+export async function startService(
+  env: Record<string, string> = {},
+  engine: HttpEngine = "uws",
+): Promise<TestService> {
+  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent", ...env });
+  const log = createLogger(config.logLevel);
+  const service = await createService(config, log, { backend: detectUwsBackend() });
+  const start = engine === "node" ? startNodeServer : startUwsServer;
+  const server = await start({
+    host: config.host,
+    port: config.port,
+    bodyLimitBytes: config.bodyLimitBytes,
+    routes: service.routes,
+    onInternalError: () => {},
+  });
+  return {
+    base: `http://127.0.0.1:${server.port}`,
+    service,
+    server,
+    stop: async () => {
+      server.close();
+      await service.close();
+    },
+  };
+}
+
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  // biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field in the tests
+): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text === "" ? null : JSON.parse(text), headers: res.headers };
+}

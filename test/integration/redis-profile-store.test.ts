@@ -1,0 +1,119 @@
+// The store contract against a real redis-server started here, plus what only Redis does (TTLs, Lua, timeouts).
+import { Redis } from "ioredis";
+import { Packr } from "msgpackr";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeProfile } from "../../src/profiles/profile-codec.ts";
+import { profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
+import { describeProfileStoreContract } from "../contract/profile-store-contract.ts";
+import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
+
+let server: RedisServer;
+const stores: RedisProfileStore[] = [];
+
+async function openStore(url: string, commandTimeoutMs = 1_000): Promise<RedisProfileStore> {
+  const store = new RedisProfileStore({ url, commandTimeoutMs, connectTimeoutMs: 1_000 });
+  await store.connect();
+  stores.push(store);
+  return store;
+}
+
+beforeAll(async () => {
+  server = await startRedis();
+});
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  await server.close();
+});
+
+describeProfileStoreContract("redis", {
+  fresh: async () => {
+    const store = await openStore(server.url);
+    await store.redis.flushdb();
+    return store;
+  },
+  teardown: async () => {},
+});
+
+describe("RedisProfileStore specifics", () => {
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it("stores under p:{<typed id>} with a TTL at the last membership's expiry, none when one never expires", async () => {
+    const store = await openStore(server.url);
+    const t = now();
+    await store.applyMemberships(
+      [
+        { key: "bu:ttl", op: "add", segment: "1", expiresAt: t + 100, source: "" },
+        { key: "bu:ttl", op: "add", segment: "2", expiresAt: t + 500, source: "" },
+        { key: "bu:forever", op: "add", segment: "1", expiresAt: 0, source: "" },
+      ],
+      t,
+    );
+    const ttl = await store.redis.ttl(profileKey("bu:ttl"));
+    expect(ttl).toBeGreaterThan(400);
+    expect(ttl).toBeLessThanOrEqual(500);
+    expect(await store.redis.ttl(profileKey("bu:forever"))).toBe(-1);
+    expect(profileKey("bu:ttl")).toBe("p:{bu:ttl}");
+  });
+
+  it("the Lua merge reads what the TypeScript codec wrote, and writes what it reads", async () => {
+    const store = await openStore(server.url);
+    const t = now();
+    await store.redis.set(
+      profileKey("bu:codec"),
+      encodeProfile([{ segment: "a", expiresAt: t + 1000, source: "s" }]),
+    );
+    await store.applyMemberships([{ key: "bu:codec", op: "add", segment: "b", expiresAt: 0, source: "" }], t);
+    const [p] = await store.readProfiles(["bu:codec"], t);
+    expect(p?.memberships).toEqual([
+      { segment: "a", expiresAt: t + 1000, source: "s" },
+      { segment: "b", expiresAt: 0, source: "" },
+    ]);
+  });
+
+  it("refuses to merge into a profile of an unknown format version, leaving it untouched", async () => {
+    const store = await openStore(server.url);
+    const future = new Packr({ useRecords: false }).pack([2, { new: "layout" }]);
+    await store.redis.set(profileKey("bu:v2"), future);
+    await expect(
+      store.applyMemberships([{ key: "bu:v2", op: "add", segment: "1", expiresAt: 0, source: "" }], now()),
+    ).rejects.toThrow(/AUD_ERR_CODEC/);
+    expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v2"))) as Buffer, future)).toBe(0);
+    await expect(store.readProfiles(["bu:v2"], now())).rejects.toThrow(/unsupported profile format/);
+  });
+
+  it("reads all keys of a call in one MGET", async () => {
+    const store = await openStore(server.url);
+    const monitor = new Redis(server.url);
+    const seen: string[] = [];
+    const mon = await monitor.monitor();
+    mon.on("monitor", (_time: string, args: string[]) => seen.push(args[0]?.toLowerCase() ?? ""));
+    await store.readProfiles(["bu:m1", "bu:m2", "ifa:m3"], now());
+    await new Promise((r) => setTimeout(r, 50));
+    mon.disconnect();
+    monitor.disconnect();
+    expect(seen.filter((c) => c === "mget")).toHaveLength(1);
+    expect(seen.filter((c) => c === "get")).toHaveLength(0);
+  });
+
+  it("rejects at once when Redis is down (no offline queue), and reads again after it returns", async () => {
+    const own = await startRedis();
+    try {
+      const store = await openStore(own.url, 200);
+      await store.applyMemberships(
+        [{ key: "bu:down", op: "add", segment: "1", expiresAt: 0, source: "" }],
+        now(),
+      );
+      await own.stop(true);
+      const started = Date.now();
+      await expect(store.readProfiles(["bu:down"], now())).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(await store.ping()).toBe(false);
+      await own.restart();
+      // Data is gone with the process (no persistence): the point is that the client reconnects by itself.
+      await expect.poll(() => store.ping(), { timeout: 5_000 }).toBe(true);
+      expect(await store.readProfiles(["bu:down"], now())).toEqual([null]);
+    } finally {
+      await own.close();
+    }
+  });
+});
