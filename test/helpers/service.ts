@@ -55,3 +55,9 @@ export async function postJson(
   const text = await res.text();
   return { status: res.status, json: text === "" ? null : JSON.parse(text), headers: res.headers };
 }
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field in the tests
+export async function getJson(url: string): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url);
+  return { status: res.status, json: await res.json(), headers: res.headers };
+}

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { unpack } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HttpEngine, postJson, startService, type TestService } from "../helpers/service.ts";
+import { getJson, type HttpEngine, postJson, startService, type TestService } from "../helpers/service.ts";
 
 const samplesDir = new URL("../../openrtb-samples/", import.meta.url);
 const samples = readdirSync(samplesDir)
@@ -182,13 +182,13 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
   });
 
   it("404 for an unknown route and 405 with Allow for a wrong method", async () => {
-    const missing = await fetch(`${svc.base}/v1/nope`);
+    const missing = await getJson(`${svc.base}/v1/nope`);
     expect(missing.status).toBe(404);
-    expect((await missing.json()).error.code).toBe("AUD_ERR_NOT_FOUND");
-    const wrong = await fetch(url);
+    expect(missing.json.error.code).toBe("AUD_ERR_NOT_FOUND");
+    const wrong = await getJson(url);
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get("allow")).toBe("POST");
-    expect((await wrong.json()).error.code).toBe("AUD_ERR_METHOD");
+    expect(wrong.json.error.code).toBe("AUD_ERR_METHOD");
   });
 
   it("survives clients that abort mid-body or send nothing, and keeps answering", async () => {
@@ -210,7 +210,7 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
   });
 
   it("/healthz says which HTTP engine runs; /readyz says the store answers", async () => {
-    const health = await (await fetch(`${svc.base}/healthz`)).json();
+    const health = (await getJson(`${svc.base}/healthz`)).json;
     expect(health).toMatchObject({
       status: "ok",
       store: "memory",

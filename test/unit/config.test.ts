@@ -1,0 +1,174 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+/** Runs loadConfig expecting a ConfigError and returns it. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe("loadConfig defaults", () => {
+  it("gives every documented default for an empty environment", () => {
+    expect(loadConfig({})).toEqual({
+      port: 8080,
+      host: "0.0.0.0",
+      httpServer: "uws",
+      redisUrl: undefined,
+      redisCommandTimeoutMs: 25,
+      redisConnectTimeoutMs: 2000,
+      bodyLimitBytes: 65536,
+      batchLimit: 500,
+      idsPerRequestLimit: 64,
+      cacheMaxEntries: 1_000_000,
+      cacheMaxBytes: 268_435_456,
+      cacheTtlMs: 30_000,
+      cacheNegativeTtlMs: 5_000,
+      defaultExchange: "",
+      seedDemoData: true,
+      logLevel: "info",
+    });
+  });
+
+  it("returns a frozen object", () => {
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it("treats an empty string as unset for variables with a default", () => {
+    const c = loadConfig({ PORT: "", CACHE_TTL_MS: "", LOG_LEVEL: "", SEED_DEMO_DATA: "", REDIS_URL: "" });
+    expect(c.port).toBe(8080);
+    expect(c.cacheTtlMs).toBe(30_000);
+    expect(c.logLevel).toBe("info");
+    expect(c.seedDemoData).toBe(true);
+    expect(c.redisUrl).toBeUndefined();
+  });
+
+  it("ignores variables it does not know", () => {
+    expect(loadConfig({ SOMETHING_ELSE: "x" }).port).toBe(8080);
+  });
+});
+
+describe("loadConfig parses each variable", () => {
+  it("PORT", () => {
+    expect(loadConfig({ PORT: "9090" }).port).toBe(9090);
+    expect(loadConfig({ PORT: "0" }).port).toBe(0);
+    expect(loadConfig({ PORT: "65535" }).port).toBe(65535);
+  });
+
+  it("BODY_LIMIT_BYTES", () => {
+    expect(loadConfig({ BODY_LIMIT_BYTES: "1024" }).bodyLimitBytes).toBe(1024);
+    expect(loadConfig({ BODY_LIMIT_BYTES: "256" }).bodyLimitBytes).toBe(256);
+    expect(loadConfig({ BODY_LIMIT_BYTES: String(16 * 1024 * 1024) }).bodyLimitBytes).toBe(16 * 1024 * 1024);
+  });
+
+  it("CACHE_TTL_MS, including 0 (cache disabled)", () => {
+    expect(loadConfig({ CACHE_TTL_MS: "1500" }).cacheTtlMs).toBe(1500);
+    expect(loadConfig({ CACHE_TTL_MS: "0" }).cacheTtlMs).toBe(0);
+    expect(loadConfig({ CACHE_TTL_MS: "86400000" }).cacheTtlMs).toBe(86_400_000);
+  });
+
+  it.each([
+    ["true", true],
+    ["1", true],
+    ["yes", true],
+    ["false", false],
+    ["0", false],
+    ["no", false],
+  ])("SEED_DEMO_DATA=%s -> %s", (raw, expected) => {
+    expect(loadConfig({ SEED_DEMO_DATA: raw }).seedDemoData).toBe(expected);
+  });
+
+  it("HTTP_SERVER", () => {
+    expect(loadConfig({ HTTP_SERVER: "node" }).httpServer).toBe("node");
+    expect(loadConfig({ HTTP_SERVER: "uws" }).httpServer).toBe("uws");
+  });
+
+  it.each(["fatal", "error", "warn", "info", "debug", "trace", "silent"])("LOG_LEVEL=%s", (level) => {
+    expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+  });
+
+  it("REDIS_URL redis:// and rediss://, trimmed", () => {
+    expect(loadConfig({ REDIS_URL: "redis://localhost:6379" }).redisUrl).toBe("redis://localhost:6379");
+    expect(loadConfig({ REDIS_URL: "rediss://cache.example.com:6380/2" }).redisUrl).toBe(
+      "rediss://cache.example.com:6380/2",
+    );
+    expect(loadConfig({ REDIS_URL: "  redis://10.0.0.5:6379/1  " }).redisUrl).toBe("redis://10.0.0.5:6379/1");
+  });
+
+  it("HOST and DEFAULT_EXCHANGE", () => {
+    const c = loadConfig({ HOST: "127.0.0.1", DEFAULT_EXCHANGE: "ssp-1.example" });
+    expect(c.host).toBe("127.0.0.1");
+    expect(c.defaultExchange).toBe("ssp-1.example");
+  });
+});
+
+describe("loadConfig rejects wrong values", () => {
+  it("names every wrong variable at once, each message starting with its name and holding the bad value", () => {
+    const err = configError({
+      PORT: "70000",
+      CACHE_TTL_MS: "abc",
+      REDIS_URL: "localhost",
+      LOG_LEVEL: "loud",
+      BODY_LIMIT_BYTES: "1024",
+    });
+    expect(err.code).toBe("AUD_ERR_CONFIG");
+    expect(err.problems).toHaveLength(4);
+    const byVar = new Map(err.problems.map((p) => [p.split(" ")[0], p]));
+    expect([...byVar.keys()].sort()).toEqual(["CACHE_TTL_MS", "LOG_LEVEL", "PORT", "REDIS_URL"]);
+    expect(byVar.get("PORT")).toBe("PORT must be at most 65535, got '70000'");
+    expect(byVar.get("CACHE_TTL_MS")).toBe("CACHE_TTL_MS must be a number, got 'abc'");
+    expect(byVar.get("REDIS_URL")).toBe(
+      "REDIS_URL must be redis://host:port[/db] or rediss://host:port[/db], got 'localhost'",
+    );
+    expect(byVar.get("LOG_LEVEL")).toMatch(/^LOG_LEVEL .*'loud'/);
+    for (const p of err.problems) expect(err.message).toContain(p);
+  });
+
+  it.each([
+    ["PORT", "abc", "PORT must be a number, got 'abc'"],
+    ["PORT", "70000", "PORT must be at most 65535, got '70000'"],
+    ["PORT", "-1", "PORT must be at least 0, got '-1'"],
+    ["PORT", "80.5", "PORT must be a whole number, got '80.5'"],
+    ["BODY_LIMIT_BYTES", "100", "BODY_LIMIT_BYTES must be at least 256, got '100'"],
+    ["CACHE_TTL_MS", "86400001", "CACHE_TTL_MS must be at most 86400000, got '86400001'"],
+    ["SEED_DEMO_DATA", "maybe", "SEED_DEMO_DATA must be true or false, got 'maybe'"],
+    ["SEED_DEMO_DATA", "TRUE", "SEED_DEMO_DATA must be true or false, got 'TRUE'"],
+    [
+      "REDIS_URL",
+      "http://localhost:6379",
+      "REDIS_URL must be redis://host:port[/db] or rediss://host:port[/db], got 'http://localhost:6379'",
+    ],
+    [
+      "REDIS_URL",
+      "redis://",
+      "REDIS_URL must be redis://host:port[/db] or rediss://host:port[/db], got 'redis://'",
+    ],
+  ])("%s=%s", (name, raw, message) => {
+    expect(configError({ [name]: raw }).problems).toEqual([message]);
+  });
+
+  it("HTTP_SERVER outside uws|node", () => {
+    const { problems } = configError({ HTTP_SERVER: "express" });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^HTTP_SERVER /);
+    expect(problems[0]).toContain("'express'");
+  });
+
+  it("LOG_LEVEL outside the pino levels", () => {
+    const { problems } = configError({ LOG_LEVEL: "loud" });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^LOG_LEVEL /);
+    expect(problems[0]).toContain("'loud'");
+  });
+
+  it("puts every problem in the error message", () => {
+    const err = configError({ PORT: "abc", SEED_DEMO_DATA: "maybe" });
+    expect(err.message).toBe(
+      "invalid configuration:\n  PORT must be a number, got 'abc'\n  SEED_DEMO_DATA must be true or false, got 'maybe'",
+    );
+  });
+});
