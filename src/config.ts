@@ -85,7 +85,7 @@ export const CONFIG_SPEC = {
   idsPerRequestLimit: spec(
     "IDS_PER_REQUEST_LIMIT",
     intIn(1, 1_000, 64),
-    "Most typed IDs read from one request (per user in a batch); the rest are ignored.",
+    "Most typed IDs read from one bid request (the rest are ignored) or one compact entry (more is a 400).",
     "64",
   ),
   cacheMaxEntries: spec(
@@ -157,4 +157,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as Config;
+}
+
+/** The configuration reference as a Markdown table; README.md carries it between config markers. */
+export function configReferenceMarkdown(): string {
+  const rows = Object.values(CONFIG_SPEC).map((s: VarSpec<unknown>) => {
+    const dflt =
+      s.defaultText === undefined ? "unset" : s.defaultText === "" ? "empty" : `\`${s.defaultText}\``;
+    return `| \`${s.env}\` | ${dflt} | ${s.doc} |`;
+  });
+  return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
 }
