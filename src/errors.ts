@@ -8,9 +8,7 @@ export const ERRORS = {
   AUD_ERR_NOT_FOUND: { status: 404, message: "no such route" },
   AUD_ERR_METHOD: { status: 405, message: "method not allowed on this route" },
   AUD_ERR_BODY_TOO_LARGE: { status: 413, message: "request body exceeds the configured limit" },
-  AUD_ERR_UNSUPPORTED_MEDIA: { status: 415, message: "content type not supported" },
   AUD_ERR_INTERNAL: { status: 500, message: "internal error" },
-  AUD_ERR_STORE_UNAVAILABLE: { status: 503, message: "the profile store is unavailable" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
