@@ -151,7 +151,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const problems: string[] = [];
   for (const [key, s] of Object.entries(CONFIG_SPEC) as [string, VarSpec<unknown>][]) {
     const raw = env[s.env];
-    const result = s.schema.safeParse(raw === "" && s.defaultText !== "" ? undefined : raw);
+    // A blank value means "unset" (so the default applies), except where blank is itself the default.
+    const blank = raw !== undefined && raw.trim() === "";
+    const result = s.schema.safeParse(blank && s.defaultText !== "" ? undefined : raw);
     if (result.success) out[key] = result.data;
     else problems.push(`${s.env} ${result.error.issues.map((i) => i.message).join("; ")}, got '${raw}'`);
   }

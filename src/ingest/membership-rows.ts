@@ -130,7 +130,11 @@ async function* readCsv(input: Readable, nowSec: number): AsyncGenerator<RowResu
       record: Record<string, string>;
       info: { lines: number };
     }>) {
-      while (skipped.length > 0) yield skipped.shift() as RowResult;
+      // csv-parse reports a skipped row as soon as it parses its chunk, before the records ahead of it are
+      // read here: hold each until the records before it have been yielded, so rows come out in file order.
+      while (skipped.length > 0 && (skipped[0] as RowResult).line < rec.info.lines) {
+        yield skipped.shift() as RowResult;
+      }
       const r = toOp(rec.record, nowSec);
       yield typeof r === "string" ? { line: rec.info.lines, error: r } : { line: rec.info.lines, op: r };
     }

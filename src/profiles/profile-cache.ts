@@ -66,6 +66,8 @@ export class ProfileCache {
             ttlAutopurge: false,
             updateAgeOnGet: false,
             perf: { now: this.#now },
+            // Read the clock on every check: the default caches it for 1 ms, which also hides an injected clock.
+            ttlResolution: 0,
           });
   }
 

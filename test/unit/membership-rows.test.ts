@@ -1,0 +1,336 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { loadMemberships, type RejectedRow } from "../../src/ingest/load-memberships.ts";
+import {
+  type FileFormat,
+  formatOf,
+  IngestFileError,
+  type RowResult,
+  readMembershipRows,
+  toOp,
+} from "../../src/ingest/membership-rows.ts";
+import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
+
+const NOW = 1_700_000_000;
+const SEGMENT_REASON = "segment must be 1-64 letters, digits, '.', '_', ':' or '-'";
+const TTL_REASON = "ttl must be whole seconds from 1 to 315360000";
+
+const input = (text: string): Readable => Readable.from([text]);
+
+async function rows(text: string, format: FileFormat): Promise<RowResult[]> {
+  const out: RowResult[] = [];
+  for await (const r of readMembershipRows(input(text), format, NOW)) out.push(r);
+  return out;
+}
+
+const byLine = (a: { line: number }, b: { line: number }): number => a.line - b.line;
+
+async function segmentsOf(store: MemoryProfileStore, key: string): Promise<string[] | null> {
+  const [p] = await store.readProfiles([key], NOW);
+  return p === null || p === undefined ? null : p.memberships.map((x) => x.segment);
+}
+
+describe("formatOf", () => {
+  it.each([
+    ["members.csv", "csv"],
+    ["dir/MEMBERS.CSV", "csv"],
+    ["a.ndjson", "ndjson"],
+    ["a.jsonl", "ndjson"],
+    ["a.json", null],
+    ["a.csv.gz", null],
+    ["noext", null],
+  ])("%s -> %s", (path, format) => {
+    expect(formatOf(path)).toBe(format);
+  });
+});
+
+describe("toOp", () => {
+  it("builds an add with ttl from nowSec", () => {
+    expect(toOp({ type: "bu", id: "b1", segment: "sports", ttl: "60" }, NOW)).toEqual({
+      key: "bu:b1",
+      op: "add",
+      segment: "sports",
+      expiresAt: NOW + 60,
+      source: "",
+    });
+  });
+
+  it("reads expires_at as epoch seconds or ISO-8601", () => {
+    const base = { type: "bu", id: "b1", segment: "s" };
+    expect(toOp({ ...base, expires_at: "1800000000" }, NOW)).toMatchObject({ expiresAt: 1_800_000_000 });
+    expect(toOp({ ...base, expires_at: 1_800_000_000 }, NOW)).toMatchObject({ expiresAt: 1_800_000_000 });
+    expect(toOp({ ...base, expires_at: "2030-01-01T00:00:00Z" }, NOW)).toMatchObject({
+      expiresAt: 1_893_456_000,
+    });
+    expect(toOp({ ...base, expires_at: "soon" }, NOW)).toBe(
+      "expires_at must be epoch seconds or an ISO-8601 time",
+    );
+  });
+
+  it("takes numbers for id and segment", () => {
+    expect(toOp({ type: "bu", id: 123, segment: 456 }, NOW)).toEqual({
+      key: "bu:123",
+      op: "add",
+      segment: "456",
+      expiresAt: 0,
+      source: "",
+    });
+  });
+
+  it("cuts source to 64 characters", () => {
+    expect(toOp({ type: "bu", id: "x", segment: "s", source: "z".repeat(100) }, NOW)).toMatchObject({
+      source: "z".repeat(64),
+    });
+  });
+
+  it.each([
+    ["missing type", { id: "x", segment: "s" }, "missing type"],
+    ["missing id", { type: "bu", segment: "s" }, "missing id"],
+    ["ttl of 0", { type: "bu", id: "x", segment: "s", ttl: "0" }, TTL_REASON],
+    ["ttl over ten years", { type: "bu", id: "x", segment: "s", ttl: "315360001" }, TTL_REASON],
+    ["segment too long", { type: "bu", id: "x", segment: "s".repeat(65) }, SEGMENT_REASON],
+    ["segment missing", { type: "bu", id: "x" }, SEGMENT_REASON],
+  ])("rejects %s", (_label, row, reason) => {
+    expect(toOp(row, NOW)).toBe(reason);
+  });
+});
+
+describe("readMembershipRows: CSV", () => {
+  it("reads rows with optional op, expires_at and source columns", async () => {
+    const csv = [
+      "type,id,segment,ttl,op,expires_at,source",
+      "bu,b1,sports,60,,,crm",
+      "ifa,6D92078A-8246-4BA4-AE5B-76104861E7DC,autos,,add,1800000000,dmp",
+      "bu,b1,news,,remove,,",
+    ].join("\n");
+    expect(await rows(csv, "csv")).toEqual([
+      { line: 2, op: { key: "bu:b1", op: "add", segment: "sports", expiresAt: NOW + 60, source: "crm" } },
+      {
+        line: 3,
+        op: {
+          key: "ifa:6d92078a-8246-4ba4-ae5b-76104861e7dc",
+          op: "add",
+          segment: "autos",
+          expiresAt: 1_800_000_000,
+          source: "dmp",
+        },
+      },
+      { line: 4, op: { key: "bu:b1", op: "remove", segment: "news", expiresAt: 0, source: "" } },
+    ]);
+  });
+
+  it("accepts header names in any case and order, with spaces", async () => {
+    const csv = " Segment , ID ,TYPE\nsports,b1,bu\n";
+    expect(await rows(csv, "csv")).toEqual([
+      { line: 2, op: { key: "bu:b1", op: "add", segment: "sports", expiresAt: 0, source: "" } },
+    ]);
+  });
+
+  it("reports every bad row with its line number and reason", async () => {
+    const csv = [
+      "type,id,segment,ttl", // 1
+      "cookie,x,s,60", // 2 unknown type
+      "bu,,s,60", // 3 empty id
+      "bu,b,s,abc", // 4 bad ttl
+      "bu,b,bad segment!,60", // 5 bad segment
+      "bu,b,s,1.5", // 6 fractional ttl
+      "bu,b,s,60", // 7 good
+    ].join("\n");
+    expect(await rows(csv, "csv")).toEqual([
+      { line: 2, error: "unknown id type 'cookie'" },
+      { line: 3, error: "empty id" },
+      { line: 4, error: TTL_REASON },
+      { line: 5, error: SEGMENT_REASON },
+      { line: 6, error: TTL_REASON },
+      { line: 7, op: { key: "bu:b", op: "add", segment: "s", expiresAt: NOW + 60, source: "" } },
+    ]);
+  });
+
+  it("rejects an op other than add/remove and both ttl and expires_at", async () => {
+    const csv = ["type,id,segment,ttl,expires_at,op", "bu,b,s,,,delete", "bu,b,s,60,1800000000,add"].join(
+      "\n",
+    );
+    expect(await rows(csv, "csv")).toEqual([
+      { line: 2, error: "op must be add or remove, got 'delete'" },
+      { line: 3, error: "give ttl or expires_at, not both" },
+    ]);
+  });
+
+  it("reports a row with too many columns, with its line, and keeps the good rows", async () => {
+    const csv = ["type,id,segment", "bu,a,s1", "bu,b,s2,extra", "bu,c,s3"].join("\n");
+    const out = await rows(csv, "csv");
+    expect(out.slice().sort(byLine)).toEqual([
+      { line: 2, op: { key: "bu:a", op: "add", segment: "s1", expiresAt: 0, source: "" } },
+      { line: 3, error: "malformed CSV row: Invalid Record Length: columns length is 3, got 4 on line 3" },
+      { line: 4, op: { key: "bu:c", op: "add", segment: "s3", expiresAt: 0, source: "" } },
+    ]);
+  });
+
+  it("yields rows in file order when a malformed row is skipped", async () => {
+    const csv = ["type,id,segment", "bu,a,s1", "bu,b,s2,extra", "bu,c,s3"].join("\n");
+    expect((await rows(csv, "csv")).map((r) => r.line)).toEqual([2, 3, 4]);
+  });
+
+  it("throws IngestFileError for a header missing segment", async () => {
+    const err = await rows("type,id,ttl\nbu,a,60\n", "csv").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestFileError);
+    expect((err as IngestFileError).code).toBe("AUD_ERR_INGEST_FILE");
+    expect((err as IngestFileError).message).toBe("CSV header must name type,id,segment; missing segment");
+  });
+
+  it("throws IngestFileError for an unknown header column", async () => {
+    const err = await rows("type,id,segment,colour\nbu,a,s,red\n", "csv").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestFileError);
+    expect((err as IngestFileError).message).toBe("CSV header has unknown column(s): colour");
+  });
+});
+
+describe("readMembershipRows: NDJSON", () => {
+  it("reads objects and reports bad lines with their numbers (blank lines counted)", async () => {
+    const nd = [
+      '{"type":"bu","id":"a","segment":"s","ttl":60,"source":"crm"}', // 1
+      "", // 2 blank
+      "not json", // 3
+      "[1,2]", // 4
+      '{"type":"bu","id":"a","segment":"s","op":"drop"}', // 5
+      '{"type":"bu","id":"a","segment":"s","ttl":60,"expires_at":1800000000}', // 6
+      '{"type":"ifa","id":"00000000-0000-0000-0000-000000000000","segment":"s"}', // 7
+      '{"type":"bu","id":7,"segment":"s","op":"remove"}', // 8
+      "null", // 9
+    ].join("\n");
+    expect(await rows(nd, "ndjson")).toEqual([
+      { line: 1, op: { key: "bu:a", op: "add", segment: "s", expiresAt: NOW + 60, source: "crm" } },
+      { line: 3, error: "not a JSON object" },
+      { line: 4, error: "not a JSON object" },
+      { line: 5, error: "op must be add or remove, got 'drop'" },
+      { line: 6, error: "give ttl or expires_at, not both" },
+      { line: 7, error: "all-zero ifa" },
+      { line: 8, op: { key: "bu:7", op: "remove", segment: "s", expiresAt: 0, source: "" } },
+      { line: 9, error: "not a JSON object" },
+    ]);
+  });
+
+  it("handles CRLF line endings", async () => {
+    const nd = '{"type":"bu","id":"a","segment":"s"}\r\n{"type":"bu","id":"b","segment":"s"}\r\n';
+    expect((await rows(nd, "ndjson")).map((r) => ("op" in r ? r.op.key : r.error))).toEqual(["bu:a", "bu:b"]);
+  });
+});
+
+describe("loadMemberships", () => {
+  it("loads good rows, counts and reports every rejected row", async () => {
+    const store = new MemoryProfileStore();
+    const rejected: RejectedRow[] = [];
+    const csv = [
+      "type,id,segment,ttl", // 1
+      "bu,b1,sports,60", // 2
+      "nope,b1,sports,60", // 3
+      "bu,b2,autos,", // 4
+      "bu,b3,news,-5", // 5
+      "xu:ssp,u1,sports,3600", // 6
+    ].join("\n");
+    const summary = await loadMemberships(store, input(csv), "csv", {
+      nowSec: NOW,
+      onRejected: (r) => rejected.push(r),
+    });
+    expect({ read: summary.read, loaded: summary.loaded, rejected: summary.rejected }).toEqual({
+      read: 5,
+      loaded: 3,
+      rejected: 2,
+    });
+    const expectedRejects = [
+      { line: 3, reason: "unknown id type 'nope'" },
+      { line: 5, reason: TTL_REASON },
+    ];
+    expect(summary.errors).toEqual(expectedRejects);
+    expect(rejected).toEqual(expectedRejects);
+    expect(store.size).toBe(3);
+    const [b1, b2, u1] = await store.readProfiles(["bu:b1", "bu:b2", "xu:ssp:u1"], NOW);
+    expect(b1).toEqual({ memberships: [{ segment: "sports", expiresAt: NOW + 60, source: "" }] });
+    expect(b2).toEqual({ memberships: [{ segment: "autos", expiresAt: 0, source: "" }] });
+    expect(u1).toEqual({ memberships: [{ segment: "sports", expiresAt: NOW + 3600, source: "" }] });
+  });
+
+  it("loads NDJSON and reports the bad line", async () => {
+    const store = new MemoryProfileStore();
+    const nd = '{"type":"bu","id":"a","segment":"s1"}\n{oops\n{"type":"bu","id":"a","segment":"s2"}\n';
+    const summary = await loadMemberships(store, input(nd), "ndjson", { nowSec: NOW });
+    expect({ read: summary.read, loaded: summary.loaded, rejected: summary.rejected }).toEqual({
+      read: 3,
+      loaded: 2,
+      rejected: 1,
+    });
+    expect(summary.errors).toEqual([{ line: 2, reason: "not a JSON object" }]);
+    expect(await segmentsOf(store, "bu:a")).toEqual(["s1", "s2"]);
+  });
+
+  it("stores e-mail rows only as hem:<sha256>", async () => {
+    const store = new MemoryProfileStore();
+    const applied: string[] = [];
+    const csv = "type,id,segment\nemail, Jane.Doe@Example.com ,sports\n";
+    const summary = await loadMemberships(store, input(csv), "csv", {
+      nowSec: NOW,
+      onApplied: (keys) => applied.push(...keys),
+    });
+    expect(summary.loaded).toBe(1);
+    const hem = `hem:${createHash("sha256").update("jane.doe@example.com").digest("hex")}`;
+    expect(applied).toEqual([hem]);
+    expect(applied.some((k) => k.toLowerCase().includes("jane.doe@example.com"))).toBe(false);
+    expect(store.size).toBe(1);
+    expect(await segmentsOf(store, hem)).toEqual(["sports"]);
+    expect(await segmentsOf(store, "email:jane.doe@example.com")).toBeNull();
+  });
+
+  it("op=remove removes a membership loaded earlier", async () => {
+    const store = new MemoryProfileStore();
+    const first = "type,id,segment\nbu,b1,sports\nbu,b1,autos\n";
+    await loadMemberships(store, input(first), "csv", { nowSec: NOW });
+    expect(await segmentsOf(store, "bu:b1")).toEqual(["sports", "autos"]);
+
+    const second = '{"type":"bu","id":"b1","segment":"sports","op":"remove"}\n';
+    const summary = await loadMemberships(store, input(second), "ndjson", { nowSec: NOW });
+    expect(summary.loaded).toBe(1);
+    expect(await segmentsOf(store, "bu:b1")).toEqual(["autos"]);
+
+    await loadMemberships(store, input("type,id,segment,op\nbu,b1,autos,remove\n"), "csv", { nowSec: NOW });
+    expect(await segmentsOf(store, "bu:b1")).toBeNull();
+    expect(store.size).toBe(0);
+  });
+
+  it("applies ops in batches of batchSize, in file order", async () => {
+    const store = new MemoryProfileStore();
+    const batches: string[][] = [];
+    const csv = ["type,id,segment,op", "bu,a,s,", "bu,b,s,", "bu,a,s,remove", "bu,c,s,", "bu,d,s,"].join(
+      "\n",
+    );
+    const summary = await loadMemberships(store, input(csv), "csv", {
+      nowSec: NOW,
+      batchSize: 2,
+      onApplied: (keys) => batches.push([...keys]),
+    });
+    expect(summary.loaded).toBe(5);
+    expect(batches).toEqual([["bu:a", "bu:b"], ["bu:a", "bu:c"], ["bu:d"]]);
+    expect(await segmentsOf(store, "bu:a")).toBeNull();
+    expect(store.size).toBe(3);
+  });
+
+  it("keeps only the first 100 errors but counts them all", async () => {
+    const lines = ["type,id,segment"];
+    for (let i = 0; i < 150; i++) lines.push(`bad,${i},s`);
+    const summary = await loadMemberships(new MemoryProfileStore(), input(lines.join("\n")), "csv", {
+      nowSec: NOW,
+    });
+    expect(summary.rejected).toBe(150);
+    expect(summary.errors).toHaveLength(100);
+    expect(summary.errors[99]).toEqual({ line: 101, reason: "unknown id type 'bad'" });
+  });
+
+  it("rejects the whole CSV file when the header misses segment, loading nothing", async () => {
+    const store = new MemoryProfileStore();
+    const err = await loadMemberships(store, input("type,id\nbu,a\n"), "csv", { nowSec: NOW }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(IngestFileError);
+    expect(store.size).toBe(0);
+  });
+});

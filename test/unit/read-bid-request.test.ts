@@ -1,0 +1,344 @@
+import { describe, expect, it } from "vitest";
+import { ApiError, type ErrorCode } from "../../src/errors.ts";
+import type { Json } from "../../src/json-fields.ts";
+import { readCompact } from "../../src/lookup/read-compact.ts";
+import { readBidRequest } from "../../src/openrtb/read-bid-request.ts";
+
+const IFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC";
+const ZERO_IFA = "00000000-0000-0000-0000-000000000000";
+
+/** Runs `fn` expecting an ApiError; checks its status, code and field, and returns it. */
+function apiError(fn: () => unknown, code: ErrorCode, field: string): ApiError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    const e = err as ApiError;
+    expect({ status: e.status, code: e.code, field: e.field }).toEqual({ status: 400, code, field });
+    return e;
+  }
+  throw new Error("no error thrown");
+}
+
+describe("readBidRequest: IDs", () => {
+  it("reads all four places plus user.ext.eids, in order", () => {
+    const body: Json = {
+      id: "req-1",
+      user: {
+        id: "User-7",
+        buyeruid: "Buyer-1",
+        eids: [
+          { source: "UIDAPI.com", uids: [{ id: "Uid2Token" }, { id: "second" }] },
+          { source: "id5-sync.com", uids: [{ id: "ID5*abc" }] },
+        ],
+        ext: { eids: [{ source: "LiveRamp.com", uids: [{ id: "XY1000" }] }] },
+      },
+      device: { ifa: IFA, lmt: 0 },
+    };
+    expect(readBidRequest(body, "ssp1", 64)).toEqual({
+      requestId: "req-1",
+      keys: [
+        "bu:Buyer-1",
+        "xu:ssp1:User-7",
+        "eid:uidapi.com:Uid2Token",
+        "eid:uidapi.com:second",
+        "eid:id5-sync.com:ID5*abc",
+        "eid:liveramp.com:XY1000",
+        `ifa:${IFA.toLowerCase()}`,
+      ],
+      withheld: [],
+    });
+  });
+
+  it("ignores user.id when no exchange is named", () => {
+    expect(readBidRequest({ id: "r", user: { id: "u1", buyeruid: "b1" } }, "", 64).keys).toEqual(["bu:b1"]);
+  });
+
+  it("namespaces user.id by the exchange", () => {
+    expect(readBidRequest({ id: "r", user: { id: "u1" } }, "ssp-x", 64).keys).toEqual(["xu:ssp-x:u1"]);
+  });
+
+  it("reads OpenRTB 2.5 user.ext.eids alone", () => {
+    const body = { id: "r", user: { ext: { eids: [{ source: "id5-sync.com", uids: [{ id: "abc" }] }] } } };
+    expect(readBidRequest(body, "", 64).keys).toEqual(["eid:id5-sync.com:abc"]);
+  });
+
+  it("gives no keys for a request without user or device", () => {
+    expect(readBidRequest({ id: "r" }, "ssp", 64)).toEqual({ requestId: "r", keys: [], withheld: [] });
+  });
+
+  it("accepts null for optional objects and fields", () => {
+    const body = {
+      id: "r",
+      user: { buyeruid: null, eids: null, ext: null },
+      device: { ifa: null, lmt: null },
+    };
+    expect(readBidRequest(body, "ssp", 64)).toEqual({ requestId: "r", keys: [], withheld: [] });
+    expect(readBidRequest({ id: "r", user: null, device: null }, "", 64).keys).toEqual([]);
+  });
+
+  it("removes duplicates (same eid in 2.6 and 2.5 places, source case differing)", () => {
+    const body = {
+      id: "r",
+      user: {
+        eids: [{ source: "UIDAPI.com", uids: [{ id: "t" }, { id: "t" }] }],
+        ext: { eids: [{ source: "uidapi.com", uids: [{ id: "t" }] }] },
+      },
+      device: { ifa: IFA },
+    };
+    const body2 = { ...body, device: { ifa: IFA.toLowerCase() } };
+    expect(readBidRequest(body, "", 64).keys).toEqual(["eid:uidapi.com:t", `ifa:${IFA.toLowerCase()}`]);
+    expect(readBidRequest(body2, "", 64).keys).toEqual(["eid:uidapi.com:t", `ifa:${IFA.toLowerCase()}`]);
+  });
+
+  it("drops an all-zero IFA without failing", () => {
+    expect(readBidRequest({ id: "r", device: { ifa: ZERO_IFA } }, "", 64)).toEqual({
+      requestId: "r",
+      keys: [],
+      withheld: [],
+    });
+  });
+
+  it("skips empty and oversized IDs without failing", () => {
+    const body = {
+      id: "r",
+      user: { buyeruid: "", eids: [{ source: "x.com", uids: [{ id: "y".repeat(257) }, { id: "ok" }] }] },
+    };
+    expect(readBidRequest(body, "", 64).keys).toEqual(["eid:x.com:ok"]);
+  });
+
+  it("device.lmt=1 drops the ifa and reports lmt as withheld", () => {
+    const body = { id: "r", user: { buyeruid: "b" }, device: { ifa: IFA, lmt: 1 } };
+    expect(readBidRequest(body, "", 64)).toEqual({ requestId: "r", keys: ["bu:b"], withheld: ["lmt"] });
+  });
+
+  it("device.lmt=1 without an ifa withholds nothing", () => {
+    expect(readBidRequest({ id: "r", device: { lmt: 1 } }, "", 64).withheld).toEqual([]);
+  });
+
+  it("caps the number of IDs at maxIds, keeping the first found", () => {
+    const body = {
+      id: "r",
+      user: { buyeruid: "b", eids: [{ source: "s.com", uids: [{ id: "1" }, { id: "2" }, { id: "3" }] }] },
+      device: { ifa: IFA },
+    };
+    expect(readBidRequest(body, "", 3).keys).toEqual(["bu:b", "eid:s.com:1", "eid:s.com:2"]);
+    expect(readBidRequest(body, "", 1).keys).toEqual(["bu:b"]);
+  });
+
+  it("does not count duplicates towards maxIds", () => {
+    const body = {
+      id: "r",
+      user: { eids: [{ source: "s.com", uids: [{ id: "1" }, { id: "1" }, { id: "2" }] }] },
+    };
+    expect(readBidRequest(body, "", 2).keys).toEqual(["eid:s.com:1", "eid:s.com:2"]);
+  });
+
+  it("accepts an eid without uids", () => {
+    expect(readBidRequest({ id: "r", user: { eids: [{ source: "s.com" }] } }, "", 64).keys).toEqual([]);
+  });
+});
+
+describe("readBidRequest: wrong types are 400s naming the field", () => {
+  const eids = (overrides: unknown): Json => ({ id: "r", user: { eids: overrides } });
+
+  it.each<[string, Json, ErrorCode, string]>([
+    ["id missing", { user: {} }, "AUD_ERR_MISSING_FIELD", "id"],
+    ["id null", { id: null }, "AUD_ERR_MISSING_FIELD", "id"],
+    ["id a number", { id: 5 }, "AUD_ERR_BAD_FIELD", "id"],
+    ["user a string", { id: "r", user: "u" }, "AUD_ERR_BAD_FIELD", "user"],
+    ["user an array", { id: "r", user: [] }, "AUD_ERR_BAD_FIELD", "user"],
+    ["user.buyeruid a number", { id: "r", user: { buyeruid: 1 } }, "AUD_ERR_BAD_FIELD", "user.buyeruid"],
+    ["user.id an object", { id: "r", user: { id: {} } }, "AUD_ERR_BAD_FIELD", "user.id"],
+    ["user.eids an object", eids({}), "AUD_ERR_BAD_FIELD", "user.eids"],
+    ["user.eids[0] a string", eids(["x"]), "AUD_ERR_BAD_FIELD", "user.eids[0]"],
+    [
+      "user.eids[1].source missing",
+      eids([{ source: "a.com", uids: [] }, { uids: [{ id: "x" }] }]),
+      "AUD_ERR_MISSING_FIELD",
+      "user.eids[1].source",
+    ],
+    ["user.eids[0].source a number", eids([{ source: 1 }]), "AUD_ERR_BAD_FIELD", "user.eids[0].source"],
+    [
+      "user.eids[0].uids a string",
+      eids([{ source: "a.com", uids: "x" }]),
+      "AUD_ERR_BAD_FIELD",
+      "user.eids[0].uids",
+    ],
+    [
+      "user.eids[0].uids[0] null",
+      eids([{ source: "a.com", uids: [null] }]),
+      "AUD_ERR_BAD_FIELD",
+      "user.eids[0].uids[0]",
+    ],
+    [
+      "user.eids[0].uids[1].id a number",
+      eids([{ source: "a.com", uids: [{ id: "ok" }, { id: 42 }] }]),
+      "AUD_ERR_BAD_FIELD",
+      "user.eids[0].uids[1].id",
+    ],
+    ["user.ext a string", { id: "r", user: { ext: "x" } }, "AUD_ERR_BAD_FIELD", "user.ext"],
+    [
+      "user.ext.eids not an array",
+      { id: "r", user: { ext: { eids: { a: 1 } } } },
+      "AUD_ERR_BAD_FIELD",
+      "user.ext.eids",
+    ],
+    [
+      "user.ext.eids[0].source missing",
+      { id: "r", user: { ext: { eids: [{ uids: [] }] } } },
+      "AUD_ERR_MISSING_FIELD",
+      "user.ext.eids[0].source",
+    ],
+    ["device a number", { id: "r", device: 3 }, "AUD_ERR_BAD_FIELD", "device"],
+    ["device.ifa a number", { id: "r", device: { ifa: 7 } }, "AUD_ERR_BAD_FIELD", "device.ifa"],
+    ["device.lmt = 2", { id: "r", device: { ifa: IFA, lmt: 2 } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
+    ["device.lmt = '1'", { id: "r", device: { lmt: "1" } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
+    ["device.lmt = true", { id: "r", device: { lmt: true } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
+  ])("%s", (_label, body, code, field) => {
+    apiError(() => readBidRequest(body, "ssp", 64), code, field);
+  });
+
+  it("says what was expected", () => {
+    const e = apiError(
+      () => readBidRequest({ id: "r", device: { lmt: 2 } }, "", 64),
+      "AUD_ERR_BAD_FIELD",
+      "device.lmt",
+    );
+    expect(e.message).toBe("device.lmt must be 0 or 1");
+    expect(e.toJSON()).toEqual({
+      error: { code: "AUD_ERR_BAD_FIELD", message: "device.lmt must be 0 or 1", field: "device.lmt" },
+    });
+    const m = apiError(() => readBidRequest({}, "", 64), "AUD_ERR_MISSING_FIELD", "id");
+    expect(m.message).toBe("id is required");
+  });
+
+  it("checks user.id's type even when no exchange is named", () => {
+    apiError(() => readBidRequest({ id: "r", user: { id: 5 } }, "", 64), "AUD_ERR_BAD_FIELD", "user.id");
+  });
+});
+
+describe("readCompact", () => {
+  it("reads typed IDs, normalising and removing duplicates", () => {
+    const body = {
+      id: "c-1",
+      ids: [
+        { type: "IFA", id: IFA },
+        { type: "ifa", id: IFA.toLowerCase() },
+        { type: "bu", id: "b1" },
+        { type: "email", id: " Jane.Doe@Example.com " },
+        { type: "xu:ssp", id: "u1" },
+      ],
+    };
+    const r = readCompact(body, "", 64);
+    expect(r.requestId).toBe("c-1");
+    expect(r.withheld).toEqual([]);
+    expect(r.keys).toHaveLength(4);
+    expect(r.keys.slice(0, 2)).toEqual([`ifa:${IFA.toLowerCase()}`, "bu:b1"]);
+    expect(r.keys[2]).toMatch(/^hem:[0-9a-f]{64}$/);
+    expect(r.keys[3]).toBe("xu:ssp:u1");
+  });
+
+  it("has a null requestId when id is absent", () => {
+    expect(readCompact({ ids: [] }, "", 64)).toEqual({ requestId: null, keys: [], withheld: [] });
+  });
+
+  it("accepts exactly maxIds entries", () => {
+    const ids = [
+      { type: "bu", id: "1" },
+      { type: "bu", id: "2" },
+    ];
+    expect(readCompact({ ids }, "", 2).keys).toEqual(["bu:1", "bu:2"]);
+  });
+
+  it("refuses more than maxIds entries with AUD_ERR_TOO_MANY", () => {
+    const ids = [1, 2, 3].map((n) => ({ type: "bu", id: String(n) }));
+    const e = apiError(() => readCompact({ ids }, "batch[2].", 2), "AUD_ERR_TOO_MANY", "batch[2].ids");
+    expect(e.message).toBe("batch[2].ids has 3 entries; at most 2");
+    apiError(() => readCompact({ ids }, "", 2), "AUD_ERR_TOO_MANY", "ids");
+  });
+
+  it.each<[string, Json, ErrorCode, string, string]>([
+    ["id a number", { id: 3, ids: [] }, "AUD_ERR_BAD_FIELD", "batch[2].id", "batch[2].id must be a string"],
+    [
+      "ids missing",
+      { id: "x" },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids",
+      "batch[2].ids must be an array of {type, id} objects",
+    ],
+    [
+      "entry a string",
+      { ids: ["ifa:x"] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0]",
+      "batch[2].ids[0] must be an object {type, id}",
+    ],
+    [
+      "type missing",
+      { ids: [{ id: "x" }] },
+      "AUD_ERR_MISSING_FIELD",
+      "batch[2].ids[0].type",
+      "batch[2].ids[0].type is required",
+    ],
+    [
+      "type a number",
+      { ids: [{ type: 1, id: "x" }] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0].type",
+      "batch[2].ids[0].type must be a string",
+    ],
+    [
+      "id missing",
+      { ids: [{ type: "bu", id: "a" }, { type: "bu" }] },
+      "AUD_ERR_MISSING_FIELD",
+      "batch[2].ids[1].id",
+      "batch[2].ids[1].id is required",
+    ],
+    [
+      "id a number",
+      { ids: [{ type: "bu", id: 5 }] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0].id",
+      "batch[2].ids[0].id must be a string",
+    ],
+    [
+      "unknown type",
+      { ids: [{ type: "cookie", id: "x" }] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0].type",
+      "batch[2].ids[0]: unknown id type 'cookie'",
+    ],
+    [
+      "empty id",
+      { ids: [{ type: "bu", id: "  " }] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0].id",
+      "batch[2].ids[0]: empty id",
+    ],
+    [
+      "all-zero ifa",
+      { ids: [{ type: "ifa", id: ZERO_IFA }] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0].id",
+      "batch[2].ids[0]: all-zero ifa",
+    ],
+    [
+      "bad hem",
+      { ids: [{ type: "hem", id: "abc" }] },
+      "AUD_ERR_BAD_FIELD",
+      "batch[2].ids[0].id",
+      "batch[2].ids[0]: hem must be 64 hex characters (SHA-256)",
+    ],
+  ])("%s -> 400 with the place prefix", (_label, body, code, field, message) => {
+    expect(apiError(() => readCompact(body, "batch[2].", 64), code, field).message).toBe(message);
+  });
+
+  it("names the field without a prefix for a single lookup", () => {
+    apiError(
+      () => readCompact({ ids: [{ type: "nope", id: "x" }] }, "", 64),
+      "AUD_ERR_BAD_FIELD",
+      "ids[0].type",
+    );
+  });
+});
