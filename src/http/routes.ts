@@ -1,11 +1,11 @@
 // The route table: which path and method run which handler. Shared by both HTTP servers.
 import type { ProfileCache } from "../profiles/profile-cache.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
-import { type HttpAnswer, type HttpRequestData, jsonAnswer, type Route } from "./http-types.ts";
+import { jsonAnswer, type Route, type RouteHandler } from "./http-types.ts";
 import type { HttpBackendInfo } from "./uws-server.ts";
 
 export interface RouteDeps {
-  readonly lookup: (req: HttpRequestData) => Promise<HttpAnswer>;
+  readonly lookup: RouteHandler;
   readonly store: ProfileStore;
   readonly cache: ProfileCache;
   readonly backend: HttpBackendInfo;

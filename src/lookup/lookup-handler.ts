@@ -12,7 +12,7 @@ import {
 import { normaliseType, typeOfKey } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
-import type { ProfileCache } from "../profiles/profile-cache.ts";
+import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
 import type { Profile } from "../profiles/profile-codec.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { readCompact } from "./read-compact.ts";
@@ -39,40 +39,63 @@ export interface LookupAnswer {
 
 const msgpack = new Packr({ useRecords: false });
 
-export function createLookupHandler(opts: LookupOptions): (req: HttpRequestData) => Promise<HttpAnswer> {
+export function createLookupHandler(
+  opts: LookupOptions,
+): (req: HttpRequestData) => HttpAnswer | Promise<HttpAnswer> {
   const { cache, now } = opts;
 
-  return async function lookup(req: HttpRequestData): Promise<HttpAnswer> {
+  return function lookup(req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> {
     // 1. Parse: the body must be a JSON object; the form is chosen by its top-level keys.
     const body = parseJsonObject(req.body);
-    const exchange = exchangeOf(req, opts.defaultExchange);
-    const batch = body.batch;
-    const subjects: LookupSubject[] =
-      batch !== undefined
-        ? readBatch(batch, opts)
-        : body.ids !== undefined
-          ? [readCompact(body, "", opts.idsPerRequestLimit)]
-          : // 2. Privacy gate: device signals (lmt) are applied while reading, so a withheld IFA is never
-            //    resolved. 3. Resolve IDs: every ID becomes a typed key.
-            [readBidRequest(body, exchange, opts.idsPerRequestLimit)];
+    const isBatch = body.batch !== undefined;
+    const subjects: LookupSubject[] = isBatch
+      ? readBatch(body.batch, opts)
+      : body.ids !== undefined
+        ? [readCompact(body, "", opts.idsPerRequestLimit)]
+        : // 2. Privacy gate: device signals (lmt) are applied while reading, so a withheld IFA is never
+          //    resolved. 3. Resolve IDs: every ID becomes a typed key.
+          [readBidRequest(body, exchangeOf(req, opts.defaultExchange), opts.idsPerRequestLimit)];
 
-    // 4. Fetch profiles: all keys of the call, from cache or in one store round trip.
-    const keys = distinctKeys(subjects);
-    const found = await cache.getMany(keys);
+    // 4. Fetch profiles: all keys of the call, from cache (synchronously) or in one store round trip.
+    const keys = isBatch ? distinctKeys(subjects) : (subjects[0] as LookupSubject).keys;
+    const found = cache.getMany(keys);
+    return found instanceof Promise
+      ? found.then((batch) => respond(req, subjects, keys, batch, isBatch, now))
+      : respond(req, subjects, keys, found, isBatch, now);
+  };
+}
+
+function respond(
+  req: HttpRequestData,
+  subjects: readonly LookupSubject[],
+  keys: readonly string[],
+  found: ProfileBatch,
+  isBatch: boolean,
+  now: () => number,
+): HttpAnswer {
+  // 5. Merge each subject's profiles; memberships that expired since caching are dropped here.
+  // 6. Caps: no capping rules are evaluated yet, so `capped` is empty.
+  const nowSec = Math.floor(now() / 1000);
+  let payload: LookupAnswer | { results: LookupAnswer[]; degraded: boolean };
+  if (isBatch) {
     const byKey = new Map<string, Profile | null>();
     for (let i = 0; i < keys.length; i++) byKey.set(keys[i] as string, found.profiles[i] ?? null);
-
-    // 5. Merge each subject's profiles; memberships that expired since caching are dropped here.
-    // 6. Caps: no capping rules are evaluated yet, so `capped` is empty.
-    const nowSec = Math.floor(now() / 1000);
-    const answers = subjects.map((s) => merge(s, byKey, nowSec, found.degraded));
-
-    // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
-    const payload = batch !== undefined ? { results: answers, degraded: found.degraded } : answers[0];
-    if (req.accept.includes(MSGPACK_TYPE))
-      return { status: 200, contentType: MSGPACK_TYPE, body: msgpack.pack(payload) };
-    return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
-  };
+    const results = subjects.map((s) =>
+      merge(
+        s,
+        s.keys.map((k) => byKey.get(k) ?? null),
+        nowSec,
+        found.degraded,
+      ),
+    );
+    payload = { results, degraded: found.degraded };
+  } else {
+    payload = merge(subjects[0] as LookupSubject, found.profiles, nowSec, found.degraded);
+  }
+  // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
+  if (req.accept.includes(MSGPACK_TYPE))
+    return { status: 200, contentType: MSGPACK_TYPE, body: msgpack.pack(payload) };
+  return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
 }
 
 function parseJsonObject(bytes: Buffer): Json {
@@ -125,16 +148,17 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
   return [...set];
 }
 
+/** Unites the live segments of one subject's profiles (`profiles[i]` belongs to `subject.keys[i]`). */
 function merge(
   subject: LookupSubject,
-  byKey: ReadonlyMap<string, Profile | null>,
+  profiles: readonly (Profile | null)[],
   nowSec: number,
   degraded: boolean,
 ): LookupAnswer {
   const segments = new Set<string>();
   const matched: string[] = [];
-  for (const key of subject.keys) {
-    const p = byKey.get(key);
+  for (let i = 0; i < subject.keys.length; i++) {
+    const p = profiles[i];
     if (p == null) continue;
     let live = false;
     for (const m of p.memberships) {
@@ -144,7 +168,7 @@ function merge(
     }
     // The answer names which kinds of ID matched, never the IDs themselves.
     if (live) {
-      const type = typeOfKey(key);
+      const type = typeOfKey(subject.keys[i] as string);
       if (!matched.includes(type)) matched.push(type);
     }
   }

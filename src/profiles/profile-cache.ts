@@ -91,8 +91,12 @@ export class ProfileCache {
     this.#lru?.clear();
   }
 
-  /** Profiles for `keys` (which must be distinct), from cache where possible and one store call for the rest. */
-  async getMany(keys: readonly string[]): Promise<ProfileBatch> {
+  /**
+   * Profiles for `keys` (which must be distinct), from cache where possible and one store call for the rest.
+   * Answers synchronously when everything was cached: a hit costs no promise and no trip through the
+   * event loop, so the HTTP layer can write the answer inside the same uWS callback.
+   */
+  getMany(keys: readonly string[]): ProfileBatch | Promise<ProfileBatch> {
     const n = keys.length;
     const batch: ProfileBatch = {
       profiles: new Array<Profile | null>(n).fill(null),
@@ -127,6 +131,16 @@ export class ProfileCache {
     }
     this.stats.hits += batch.hits;
     this.stats.misses += batch.misses;
+    if (missKeys === null && waits === null) return batch;
+    return this.#complete(batch, missKeys, missIdx, waits);
+  }
+
+  async #complete(
+    batch: ProfileBatch,
+    missKeys: string[] | null,
+    missIdx: number[] | null,
+    waits: Promise<void>[] | null,
+  ): Promise<ProfileBatch> {
     if (missKeys !== null && missIdx !== null) await this.#fetch(batch, missKeys, missIdx);
     if (waits !== null) await Promise.all(waits);
     return batch;
