@@ -1,5 +1,6 @@
 // Configuration from environment variables, validated once at start-up; every problem reported together.
 import { z } from "zod";
+import { type AdminTokenScopes, parseAdminTokens } from "./http/admin-auth.ts";
 
 /** One environment variable: its parser (with default) and what it means. The README table is built from this. */
 interface VarSpec<T> {
@@ -8,6 +9,8 @@ interface VarSpec<T> {
   readonly doc: string;
   /** Shown in the reference; undefined means "unset". */
   readonly defaultText: string | undefined;
+  /** Holds secrets: problems never echo the value. */
+  readonly secret: boolean;
 }
 
 const intIn = (min: number, max: number, dflt: number) =>
@@ -34,13 +37,24 @@ const redisUrl = z
   })
   .optional();
 
+/** ADMIN_TOKENS: parsed to token -> scopes; each problem names its entry with the token redacted. */
+const adminTokens = z
+  .string()
+  .default("")
+  .transform((raw, ctx): AdminTokenScopes => {
+    const { tokens, problems } = parseAdminTokens(raw);
+    for (const message of problems) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+    return tokens;
+  });
+
 function spec<T>(
   env: string,
   schema: z.ZodType<T, z.ZodTypeDef, unknown>,
   doc: string,
   dflt?: string,
+  secret = false,
 ): VarSpec<T> {
-  return { env, schema, doc, defaultText: dflt };
+  return { env, schema, doc, defaultText: dflt, secret };
 }
 
 /** Every variable the service reads. Units are in the names. */
@@ -75,6 +89,19 @@ export const CONFIG_SPEC = {
     intIn(256, 16 * 1024 * 1024, 64 * 1024),
     "Largest request body accepted; larger ones get 413.",
     "65536",
+  ),
+  adminBodyLimitBytes: spec(
+    "ADMIN_BODY_LIMIT_BYTES",
+    intIn(1024, 64 * 1024 * 1024 * 1024, 1024 * 1024 * 1024),
+    "Largest body of an admin upload (read as a stream, never held whole in memory); larger ones get 413.",
+    "1073741824",
+  ),
+  adminTokens: spec(
+    "ADMIN_TOKENS",
+    adminTokens,
+    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
+    "",
+    true,
   ),
   batchLimit: spec(
     "BATCH_LIMIT",
@@ -121,6 +148,12 @@ export const CONFIG_SPEC = {
     "Exchange used to namespace user.id when the request names none (x-exchange header or ?exchange=). Empty: user.id is ignored then.",
     "",
   ),
+  catalogReloadMs: spec(
+    "CATALOG_RELOAD_MS",
+    intIn(1_000, 3_600_000, 30_000),
+    "How often each instance re-reads taxonomy and segment generations, as a safety net: changes normally arrive at once over Redis pub/sub.",
+    "30000",
+  ),
   seedDemoData: spec(
     "SEED_DEMO_DATA",
     boolFlag(true),
@@ -155,7 +188,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     const blank = raw !== undefined && raw.trim() === "";
     const result = s.schema.safeParse(blank && s.defaultText !== "" ? undefined : raw);
     if (result.success) out[key] = result.data;
-    else problems.push(`${s.env} ${result.error.issues.map((i) => i.message).join("; ")}, got '${raw}'`);
+    else {
+      const got = s.secret ? "" : `, got '${raw}'`;
+      problems.push(`${s.env} ${result.error.issues.map((i) => i.message).join("; ")}${got}`);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(out) as Config;

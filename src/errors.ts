@@ -1,10 +1,17 @@
-// The registry of error codes callers can see, each with its HTTP status. docs/errors.md lists the same codes.
+// The registry of error codes callers can see, each with its HTTP status. The README's error table lists them.
 
 export const ERRORS = {
   AUD_ERR_BAD_JSON: { status: 400, message: "body is not valid JSON" },
   AUD_ERR_BAD_FIELD: { status: 400, message: "a field has the wrong type or value" },
   AUD_ERR_MISSING_FIELD: { status: 400, message: "a required field is missing" },
   AUD_ERR_TOO_MANY: { status: 400, message: "an array is longer than allowed" },
+  AUD_ERR_BAD_FILE: {
+    status: 400,
+    message: "the uploaded file cannot be read (not CSV/NDJSON/JSON, bad header, truncated gzip)",
+  },
+  AUD_ERR_BAD_ROWS: { status: 400, message: "rows of the upload were rejected; see rows[]" },
+  AUD_ERR_UNAUTHORIZED: { status: 401, message: "a valid bearer token is required" },
+  AUD_ERR_FORBIDDEN: { status: 403, message: "the token lacks the scope this route requires" },
   AUD_ERR_NOT_FOUND: { status: 404, message: "no such route" },
   AUD_ERR_METHOD: { status: 405, message: "method not allowed on this route" },
   AUD_ERR_BODY_TOO_LARGE: { status: 413, message: "request body exceeds the configured limit" },

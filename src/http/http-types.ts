@@ -1,17 +1,25 @@
 // Transport-neutral request and answer: route handlers see these, never uWebSockets.js or node:http objects.
+import type { Readable } from "node:stream";
 
 /** What a handler may read of a request; copied out of the transport before any await. */
 export interface HttpRequestData {
   readonly method: string;
+  /** The route's path pattern (e.g. "/v1/admin/users/:type/:id"), not the request's: IDs stay out of logs. */
   readonly path: string;
+  /** Values of the pattern's `:name` segments, URL-decoded, in pattern order; [] for static routes. */
+  readonly params: readonly string[];
   /** Raw query string without "?". */
   readonly query: string;
   /** The few headers handlers read, lower-case names; "" when absent. */
   readonly exchange: string;
   readonly accept: string;
   readonly contentType: string;
-  /** The whole body (already bounded by the size limit); empty for GET. */
+  readonly contentEncoding: string;
+  readonly authorization: string;
+  /** The whole body of a "buffered" route (already bounded by the size limit); empty for the other kinds. */
   readonly body: Buffer;
+  /** The body of a "stream" route, as it arrives (bounded, with backpressure); null for the other kinds. */
+  readonly stream: Readable | null;
 }
 
 export interface HttpAnswer {
@@ -22,14 +30,22 @@ export interface HttpAnswer {
   readonly headers?: readonly (readonly [string, string])[];
 }
 
+/** Handlers of "stream" routes return a promise: the body is still arriving when they are called. */
 export type RouteHandler = (req: HttpRequestData) => HttpAnswer | Promise<HttpAnswer>;
 
+/**
+ * How a route takes its body. "none": never read. "buffered": read whole into `body`, bounded by
+ * BODY_LIMIT_BYTES (the lookup hot path). "stream": handed over as `stream` while it arrives, bounded by
+ * ADMIN_BODY_LIMIT_BYTES, for uploads too big to hold in memory.
+ */
+export type BodyKind = "none" | "buffered" | "stream";
+
 export interface Route {
-  readonly method: "GET" | "POST";
+  readonly method: "GET" | "POST" | "PUT" | "DELETE";
+  /** Static ("/v1/lookup") or with `:name` segments, each matching one non-empty path segment. */
   readonly path: string;
   readonly handler: RouteHandler;
-  /** Whether the route reads a body (POST); bodies of other routes are not read. */
-  readonly readsBody: boolean;
+  readonly body: BodyKind;
 }
 
 export const JSON_TYPE = "application/json";

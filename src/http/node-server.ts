@@ -3,51 +3,40 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApiError } from "../errors.ts";
+import { BodyStream } from "./body-stream.ts";
 import type { HttpAnswer, HttpRequestData, Route } from "./http-types.ts";
 import { answerForError, errorAnswer } from "./responses.ts";
-import type { RunningServer, UwsServerOptions } from "./uws-server.ts";
+import {
+  buildRouteTable,
+  decodeParams,
+  matchRoute,
+  methodError,
+  NO_PARAMS,
+  type RouteGroup,
+  rawParams,
+} from "./route-table.ts";
+import { DEFAULT_STREAM_BODY_LIMIT_BYTES, type RunningServer, type UwsServerOptions } from "./uws-server.ts";
 
 const NOT_FOUND = errorAnswer(new ApiError("AUD_ERR_NOT_FOUND"));
 const EMPTY = Buffer.alloc(0);
 
 export function startNodeServer(opts: UwsServerOptions): Promise<RunningServer> {
-  const byPath = new Map<string, Route[]>();
-  for (const r of opts.routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
+  const table = buildRouteTable(opts.routes);
 
   const server = createServer((req, res) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q < 0 ? url : url.slice(0, q);
-    const routes = byPath.get(path);
-    if (routes === undefined) return send(res, NOT_FOUND);
-    const route = routes.find((r) => r.method === req.method);
-    if (route === undefined) {
-      const allow = routes.map((r) => r.method).join(", ");
-      return send(res, {
-        ...errorAnswer(new ApiError("AUD_ERR_METHOD", `${path} accepts ${allow}`)),
-        headers: [["allow", allow]],
-      });
+    const query = q < 0 ? "" : url.slice(q + 1);
+    // Static paths first, in one lookup: the hot path never splits the path.
+    const route = table.statics.get(path)?.byMethod.get(req.method ?? "");
+    if (route !== undefined) return serve(req, res, route, null, path, query, opts);
+    const m = matchRoute(table, req.method ?? "", path);
+    if (m.kind === "none") return send(res, NOT_FOUND);
+    if (m.kind === "method") {
+      return send(res, { ...errorAnswer(methodError(m.pattern, m.allow)), headers: [["allow", m.allow]] });
     }
-    const data = (body: Buffer): HttpRequestData => ({
-      method: route.method,
-      path,
-      query: q < 0 ? "" : url.slice(q + 1),
-      exchange: header(req, "x-exchange"),
-      accept: header(req, "accept"),
-      contentType: header(req, "content-type"),
-      body,
-    });
-    if (!route.readsBody) return run(res, route, data(EMPTY), opts);
-    readBody(req, opts.bodyLimitBytes).then(
-      (body) => run(res, route, data(body), opts),
-      () => {
-        const answer = errorAnswer(
-          new ApiError("AUD_ERR_BODY_TOO_LARGE", `request body exceeds ${opts.bodyLimitBytes} bytes`),
-        );
-        res.setHeader("connection", "close");
-        send(res, answer);
-      },
-    );
+    serve(req, res, m.route, m.group, path, query, opts);
   });
   server.keepAliveTimeout = 10_000;
 
@@ -57,6 +46,50 @@ export function startNodeServer(opts: UwsServerOptions): Promise<RunningServer> 
       resolve({ port: (server.address() as AddressInfo).port, close: () => server.close() });
     });
   });
+}
+
+/** `group` is the matched pattern's group when it has parameters, else null. */
+function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: Route,
+  group: RouteGroup | null,
+  path: string,
+  query: string,
+  opts: UwsServerOptions,
+): void {
+  let params = NO_PARAMS;
+  if (group !== null && group.paramCount > 0) {
+    try {
+      params = decodeParams(rawParams(group, path));
+    } catch (err) {
+      // The body, if any, is not read: the connection cannot be reused.
+      if (route.body !== "none") res.setHeader("connection", "close");
+      send(res, answerForError(err, route.path, opts.onInternalError));
+      return;
+    }
+  }
+  const data = (body: Buffer, stream: BodyStream | null): HttpRequestData => ({
+    method: route.method,
+    path: route.path,
+    params,
+    query,
+    exchange: header(req, "x-exchange"),
+    accept: header(req, "accept"),
+    contentType: header(req, "content-type"),
+    contentEncoding: header(req, "content-encoding"),
+    authorization: header(req, "authorization"),
+    body,
+    stream,
+  });
+  if (route.body === "none") run(res, route, data(EMPTY, null), opts);
+  else if (route.body === "stream") serveStream(req, res, route, data, opts);
+  else {
+    readBody(req, opts.bodyLimitBytes).then(
+      (body) => run(res, route, data(body, null), opts),
+      () => tooLarge(res, opts.bodyLimitBytes),
+    );
+  }
 }
 
 function header(req: IncomingMessage, name: string): string {
@@ -90,6 +123,64 @@ function run(res: ServerResponse, route: Route, data: HttpRequestData, opts: Uws
       (a) => send(res, a),
       (err) => send(res, answerForError(err, data.path, opts.onInternalError)),
     );
+}
+
+/**
+ * A "stream" route, as on uWS: the IncomingMessage feeds a BodyStream that pauses it when full, so the
+ * limit and the end-of-body bookkeeping are the same on both servers.
+ */
+function serveStream(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: Route,
+  data: (body: Buffer, stream: BodyStream | null) => HttpRequestData,
+  opts: UwsServerOptions,
+): void {
+  const limit = opts.streamBodyLimitBytes ?? DEFAULT_STREAM_BODY_LIMIT_BYTES;
+  if (Number(req.headers["content-length"] ?? 0) > limit) {
+    tooLarge(res, limit);
+    return;
+  }
+  const stream = new BodyStream(limit, { pause: () => req.pause(), resume: () => req.resume() });
+  const onData = (c: Buffer): void => {
+    if (stream.feed(c)) return;
+    req.off("data", onData);
+    tooLarge(res, limit);
+  };
+  req.on("data", onData);
+  req.on("end", () => stream.receivedAll());
+  // A client that goes away mid-body: "error" (ECONNRESET) and/or "close" before the body completed.
+  req.on("error", () => stream.abort());
+  req.on("close", () => {
+    if (!req.complete) stream.abort();
+  });
+  const d = data(EMPTY, stream);
+  Promise.resolve()
+    .then(() => route.handler(d))
+    .then(
+      (a) => finishStream(res, stream, a),
+      (err) => {
+        // The client going away is not a bug; nobody is left to answer either way.
+        if (stream.isAbort(err)) return;
+        finishStream(res, stream, answerForError(err, d.path, opts.onInternalError));
+      },
+    );
+}
+
+function finishStream(res: ServerResponse, body: BodyStream, answer: HttpAnswer): void {
+  if (res.destroyed || res.writableEnded) return;
+  // Answered before the whole body arrived: the rest is not read, so the connection cannot be reused.
+  if (!body.complete) {
+    body.destroy();
+    res.setHeader("connection", "close");
+  }
+  send(res, answer);
+}
+
+function tooLarge(res: ServerResponse, limit: number): void {
+  const answer = errorAnswer(new ApiError("AUD_ERR_BODY_TOO_LARGE", `request body exceeds ${limit} bytes`));
+  res.setHeader("connection", "close");
+  send(res, answer);
 }
 
 function send(res: ServerResponse, a: HttpAnswer): void {

@@ -14,11 +14,11 @@ export interface RouteDeps {
 
 export function buildRoutes(deps: RouteDeps): Route[] {
   return [
-    { method: "POST", path: "/v1/lookup", readsBody: true, handler: deps.lookup },
+    { method: "POST", path: "/v1/lookup", body: "buffered", handler: deps.lookup },
     {
       method: "GET",
       path: "/healthz",
-      readsBody: false,
+      body: "none",
       handler: () =>
         jsonAnswer(200, {
           status: "ok",
@@ -31,7 +31,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
     {
       method: "GET",
       path: "/readyz",
-      readsBody: false,
+      body: "none",
       handler: async () => {
         const ready = await deps.store.ping();
         return jsonAnswer(ready ? 200 : 503, { ready, store: deps.store.kind });

@@ -7,8 +7,10 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { ApiError } from "../errors.ts";
+import { BodyStream } from "./body-stream.ts";
 import type { HttpAnswer, HttpRequestData, Route } from "./http-types.ts";
 import { answerForError, errorAnswer, STATUS_LINES } from "./responses.ts";
+import { buildRouteTable, decodeParams, matchRoute, methodError, NO_PARAMS } from "./route-table.ts";
 
 /** Which HTTP engine runs: the native uWS addon, or the package's slow JS fallback on an unsupported Node. */
 export interface HttpBackendInfo {
@@ -36,7 +38,10 @@ export function detectUwsBackend(): HttpBackendInfo {
 export interface UwsServerOptions {
   readonly host: string;
   readonly port: number;
+  /** Bound of "buffered" bodies (BODY_LIMIT_BYTES). */
   readonly bodyLimitBytes: number;
+  /** Bound of "stream" bodies (ADMIN_BODY_LIMIT_BYTES); 1 GiB, that variable's default, when not given. */
+  readonly streamBodyLimitBytes?: number;
   readonly routes: readonly Route[];
   /** Called for errors that are not the caller's fault (500s). */
   readonly onInternalError: (err: unknown, path: string) => void;
@@ -48,32 +53,37 @@ export interface RunningServer {
   close(): void;
 }
 
+export const DEFAULT_STREAM_BODY_LIMIT_BYTES = 1024 * 1024 * 1024;
+
 const NOT_FOUND = errorAnswer(new ApiError("AUD_ERR_NOT_FOUND"));
 const EMPTY = Buffer.alloc(0);
 
 export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
   const app = uWS.App();
-  const byPath = new Map<string, Route[]>();
-  for (const r of opts.routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r]);
+  const table = buildRouteTable(opts.routes);
 
-  for (const [path, routes] of byPath) {
-    const allow = routes.map((r) => r.method).join(", ");
-    const methodNotAllowed: HttpAnswer = {
-      ...errorAnswer(new ApiError("AUD_ERR_METHOD", `${path} accepts ${allow}`)),
-      headers: [["allow", allow]],
-    };
-    const byMethod = new Map(routes.map((r) => [r.method.toLowerCase(), r]));
-    app.any(path, (res, req) => {
+  for (const group of table.groups) {
+    const byMethod = new Map(group.routes.map((r) => [r.method.toLowerCase(), r]));
+    const paramCount = group.paramCount;
+    app.any(group.pattern, (res, req) => {
       const route = byMethod.get(req.getMethod());
       if (route === undefined) {
-        res.cork(() => write(res, methodNotAllowed));
+        // Another pattern may still match with this method ("/things/:type/:id" after "/things/special/:id");
+        // uWS then tries it, and the catch-all below tells 405 from 404.
+        req.setYield(true);
         return;
       }
-      serve(res, req, route, opts);
+      serve(res, req, route, paramCount, opts);
     });
   }
-  app.any("/*", (res) => {
-    res.cork(() => write(res, NOT_FOUND));
+  // Off the hot path: unknown paths and wrong methods only.
+  app.any("/*", (res, req) => {
+    const m = matchRoute(table, req.getMethod().toUpperCase(), req.getUrl());
+    const answer: HttpAnswer =
+      m.kind === "method"
+        ? { ...errorAnswer(methodError(m.pattern, m.allow)), headers: [["allow", m.allow]] }
+        : NOT_FOUND;
+    res.cork(() => write(res, answer));
   });
 
   return new Promise((resolve, reject) => {
@@ -97,7 +107,24 @@ interface Exchange {
   done: boolean;
 }
 
-function serve(res: uWS.HttpResponse, req: uWS.HttpRequest, route: Route, opts: UwsServerOptions): void {
+/** The request's parameters, %-decoded; read now, as req is invalid once the route callback returns. */
+function readParams(req: uWS.HttpRequest, count: number): readonly string[] {
+  const raw: string[] = [];
+  for (let i = 0; i < count; i++) raw.push(req.getParameter(i));
+  return decodeParams(raw);
+}
+
+function serve(
+  res: uWS.HttpResponse,
+  req: uWS.HttpRequest,
+  route: Route,
+  paramCount: number,
+  opts: UwsServerOptions,
+): void {
+  if (route.body === "stream") {
+    serveStream(res, req, route, paramCount, opts);
+    return;
+  }
   const ex: Exchange = { aborted: false, done: false };
   res.onAborted(() => {
     ex.aborted = true;
@@ -105,21 +132,39 @@ function serve(res: uWS.HttpResponse, req: uWS.HttpRequest, route: Route, opts: 
   // Copied now: req is invalid once this function returns.
   const method = route.method;
   const path = route.path;
+  let params = NO_PARAMS;
+  if (paramCount > 0) {
+    try {
+      params = readParams(req, paramCount);
+    } catch (err) {
+      // The body, if any, is not read: the connection cannot be reused.
+      const answer = answerForError(err, path, opts.onInternalError);
+      ex.done = true;
+      res.cork(() => write(res, answer, route.body !== "none"));
+      return;
+    }
+  }
   const query = req.getQuery() ?? "";
   const exchange = req.getHeader("x-exchange");
   const accept = req.getHeader("accept");
   const contentType = req.getHeader("content-type");
+  const contentEncoding = req.getHeader("content-encoding");
+  const authorization = req.getHeader("authorization");
   const make = (body: Buffer): HttpRequestData => ({
     method,
     path,
+    params,
     query,
     exchange,
     accept,
     contentType,
+    contentEncoding,
+    authorization,
     body,
+    stream: null,
   });
 
-  if (!route.readsBody) {
+  if (route.body === "none") {
     run(res, ex, route, make(EMPTY), opts);
     return;
   }
@@ -184,6 +229,105 @@ function finish(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
   if (ex.aborted || ex.done) return;
   ex.done = true;
   res.cork(() => write(res, answer));
+}
+
+/**
+ * A "stream" route: the handler runs at once with `stream`, which onData feeds as the body arrives.
+ * When the stream is full, the socket is paused (uWS stops reading it) until the handler reads on.
+ */
+function serveStream(
+  res: uWS.HttpResponse,
+  req: uWS.HttpRequest,
+  route: Route,
+  paramCount: number,
+  opts: UwsServerOptions,
+): void {
+  const ex: Exchange = { aborted: false, done: false };
+  let body: BodyStream | null = null;
+  res.onAborted(() => {
+    ex.aborted = true;
+    body?.abort();
+  });
+  let params = NO_PARAMS;
+  if (paramCount > 0) {
+    try {
+      params = readParams(req, paramCount);
+    } catch (err) {
+      finishStream(res, ex, null, answerForError(err, route.path, opts.onInternalError));
+      return;
+    }
+  }
+  const limit = opts.streamBodyLimitBytes ?? DEFAULT_STREAM_BODY_LIMIT_BYTES;
+  const declared = req.getHeader("content-length");
+  if (declared !== "" && Number(declared) > limit) {
+    tooLarge(res, ex, limit);
+    return;
+  }
+  // pause() and resume() are only valid while the response is: not after the answer or an abort.
+  const stream = new BodyStream(limit, {
+    pause: () => {
+      if (!ex.aborted && !ex.done) res.pause();
+    },
+    resume: () => {
+      if (!ex.aborted && !ex.done) res.resume();
+    },
+  });
+  body = stream;
+  const data: HttpRequestData = {
+    method: route.method,
+    path: route.path,
+    params,
+    query: req.getQuery() ?? "",
+    exchange: req.getHeader("x-exchange"),
+    accept: req.getHeader("accept"),
+    contentType: req.getHeader("content-type"),
+    contentEncoding: req.getHeader("content-encoding"),
+    authorization: req.getHeader("authorization"),
+    body: EMPTY,
+    stream,
+  };
+  res.onData((chunk, isLast) => {
+    if (ex.done || ex.aborted) return;
+    // Copy: the chunk's memory is reused once this callback returns, and the stream keeps it until read.
+    if (chunk.byteLength > 0 && !stream.feed(Buffer.copyBytesFrom(new Uint8Array(chunk)))) {
+      stream.release();
+      tooLarge(res, ex, limit);
+      return;
+    }
+    if (isLast) stream.receivedAll();
+  });
+
+  let answer: HttpAnswer | Promise<HttpAnswer>;
+  try {
+    answer = route.handler(data);
+  } catch (err) {
+    answer = answerForError(err, route.path, opts.onInternalError);
+  }
+  Promise.resolve(answer).then(
+    (a) => finishStream(res, ex, stream, a),
+    (err) => {
+      // The client going away is not a bug; nobody is left to answer either way.
+      if (stream.isAbort(err)) return;
+      finishStream(res, ex, stream, answerForError(err, route.path, opts.onInternalError));
+    },
+  );
+}
+
+function finishStream(
+  res: uWS.HttpResponse,
+  ex: Exchange,
+  body: BodyStream | null,
+  answer: HttpAnswer,
+): void {
+  if (ex.aborted || ex.done) return;
+  // Answered before the whole body arrived (or before reading it at all, body null): the rest is not read,
+  // so the connection cannot be reused.
+  const close = body === null || !body.complete;
+  // A paused socket is resumed first (while the response is still valid), so that the answer can flush.
+  body?.release();
+  if (close) body?.destroy();
+  ex.done = true;
+  res.cork(() => write(res, answer, close));
 }
 
 function tooLarge(res: uWS.HttpResponse, ex: Exchange, limit: number): void {

@@ -29,8 +29,11 @@ describe("loadConfig defaults", () => {
       cacheTtlMs: 30_000,
       cacheNegativeTtlMs: 5_000,
       defaultExchange: "",
+      catalogReloadMs: 30_000,
       seedDemoData: true,
       logLevel: "info",
+      adminBodyLimitBytes: 1_073_741_824,
+      adminTokens: new Map(),
     });
   });
 
