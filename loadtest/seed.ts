@@ -24,7 +24,9 @@ export async function seedUsers(url: string, users: number): Promise<SeedSummary
       const args: (string | Buffer)[] = new Array((to - from) * 2);
       for (let i = from, k = 0; i < to; i++, k += 2) {
         args[k] = profileKey(typedId(i));
-        args[k + 1] = encodeProfile(segmentsOf(i).map((segment) => ({ segment, expiresAt: 0, source: "" })));
+        args[k + 1] = encodeProfile(
+          segmentsOf(i).map((segment) => ({ segment, expiresAt: 0, source: "", generation: 0 })),
+        );
       }
       const p = redis.mset(args).finally(() => pending.delete(p));
       pending.add(p);

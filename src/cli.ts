@@ -1,16 +1,38 @@
-// The `audience` command: bulk loading into the Redis at REDIS_URL.
+// The `audience` command: bulk data management against the Redis at REDIS_URL.
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config.ts";
-import { loadMemberships } from "./ingest/load-memberships.ts";
-import { type FileFormat, formatOf, IngestFileError, openInput } from "./ingest/membership-rows.ts";
+import { toTypedId } from "./identity/typed-id.ts";
+import type { IngestSummary } from "./ingest/load-memberships.ts";
+import { IngestInputError, membershipFormatOf, openFileInput } from "./ingest/open-input.ts";
+import { createProgress } from "./ingest/progress.ts";
+import { type FileFormat, IngestFileError, readRecords } from "./ingest/record-reader.ts";
+import { DataRequestError, SegmentData } from "./ingest/segment-data.ts";
+import {
+  readTaxonomy,
+  TaxonomyFileError,
+  taxonomyErrorWhere,
+  taxonomyFormatOf,
+} from "./ingest/taxonomy-file.ts";
+import { RedisInvalidationBus } from "./profiles/invalidation-bus.ts";
 import { RedisProfileStore } from "./profiles/redis-profile-store.ts";
+import { RedisCatalogStore } from "./segments/catalog-store.ts";
+import { LiveCatalog } from "./segments/live-catalog.ts";
 
-const USAGE = `usage: audience ingest memberships <file> [--format csv|ndjson]
+const USAGE = `usage:
+  audience ingest memberships <file> [--format csv|ndjson] [--strict]
+                                     [--replace-segment <id> | --replace-provider <name>]
+  audience ingest taxonomy <file.csv|file.json>
+  audience optout <file>
 
-  Loads segment memberships into the Redis at REDIS_URL.
-  CSV header: type,id,segment[,ttl][,op][,expires_at][,source]; NDJSON lines with the same keys.
-  type: bu | ifa | xu:<exchange> | eid:<source> | hem | email (hashed to hem on the way in)
-  Exit codes: 0 all rows loaded; 1 some rows rejected; 2 usage, configuration or file error.`;
+  Writes into the Redis at REDIS_URL. Files may be gzip-compressed (detected by content).
+  memberships: CSV header type,id,segment[,ttl][,op][,expires_at][,source]; NDJSON lines with the same keys.
+    type: bu | ifa | xu:<exchange> | eid:<source> | hem | email (hashed to hem on the way in)
+    --strict              reject rows naming a segment absent from the taxonomy (default: load, warn)
+    --replace-segment S   the file becomes the complete membership of S, swapped in at once when read whole
+    --replace-provider P  the same for every segment of provider P
+  taxonomy: CSV header id,name[,parent,party,provider,sensitive,ttl,segtax,segtax_id], or a JSON array.
+  optout: CSV header type,id (or NDJSON): erases the IDs and keeps them out of later loads.
+  Exit codes: 0 all rows applied; 1 some rows rejected; 2 usage, configuration or file error.`;
 
 /** A failure with the message the user sees and the exit code. */
 class CliError extends Error {
@@ -22,68 +44,188 @@ class CliError extends Error {
   }
 }
 
-/** CLI writes are bulk: allow far longer than a bid-time read. */
-const CLI_COMMAND_TIMEOUT_MS = 30_000;
-
-async function ingestMemberships(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { format: { type: "string" }, help: { type: "boolean", short: "h" } },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const file = positionals[0];
-  if (file === undefined || positionals.length > 1) throw new CliError(USAGE);
-  const format = (values.format ?? formatOf(file)) as FileFormat | null;
-  if (format !== "csv" && format !== "ndjson") {
-    throw new CliError(
-      `${file}: cannot tell the format; name it .csv, .ndjson or .jsonl, or pass --format csv|ndjson`,
-    );
-  }
-
+/** Everything a command needs, connected; closed by the caller. */
+async function connect(): Promise<{ data: SegmentData; close: () => Promise<void> }> {
   const config = loadConfig();
   if (config.redisUrl === undefined)
     throw new CliError("REDIS_URL is not set: set it to the Redis to load into");
   const store = new RedisProfileStore({
     url: config.redisUrl,
-    commandTimeoutMs: CLI_COMMAND_TIMEOUT_MS,
+    commandTimeoutMs: 30_000,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
   try {
-    const input = openInput(file);
-    // Surface a missing or unreadable file before connecting anywhere.
-    await new Promise<void>((resolve, reject) => {
-      input.once("readable", resolve);
-      input.once("error", (err) => reject(new CliError(`${file}: ${err.message}`)));
-    });
-    try {
-      await store.connect();
-    } catch (err) {
-      throw new CliError(`cannot connect to Redis at REDIS_URL: ${(err as Error).message}`);
-    }
-    const summary = await loadMemberships(store, input, format, {
-      nowSec: Math.floor(Date.now() / 1000),
-      onRejected: (row) => process.stderr.write(`${file}:${row.line}: ${row.reason}\n`),
-    });
-    process.stdout.write(
-      `${file}: read ${summary.read}, loaded ${summary.loaded}, rejected ${summary.rejected} ` +
-        `in ${(summary.elapsedMs / 1000).toFixed(2)} s (${summary.rowsPerSec} rows/s)\n`,
-    );
-    return summary.rejected > 0 ? 1 : 0;
+    await store.connect();
   } catch (err) {
-    if (err instanceof IngestFileError) throw new CliError(`${file}: ${err.message}`);
+    await store.close();
+    throw new CliError(`cannot connect to Redis at REDIS_URL: ${(err as Error).message}`);
+  }
+  const catalog = new LiveCatalog(new RedisCatalogStore(store.redis));
+  const data = new SegmentData(store, catalog, new RedisInvalidationBus(store.redis), null);
+  return { data, close: () => store.close() };
+}
+
+/** Opens the file before connecting anywhere, so a wrong path fails fast with its name. */
+function open(file: string) {
+  try {
+    return openFileInput(file);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+}
+
+async function ingestMemberships(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      format: { type: "string" },
+      strict: { type: "boolean" },
+      "replace-segment": { type: "string" },
+      "replace-provider": { type: "string" },
+    },
+    allowPositionals: true,
+  });
+  const file = positionals[0];
+  if (file === undefined || positionals.length > 1) throw new CliError(USAGE);
+  const format = (values.format ?? membershipFormatOf(file)) as FileFormat | null;
+  if (format !== "csv" && format !== "ndjson") {
+    throw new CliError(
+      `${file}: cannot tell the format; name it .csv, .ndjson or .jsonl (.gz allowed), or pass --format`,
+    );
+  }
+  const input = open(file);
+  const { data, close } = await connect();
+  const progress = createProgress({
+    out: process.stderr,
+    totalBytes: input.sizeBytes,
+    bytesDone: input.bytesRead,
+    label: file,
+  });
+  try {
+    const result = await data.loadMemberships(input.stream, {
+      format,
+      strict: values.strict ?? false,
+      ...(values["replace-segment"] === undefined ? {} : { replaceSegment: values["replace-segment"] }),
+      ...(values["replace-provider"] === undefined ? {} : { replaceProvider: values["replace-provider"] }),
+      onRejected: (row) => process.stderr.write(`${file}:${row.line}: ${row.reason}\n`),
+      onProgress: (rows) => progress.update(rows),
+    });
+    progress.finish(result.read);
+    printSummary(file, result);
+    if (result.activatedGeneration !== null) {
+      process.stdout.write(`${file}: replace complete, generation ${result.activatedGeneration} is live\n`);
+    } else if (values["replace-segment"] !== undefined || values["replace-provider"] !== undefined) {
+      process.stdout.write(`${file}: replace NOT made live: fix the rejected rows and run it again\n`);
+    }
+    return result.rejected > 0 ? 1 : 0;
+  } catch (err) {
+    progress.finish(0);
+    if (err instanceof IngestFileError || err instanceof IngestInputError) {
+      const replacing = values["replace-segment"] !== undefined || values["replace-provider"] !== undefined;
+      const what = replacing
+        ? "nothing was made live: lookups keep the old membership"
+        : "rows before this point were loaded";
+      throw new CliError(`${file}: ${err.message}; ${what}`);
+    }
+    if (err instanceof DataRequestError) throw new CliError(err.message);
     throw err;
   } finally {
-    await store.close();
+    await close();
+  }
+}
+
+function printSummary(file: string, s: IngestSummary): void {
+  const extra = [
+    s.warnings > 0 ? `, ${s.warnings} warnings (segments not in the taxonomy)` : "",
+    s.skipped > 0 ? `, skipped ${s.skipped} (opted out)` : "",
+  ].join("");
+  process.stdout.write(
+    `${file}: read ${s.read}, loaded ${s.loaded}, rejected ${s.rejected}${extra} ` +
+      `in ${(s.elapsedMs / 1000).toFixed(2)} s (${s.rowsPerSec} rows/s)\n`,
+  );
+}
+
+async function ingestTaxonomy(args: string[]): Promise<number> {
+  const file = args[0];
+  if (file === undefined || args.length > 1) throw new CliError(USAGE);
+  const format = taxonomyFormatOf(file.replace(/\.gz$/i, ""));
+  if (format === null) throw new CliError(`${file}: cannot tell the format; name it .csv or .json`);
+  const input = open(file);
+  const { data, close } = await connect();
+  try {
+    const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
+    const result = await readTaxonomy(input.stream, format, known);
+    for (const e of result.errors) {
+      process.stderr.write(`${file}: ${taxonomyErrorWhere(format, e.line)}: ${e.reason}\n`);
+    }
+    // A taxonomy is imported whole or not at all: a partial one could leave children without parents.
+    if (result.errors.length > 0) {
+      process.stdout.write(`${file}: ${result.errors.length} rows rejected; nothing imported\n`);
+      return 1;
+    }
+    await data.putSegments(result.segments);
+    process.stdout.write(`${file}: ${result.segments.length} segments imported\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof TaxonomyFileError || err instanceof IngestInputError)
+      throw new CliError(`${file}: ${err.message}`);
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
+const OPT_OUT_SHAPE = { required: ["type", "id"], known: new Set(["type", "id"]) } as const;
+const OPT_OUT_BATCH = 1_000;
+
+async function optOut(args: string[]): Promise<number> {
+  const file = args[0];
+  if (file === undefined || args.length > 1) throw new CliError(USAGE);
+  const format = membershipFormatOf(file);
+  if (format === null) throw new CliError(`${file}: cannot tell the format; name it .csv, .ndjson or .jsonl`);
+  const input = open(file);
+  const { data, close } = await connect();
+  let ids = 0;
+  let erased = 0;
+  let rejected = 0;
+  let batch: string[] = [];
+  try {
+    for await (const r of readRecords(input.stream, format, OPT_OUT_SHAPE)) {
+      const typed =
+        "error" in r
+          ? { ok: false as const, reason: r.error }
+          : toTypedId(String(r.record.type ?? ""), String(r.record.id ?? ""));
+      if (!typed.ok) {
+        rejected++;
+        process.stderr.write(`${file}:${r.line}: ${typed.reason}\n`);
+        continue;
+      }
+      batch.push(typed.key);
+      ids++;
+      if (batch.length >= OPT_OUT_BATCH) {
+        erased += await data.optOut(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) erased += await data.optOut(batch);
+    process.stdout.write(
+      `${file}: ${ids} IDs opted out (${erased} had data, now erased), ${rejected} rejected\n`,
+    );
+    return rejected > 0 ? 1 : 0;
+  } catch (err) {
+    if (err instanceof IngestFileError || err instanceof IngestInputError)
+      throw new CliError(`${file}: ${err.message}`);
+    throw err;
+  } finally {
+    await close();
   }
 }
 
 async function run(argv: string[]): Promise<number> {
   const [command, what, ...rest] = argv;
   if (command === "ingest" && what === "memberships") return ingestMemberships(rest);
+  if (command === "ingest" && what === "taxonomy") return ingestTaxonomy(rest);
+  if (command === "optout") return optOut(what === undefined ? rest : [what, ...rest]);
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;

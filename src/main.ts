@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     bodyLimitBytes: config.bodyLimitBytes,
+    streamBodyLimitBytes: config.adminBodyLimitBytes,
     routes: service.routes,
     onInternalError: (err, path) => log.error({ err, path }, "request failed"),
   });

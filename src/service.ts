@@ -1,92 +1,170 @@
-// Builds the service from a config: store, cache, handlers, routes. main.ts and the tests both start here.
+// Builds the service from a config: stores, catalog, cache, invalidation, handlers, routes.
+// main.ts and the tests both start here.
 import { fileURLToPath } from "node:url";
+import { adminRoutes } from "./admin/admin-routes.ts";
 import type { Config } from "./config.ts";
 import type { Route } from "./http/http-types.ts";
 import { buildRoutes } from "./http/routes.ts";
 import type { HttpBackendInfo } from "./http/uws-server.ts";
-import { loadMemberships } from "./ingest/load-memberships.ts";
-import { openInput } from "./ingest/membership-rows.ts";
+import { openFileInput } from "./ingest/open-input.ts";
+import { SegmentData } from "./ingest/segment-data.ts";
+import { readTaxonomy } from "./ingest/taxonomy-file.ts";
 import type { Logger } from "./logger.ts";
 import { createLookupHandler } from "./lookup/lookup-handler.ts";
+import {
+  type InvalidationBus,
+  LocalInvalidationBus,
+  RedisInvalidationBus,
+} from "./profiles/invalidation-bus.ts";
 import { MemoryProfileStore } from "./profiles/memory-profile-store.ts";
 import { ProfileCache } from "./profiles/profile-cache.ts";
 import type { ProfileStore } from "./profiles/profile-store.ts";
 import { RedisProfileStore } from "./profiles/redis-profile-store.ts";
+import { type CatalogStore, MemoryCatalogStore, RedisCatalogStore } from "./segments/catalog-store.ts";
+import { LiveCatalog } from "./segments/live-catalog.ts";
 
 /** The demo dataset that makes every file in openrtb-samples/ match, for the embedded default. */
 export const DEMO_DATA_PATH = fileURLToPath(new URL("../data/demo-memberships.ndjson", import.meta.url));
+export const DEMO_TAXONOMY_PATH = fileURLToPath(new URL("../data/demo-taxonomy.csv", import.meta.url));
+
+/** Bulk work (loads, erasure, catalog) may take far longer than a bid-time read. */
+const BULK_COMMAND_TIMEOUT_MS = 30_000;
 
 export interface Service {
   readonly routes: Route[];
+  /** The store bid-time reads go to (short command timeout). */
   readonly store: ProfileStore;
   readonly cache: ProfileCache;
+  readonly catalog: LiveCatalog;
+  /** Data management (taxonomy, loads, opt-outs), on a connection with a bulk-sized timeout. */
+  readonly data: SegmentData;
   close(): Promise<void>;
 }
 
 export interface ServiceOptions {
   readonly backend: HttpBackendInfo;
-  /** Use this store instead of building one from the config (tests). */
-  readonly store?: ProfileStore;
   /** Clock in epoch milliseconds. */
   readonly now?: () => number;
 }
 
+/** What a deployment mode provides: embedded (memory) or Redis. */
+interface Backing {
+  readonly store: ProfileStore;
+  readonly bulkStore: ProfileStore;
+  readonly catalogStore: CatalogStore;
+  readonly bus: InvalidationBus;
+  close(): Promise<void>;
+}
+
 export async function createService(config: Config, log: Logger, opts: ServiceOptions): Promise<Service> {
   const now = opts.now ?? Date.now;
-  const store = opts.store ?? (await openStore(config, log, now));
-  const cache = new ProfileCache(store, {
+  const backing =
+    config.redisUrl === undefined ? embedded() : await redisBacked(config, config.redisUrl, log);
+  const cache = new ProfileCache(backing.store, {
     maxEntries: config.cacheMaxEntries,
     maxBytes: config.cacheMaxBytes,
     ttlMs: config.cacheTtlMs,
     negativeTtlMs: config.cacheNegativeTtlMs,
     now,
   });
+  const catalog = new LiveCatalog(backing.catalogStore, () => cache.clear());
+  const data = new SegmentData(backing.bulkStore, catalog, backing.bus, cache, now);
+
+  const reloadCatalog = (): void => {
+    catalog.reload().catch((err) => log.error({ err: (err as Error).message }, "catalog reload failed"));
+  };
+  await backing.bus.subscribe((msg) => {
+    if (msg.t === "keys") cache.invalidate(msg.keys);
+    else reloadCatalog();
+  });
+  try {
+    await catalog.reload();
+  } catch (err) {
+    log.error({ err: (err as Error).message }, "catalog not loaded at start-up; retrying in the background");
+  }
+  // A safety net for a missed invalidation message (e.g. while the subscriber reconnected).
+  const timer = setInterval(reloadCatalog, config.catalogReloadMs);
+  timer.unref();
+
+  if (config.redisUrl === undefined && config.seedDemoData) await seedDemo(data, log);
+
   const lookup = createLookupHandler({
     cache,
+    catalog,
     defaultExchange: config.defaultExchange,
     idsPerRequestLimit: config.idsPerRequestLimit,
     batchLimit: config.batchLimit,
     now,
   });
-  const routes = buildRoutes({ lookup, store, cache, backend: opts.backend, startedAtMs: now() });
+  const routes = [
+    ...buildRoutes({ lookup, store: backing.store, cache, backend: opts.backend, startedAtMs: now() }),
+    ...adminRoutes({ data, tokens: config.adminTokens }),
+  ];
   return {
     routes,
-    store,
+    store: backing.store,
     cache,
+    catalog,
+    data,
+    close: async () => {
+      clearInterval(timer);
+      await backing.bus.close();
+      await backing.close();
+    },
+  };
+}
+
+function embedded(): Backing {
+  const store = new MemoryProfileStore();
+  return {
+    store,
+    bulkStore: store,
+    catalogStore: new MemoryCatalogStore(),
+    bus: new LocalInvalidationBus(),
     close: () => store.close(),
   };
 }
 
-async function openStore(config: Config, log: Logger, now: () => number): Promise<ProfileStore> {
-  if (config.redisUrl !== undefined) {
-    const store = new RedisProfileStore({
-      url: config.redisUrl,
-      commandTimeoutMs: config.redisCommandTimeoutMs,
-      connectTimeoutMs: config.redisConnectTimeoutMs,
-    });
-    try {
-      await store.connect();
-      log.info({ store: "redis" }, "connected to Redis");
-    } catch (err) {
-      // Start anyway: /readyz reports not ready, lookups answer degraded, and ioredis keeps reconnecting.
-      log.error(
-        { err: (err as Error).message },
-        "Redis not reachable at start-up; answering degraded until it is",
-      );
-    }
-    return store;
-  }
-  const store = new MemoryProfileStore();
-  if (config.seedDemoData) {
-    const summary = await loadMemberships(store, openInput(DEMO_DATA_PATH), "ndjson", {
-      nowSec: Math.floor(now() / 1000),
-    });
-    log.info(
-      { store: "memory", demoRows: summary.loaded, ids: store.size },
-      "embedded store seeded with demo data",
+async function redisBacked(config: Config, url: string, log: Logger): Promise<Backing> {
+  const store = new RedisProfileStore({
+    url,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
+  const bulkStore = new RedisProfileStore({
+    url,
+    commandTimeoutMs: BULK_COMMAND_TIMEOUT_MS,
+    connectTimeoutMs: config.redisConnectTimeoutMs,
+  });
+  try {
+    await Promise.all([store.connect(), bulkStore.connect()]);
+    log.info({ store: "redis" }, "connected to Redis");
+  } catch (err) {
+    // Start anyway: /readyz reports not ready, lookups answer degraded, and ioredis keeps reconnecting.
+    log.error(
+      { err: (err as Error).message },
+      "Redis not reachable at start-up; answering degraded until it is",
     );
-  } else {
-    log.info({ store: "memory" }, "embedded store, empty");
   }
-  return store;
+  return {
+    store,
+    bulkStore,
+    catalogStore: new RedisCatalogStore(bulkStore.redis),
+    bus: new RedisInvalidationBus(bulkStore.redis),
+    close: async () => {
+      await Promise.all([store.close(), bulkStore.close()]);
+    },
+  };
+}
+
+async function seedDemo(data: SegmentData, log: Logger): Promise<void> {
+  const taxonomy = await readTaxonomy(openFileInput(DEMO_TAXONOMY_PATH).stream, "csv");
+  if (taxonomy.errors.length > 0)
+    throw new Error(`demo taxonomy is invalid: ${JSON.stringify(taxonomy.errors)}`);
+  await data.putSegments(taxonomy.segments);
+  const summary = await data.loadMemberships(openFileInput(DEMO_DATA_PATH).stream, { format: "ndjson" });
+  log.info(
+    { store: "memory", segments: taxonomy.segments.length, demoRows: summary.loaded },
+    "embedded store seeded with demo data",
+  );
 }

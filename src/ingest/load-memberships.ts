@@ -1,8 +1,10 @@
-// Applies a membership file to a store in batches, counting what got in and what was rejected and why.
+// Applies a membership file to a store in batches, counting what got in, what was rejected and why, and
+// what was skipped because the ID opted out.
 import type { Readable } from "node:stream";
 import type { MembershipOp } from "../profiles/profile-codec.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
-import { type FileFormat, readMembershipRows } from "./membership-rows.ts";
+import type { CatalogSnapshot } from "../segments/catalog.ts";
+import { type FileFormat, type MembershipRow, readMembershipRows } from "./membership-rows.ts";
 
 export interface RejectedRow {
   readonly line: number;
@@ -13,19 +15,38 @@ export interface IngestSummary {
   read: number;
   loaded: number;
   rejected: number;
+  /** Rows naming a segment the taxonomy does not have (loaded unless strict). */
+  warnings: number;
+  /** Rows for IDs that opted out: never written. */
+  skipped: number;
   elapsedMs: number;
   rowsPerSec: number;
   /** The first rejected rows (all are passed to onRejected). */
   readonly errors: RejectedRow[];
 }
 
+/** A replace load: rows go to a new generation of these segments, made live only when the load completes. */
+export interface ReplaceTarget {
+  readonly segments: ReadonlySet<string>;
+  readonly generation: number;
+  /** How the command named it, for messages ("segment 1001", "provider acme"). */
+  readonly label: string;
+}
+
 export interface LoadOptions {
   readonly nowSec: number;
+  /** Taxonomy and active generations, as of the start of the load. */
+  readonly catalog: CatalogSnapshot;
+  /** Reject rows naming segments absent from the taxonomy (otherwise: loaded, counted as warnings). */
+  readonly strict?: boolean;
+  readonly replace?: ReplaceTarget;
   /** Ops per store call; bounds memory whatever the file size. */
   readonly batchSize?: number;
   readonly onRejected?: (row: RejectedRow) => void;
   /** Keys written by each applied batch (to invalidate caches). */
-  readonly onApplied?: (keys: readonly string[]) => void;
+  readonly onApplied?: (keys: readonly string[]) => void | Promise<void>;
+  /** Rows read so far, after each row (cheap: progress reporters sample it). */
+  readonly onProgress?: (rowsRead: number) => void;
 }
 
 const KEPT_ERRORS = 100;
@@ -38,25 +59,49 @@ export async function loadMemberships(
 ): Promise<IngestSummary> {
   const started = performance.now();
   const batchSize = opts.batchSize ?? 5_000;
-  const summary: IngestSummary = { read: 0, loaded: 0, rejected: 0, elapsedMs: 0, rowsPerSec: 0, errors: [] };
+  const summary: IngestSummary = {
+    read: 0,
+    loaded: 0,
+    rejected: 0,
+    warnings: 0,
+    skipped: 0,
+    elapsedMs: 0,
+    rowsPerSec: 0,
+    errors: [],
+  };
+  const reject = (line: number, reason: string): void => {
+    summary.rejected++;
+    const rejected = { line, reason };
+    if (summary.errors.length < KEPT_ERRORS) summary.errors.push(rejected);
+    opts.onRejected?.(rejected);
+  };
   let batch: MembershipOp[] = [];
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
-    await store.applyMemberships(batch, opts.nowSec);
-    summary.loaded += batch.length;
-    opts.onApplied?.(batch.map((o) => o.key));
+    const { skippedKeys } = await store.applyMemberships(batch, opts.nowSec);
+    let skipped = 0;
+    if (skippedKeys.length > 0) {
+      const optedOut = new Set(skippedKeys);
+      for (const op of batch) if (optedOut.has(op.key)) skipped++;
+    }
+    summary.skipped += skipped;
+    summary.loaded += batch.length - skipped;
+    await opts.onApplied?.([...new Set(batch.map((o) => o.key))]);
     batch = [];
   };
-  for await (const row of readMembershipRows(input, format, opts.nowSec)) {
+  for await (const result of readMembershipRows(input, format, opts.nowSec)) {
     summary.read++;
-    if ("error" in row) {
-      summary.rejected++;
-      const rejected = { line: row.line, reason: row.error };
-      if (summary.errors.length < KEPT_ERRORS) summary.errors.push(rejected);
-      opts.onRejected?.(rejected);
+    opts.onProgress?.(summary.read);
+    if ("error" in result) {
+      reject(result.line, result.error);
       continue;
     }
-    batch.push(row.op);
+    const op = toStoreOp(result.row, opts, summary);
+    if (typeof op === "string") {
+      reject(result.line, op);
+      continue;
+    }
+    batch.push(op);
     if (batch.length >= batchSize) await flush();
   }
   await flush();
@@ -64,4 +109,33 @@ export async function loadMemberships(
   summary.rowsPerSec =
     summary.elapsedMs > 0 ? Math.round((summary.read * 1000) / summary.elapsedMs) : summary.read;
   return summary;
+}
+
+/** Resolves a row against the catalog: its expiry (the segment's default TTL), its generation. */
+function toStoreOp(row: MembershipRow, opts: LoadOptions, summary: IngestSummary): MembershipOp | string {
+  const def = opts.catalog.get(row.segment);
+  if (def === undefined) {
+    if (opts.strict) return `unknown segment '${row.segment}' (not in the taxonomy)`;
+    summary.warnings++;
+  }
+  const active = opts.catalog.activeGeneration(row.segment);
+  let generation = active;
+  if (opts.replace !== undefined) {
+    if (!opts.replace.segments.has(row.segment)) {
+      return `segment '${row.segment}' is not part of the replace of ${opts.replace.label}`;
+    }
+    if (row.op === "remove") return "op=remove has no meaning in a replace: leave the row out instead";
+    generation = opts.replace.generation;
+  }
+  const ttl = def?.ttlSec ?? null;
+  const expiresAt = row.expiresAt ?? (ttl === null ? 0 : opts.nowSec + ttl);
+  return {
+    key: row.key,
+    op: row.op,
+    segment: row.segment,
+    expiresAt,
+    source: row.source,
+    generation,
+    minGeneration: active,
+  };
 }

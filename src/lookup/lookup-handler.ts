@@ -14,11 +14,15 @@ import { isObject, type Json } from "../json-fields.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
 import type { Profile } from "../profiles/profile-codec.ts";
+import type { CatalogSnapshot } from "../segments/catalog.ts";
+import type { LiveCatalog } from "../segments/live-catalog.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { readCompact } from "./read-compact.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
+  /** Taxonomy (sensitive flags, parents) and the active generation of each segment. */
+  readonly catalog: LiveCatalog;
   /** Namespace for user.id when the request names no exchange ("" = ignore user.id then). */
   readonly defaultExchange: string;
   readonly idsPerRequestLimit: number;
@@ -42,12 +46,15 @@ const msgpack = new Packr({ useRecords: false });
 export function createLookupHandler(
   opts: LookupOptions,
 ): (req: HttpRequestData) => HttpAnswer | Promise<HttpAnswer> {
-  const { cache, now } = opts;
+  const { cache, catalog, now } = opts;
 
   return function lookup(req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> {
+    // One catalog for the whole request: a replace going live mid-request cannot mix two generations.
+    const snapshot = catalog.current;
     // 1. Parse: the body must be a JSON object; the form is chosen by its top-level keys.
     const body = parseJsonObject(req.body);
     const isBatch = body.batch !== undefined;
+    const expand = wantsExpansion(req, body);
     const subjects: LookupSubject[] = isBatch
       ? readBatch(body.batch, opts)
       : body.ids !== undefined
@@ -59,10 +66,29 @@ export function createLookupHandler(
     // 4. Fetch profiles: all keys of the call, from cache (synchronously) or in one store round trip.
     const keys = isBatch ? distinctKeys(subjects) : (subjects[0] as LookupSubject).keys;
     const found = cache.getMany(keys);
+    const ctx: MergeContext = { snapshot, expand, nowSec: 0 };
     return found instanceof Promise
-      ? found.then((batch) => respond(req, subjects, keys, batch, isBatch, now))
-      : respond(req, subjects, keys, found, isBatch, now);
+      ? found.then((batch) => respond(req, subjects, keys, batch, isBatch, ctx, now))
+      : respond(req, subjects, keys, found, isBatch, ctx, now);
   };
+}
+
+/** What merging needs besides the profiles. */
+interface MergeContext {
+  readonly snapshot: CatalogSnapshot;
+  /** Add each segment's ancestors (membership of a child implies its parents). */
+  readonly expand: boolean;
+  nowSec: number;
+}
+
+/** `?expand=1` on any form, or `"expand": true` in the compact and batch forms. */
+function wantsExpansion(req: HttpRequestData, body: Json): boolean {
+  const q = queryParam(req.query, "expand");
+  if (q === "1" || q === "true") return true;
+  const e = body.expand;
+  if (e === undefined || e === null || body.imp !== undefined) return false;
+  if (typeof e !== "boolean") throw badField("expand", "a boolean");
+  return e;
 }
 
 function respond(
@@ -71,11 +97,13 @@ function respond(
   keys: readonly string[],
   found: ProfileBatch,
   isBatch: boolean,
+  ctx: MergeContext,
   now: () => number,
 ): HttpAnswer {
-  // 5. Merge each subject's profiles; memberships that expired since caching are dropped here.
+  // 5. Merge each subject's profiles: only live memberships of each segment's active generation, never a
+  //    sensitive segment, ancestors added when asked.
   // 6. Caps: no capping rules are evaluated yet, so `capped` is empty.
-  const nowSec = Math.floor(now() / 1000);
+  ctx.nowSec = Math.floor(now() / 1000);
   let payload: LookupAnswer | { results: LookupAnswer[]; degraded: boolean };
   if (isBatch) {
     const byKey = new Map<string, Profile | null>();
@@ -84,13 +112,13 @@ function respond(
       merge(
         s,
         s.keys.map((k) => byKey.get(k) ?? null),
-        nowSec,
+        ctx,
         found.degraded,
       ),
     );
     payload = { results, degraded: found.degraded };
   } else {
-    payload = merge(subjects[0] as LookupSubject, found.profiles, nowSec, found.degraded);
+    payload = merge(subjects[0] as LookupSubject, found.profiles, ctx, found.degraded);
   }
   // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
   if (req.accept.includes(MSGPACK_TYPE))
@@ -152,9 +180,10 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
 function merge(
   subject: LookupSubject,
   profiles: readonly (Profile | null)[],
-  nowSec: number,
+  ctx: MergeContext,
   degraded: boolean,
 ): LookupAnswer {
+  const { snapshot, nowSec } = ctx;
   const segments = new Set<string>();
   const matched: string[] = [];
   for (let i = 0; i < subject.keys.length; i++) {
@@ -163,7 +192,11 @@ function merge(
     let live = false;
     for (const m of p.memberships) {
       if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
+      if (m.generation !== snapshot.activeGeneration(m.segment) || snapshot.isSensitive(m.segment)) continue;
       segments.add(m.segment);
+      if (ctx.expand) {
+        for (const a of snapshot.ancestors(m.segment)) if (!snapshot.isSensitive(a)) segments.add(a);
+      }
       live = true;
     }
     // The answer names which kinds of ID matched, never the IDs themselves.

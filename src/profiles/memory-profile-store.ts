@@ -9,7 +9,7 @@ import {
   type MembershipOp,
   type Profile,
 } from "./profile-codec.ts";
-import { groupByKey, type ProfileStore } from "./profile-store.ts";
+import { type ApplyResult, groupByKey, type ProfileStore } from "./profile-store.ts";
 
 interface Stored {
   readonly bytes: Buffer;
@@ -20,6 +20,7 @@ interface Stored {
 export class MemoryProfileStore implements ProfileStore {
   readonly kind = "memory";
   readonly #data = new Map<string, Stored>();
+  readonly #optedOut = new Set<string>();
 
   async readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]> {
     const out = new Array<Profile | null>(keys.length);
@@ -30,14 +31,34 @@ export class MemoryProfileStore implements ProfileStore {
     return out;
   }
 
-  async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<void> {
+  async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult> {
+    const skippedKeys: string[] = [];
     for (const [key, keyOps] of groupByKey(ops)) {
+      if (this.#optedOut.has(key)) {
+        skippedKeys.push(key);
+        continue;
+      }
       const s = this.#live(key, nowSec);
       const current = s === undefined ? [] : decodeProfile(s.bytes, nowSec).memberships;
       const next = applyOps(current, keyOps, nowSec);
       if (next.length === 0) this.#data.delete(key);
       else this.#data.set(key, { bytes: encodeProfile(next), expiresAt: keyExpiry(next) });
     }
+    return { skippedKeys };
+  }
+
+  async optOut(keys: readonly string[], nowSec: number): Promise<number> {
+    let erased = 0;
+    for (const key of keys) {
+      if (this.#live(key, nowSec) !== undefined) erased++;
+      this.#data.delete(key);
+      this.#optedOut.add(key);
+    }
+    return erased;
+  }
+
+  async isOptedOut(key: string): Promise<boolean> {
+    return this.#optedOut.has(key);
   }
 
   async ping(): Promise<boolean> {
@@ -46,6 +67,7 @@ export class MemoryProfileStore implements ProfileStore {
 
   async close(): Promise<void> {
     this.#data.clear();
+    this.#optedOut.clear();
   }
 
   /** Number of stored keys (for the start-up log and tests). */

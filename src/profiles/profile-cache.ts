@@ -81,14 +81,21 @@ export class ProfileCache {
     return this.#lru?.calculatedSize ?? 0;
   }
 
-  /** Forgets cached entries for these keys (after a write this process made). */
+  /**
+   * Forgets these keys. A read of them already under way will not put its (possibly older) answer back:
+   * dropping the in-flight entry tells #fetch not to cache it.
+   */
   invalidate(keys: Iterable<string>): void {
-    if (this.#lru === null) return;
-    for (const k of keys) this.#lru.delete(k);
+    for (const k of keys) {
+      this.#lru?.delete(k);
+      this.#inflight.delete(k);
+    }
   }
 
+  /** Forgets everything, including what reads under way would otherwise put back. */
   clear(): void {
     this.#lru?.clear();
+    this.#inflight.clear();
   }
 
   /**
@@ -153,35 +160,41 @@ export class ProfileCache {
 
   async #fetch(batch: ProfileBatch, keys: string[], idx: number[]): Promise<void> {
     const fetched = this.#store.readProfiles(keys, Math.floor(this.#now() / 1000));
+    const shared = new Array<Promise<Profile | null>>(keys.length);
     for (let j = 0; j < keys.length; j++) {
       // Never rejects: concurrent callers waiting on this key see FAILED and degrade.
-      this.#inflight.set(
-        keys[j] as string,
-        fetched.then(
-          (arr) => arr[j] ?? null,
-          () => FAILED,
-        ),
+      const p = fetched.then(
+        (arr) => arr[j] ?? null,
+        () => FAILED,
       );
+      shared[j] = p;
+      this.#inflight.set(keys[j] as string, p);
     }
+    let profiles: (Profile | null)[];
     try {
-      const profiles = await fetched;
-      for (let j = 0; j < keys.length; j++) {
-        const key = keys[j] as string;
-        const p = profiles[j] ?? null;
-        batch.profiles[idx[j] as number] = p;
-        if (this.#lru !== null) {
-          if (p === null) {
-            if (this.#negativeTtlMs > 0) this.#lru.set(key, ABSENT, { ttl: this.#negativeTtlMs });
-          } else {
-            this.#lru.set(key, p, { ttl: this.#ttlMs });
-          }
-        }
-      }
+      profiles = await fetched;
     } catch {
       this.stats.storeErrors++;
       batch.degraded = true;
-    } finally {
-      for (const key of keys) this.#inflight.delete(key);
+      for (let j = 0; j < keys.length; j++)
+        this.#forget(keys[j] as string, shared[j] as Promise<Profile | null>);
+      return;
     }
+    for (let j = 0; j < keys.length; j++) {
+      const key = keys[j] as string;
+      const p = profiles[j] ?? null;
+      batch.profiles[idx[j] as number] = p;
+      // Still ours: not invalidated (or cleared) while the read was under way, so the answer is current.
+      if (this.#inflight.get(key) === shared[j]) {
+        this.#inflight.delete(key);
+        if (this.#lru === null) continue;
+        if (p !== null) this.#lru.set(key, p, { ttl: this.#ttlMs });
+        else if (this.#negativeTtlMs > 0) this.#lru.set(key, ABSENT, { ttl: this.#negativeTtlMs });
+      }
+    }
+  }
+
+  #forget(key: string, mine: Promise<Profile | null>): void {
+    if (this.#inflight.get(key) === mine) this.#inflight.delete(key);
   }
 }

@@ -2,11 +2,16 @@
 // plain msgpack arrays, no msgpackr record extensions, no per-process structures.
 import { Packr } from "msgpackr";
 
-/** One segment membership. `expiresAt` is epoch seconds; 0 means it does not expire. */
+/**
+ * One segment membership. `expiresAt` is epoch seconds; 0 means it does not expire.
+ * `generation` ties it to one load of its segment: a bid-time answer uses only the memberships of the
+ * segment's active generation, which is how a bulk replace of a segment swaps in one step (see catalog.ts).
+ */
 export interface Membership {
   readonly segment: string;
   readonly expiresAt: number;
   readonly source: string;
+  readonly generation: number;
 }
 
 export interface Profile {
@@ -14,8 +19,8 @@ export interface Profile {
 }
 
 /**
- * Version 1 on the wire: `[1, [[segment, expiresAt, source], ...]]`.
- * A reader meeting a higher version refuses it (CodecError) rather than guessing.
+ * Version 1 on the wire: `[1, [[segment, expiresAt, source, generation], ...]]`; a row without the
+ * fourth element has generation 0. A reader meeting a higher version refuses it (CodecError).
  */
 export const PROFILE_FORMAT_VERSION = 1;
 
@@ -26,10 +31,10 @@ export class CodecError extends Error {
 }
 
 export function encodeProfile(memberships: readonly Membership[]): Buffer {
-  const rows = new Array<[string, number, string]>(memberships.length);
+  const rows = new Array<[string, number, string, number]>(memberships.length);
   for (let i = 0; i < memberships.length; i++) {
     const m = memberships[i] as Membership;
-    rows[i] = [m.segment, m.expiresAt, m.source];
+    rows[i] = [m.segment, m.expiresAt, m.source, m.generation];
   }
   return packr.pack([PROFILE_FORMAT_VERSION, rows]);
 }
@@ -54,7 +59,12 @@ export function decodeProfile(buf: Uint8Array, nowSec: number): Profile {
     }
     const expiresAt = r[1];
     if (expiresAt !== 0 && expiresAt <= nowSec) continue;
-    memberships.push({ segment: r[0], expiresAt, source: typeof r[2] === "string" ? r[2] : "" });
+    memberships.push({
+      segment: r[0],
+      expiresAt,
+      source: typeof r[2] === "string" ? r[2] : "",
+      generation: typeof r[3] === "number" ? r[3] : 0,
+    });
   }
   return { memberships };
 }
@@ -73,33 +83,42 @@ export interface MembershipOp {
   /** Epoch seconds; 0 = never. An add whose expiry has passed acts as a remove. */
   readonly expiresAt: number;
   readonly source: string;
+  /** Generation the membership is written under (the segment's active one, or a replace's new one). */
+  readonly generation: number;
+  /** Rows of this segment under an older generation than this are garbage and dropped. */
+  readonly minGeneration: number;
 }
 
 /**
- * Applies ops to a membership list: live memberships kept, an add replaces the same segment, a remove drops it.
- * The Redis store runs the same rules in Lua (redis-profile-store.ts); the contract tests hold them equal.
+ * Applies ops to a membership list: live memberships kept; for each op's segment, rows older than its
+ * minGeneration dropped; an add replaces the row of the same segment and generation; a remove drops every
+ * row of the segment. The Redis store runs the same rules in Lua (redis-profile-store.ts); the contract
+ * tests hold them equal.
  */
 export function applyOps(
   current: readonly Membership[],
   ops: readonly MembershipOp[],
   nowSec: number,
 ): Membership[] {
-  const bySegment = new Map<string, Membership>();
-  for (const m of current) if (m.expiresAt === 0 || m.expiresAt > nowSec) bySegment.set(m.segment, m);
+  let rows = current.filter((m) => m.expiresAt === 0 || m.expiresAt > nowSec);
   for (const o of ops) {
-    const live = o.expiresAt === 0 || o.expiresAt > nowSec;
-    if (o.op === "add" && live) {
-      bySegment.set(o.segment, { segment: o.segment, expiresAt: o.expiresAt, source: o.source });
-    } else {
-      bySegment.delete(o.segment);
+    rows = rows.filter(
+      (m) =>
+        m.segment !== o.segment ||
+        (o.op === "add" && m.generation >= o.minGeneration && m.generation !== o.generation),
+    );
+    if (o.op === "add" && (o.expiresAt === 0 || o.expiresAt > nowSec)) {
+      rows.push({ segment: o.segment, expiresAt: o.expiresAt, source: o.source, generation: o.generation });
     }
   }
-  return [...bySegment.values()];
+  return rows;
 }
 
-/** The op list the Redis Lua merge reads: `[[op (1 add, 0 remove), segment, expiresAt, source], ...]`. */
+/** The op list the Redis Lua merge reads: `[[op (1 add, 0 remove), segment, expiresAt, source, gen, minGen], ...]`. */
 export function encodeOps(ops: readonly MembershipOp[]): Buffer {
-  return packr.pack(ops.map((o) => [o.op === "add" ? 1 : 0, o.segment, o.expiresAt, o.source]));
+  return packr.pack(
+    ops.map((o) => [o.op === "add" ? 1 : 0, o.segment, o.expiresAt, o.source, o.generation, o.minGeneration]),
+  );
 }
 
 /** When the key holding these memberships may be dropped: the latest expiry, or 0 when one never expires. */

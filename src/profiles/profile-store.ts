@@ -1,6 +1,11 @@
 // The interface every profile store implements (in-memory and Redis); one contract suite tests them all.
 import type { MembershipOp, Profile } from "./profile-codec.ts";
 
+/** What a write did not do: IDs that opted out are never written again. */
+export interface ApplyResult {
+  readonly skippedKeys: readonly string[];
+}
+
 export interface ProfileStore {
   /** "memory" or "redis": shown in /healthz and the start-up log. */
   readonly kind: string;
@@ -10,8 +15,15 @@ export interface ProfileStore {
    * Rejects when the store cannot answer (the caller degrades).
    */
   readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]>;
-  /** Applies membership changes; each key's changes are applied atomically. */
-  applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<void>;
+  /** Applies membership changes; each key's changes are applied atomically. Opted-out IDs are skipped. */
+  applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult>;
+  /**
+   * Erases these IDs' memberships and records their opt-out, atomically per ID, so that later loads skip
+   * them. Resolves the number of IDs that had a profile.
+   */
+  optOut(keys: readonly string[], nowSec: number): Promise<number>;
+  /** Whether the ID has opted out. */
+  isOptedOut(key: string): Promise<boolean>;
   /** Resolves true when the store answers. Never rejects. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -1,59 +1,79 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
 import { Redis, type Result } from "ioredis";
 import { decodeProfile, encodeOps, liveOrNull, type MembershipOp, type Profile } from "./profile-codec.ts";
-import { groupByKey, type ProfileStore } from "./profile-store.ts";
+import { type ApplyResult, groupByKey, type ProfileStore } from "./profile-store.ts";
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
-    audApplyMemberships(key: string, nowSec: number, ops: Buffer): Result<number, Context>;
+    audApplyMemberships(...args: (string | number | Buffer)[]): Result<number[], Context>;
+    audOptOut(profileKey: string, optOutKey: string, nowSec: number): Result<number, Context>;
   }
 }
 
 /** The braces are a Cluster hash tag: everything of one typed ID stays in one slot. */
 export const profileKey = (typedId: string): string => `p:{${typedId}}`;
+/** Opt-out marker of one ID, in the same slot as its profile so one script sees both. */
+export const optOutKey = (typedId: string): string => `o:{${typedId}}`;
 
 /**
  * The merge rules of profile-codec.ts `applyOps`, in Lua, so that concurrent loaders never lose each
  * other's writes. Redis' bundled cmsgpack reads and writes the same plain arrays as msgpackr.
- * ARGV[1] = now (epoch s); ARGV[2] = msgpack [[op (1 add, 0 remove), segment, expiresAt, source], ...].
- * Sets the key to expire with its last membership. Returns the membership count left.
+ * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[1 + i] = msgpack ops of ID i,
+ * [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...].
+ * Several IDs per call amortise the script's fixed cost in bulk loads. Each key expires with its last
+ * membership. Returns, per ID, the membership count left, or -1 when the ID opted out (nothing written).
  */
 const APPLY_MEMBERSHIPS_LUA = `
 local now = tonumber(ARGV[1])
-local ops = cmsgpack.unpack(ARGV[2])
-local kept, idx = {}, {}
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local p = cmsgpack.unpack(cur)
-  if type(p) ~= 'table' or p[1] ~= 1 or type(p[2]) ~= 'table' then
-    return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. KEYS[1])
-  end
-  for _, m in ipairs(p[2]) do
-    if m[2] == 0 or m[2] > now then kept[#kept + 1] = m; idx[m[1]] = #kept end
+local out = {}
+for k = 1, #KEYS, 2 do
+  local pkey, okey = KEYS[k], KEYS[k + 1]
+  if redis.call('EXISTS', okey) == 1 then
+    out[#out + 1] = -1
+  else
+    local rows = {}
+    local cur = redis.call('GET', pkey)
+    if cur then
+      local p = cmsgpack.unpack(cur)
+      if type(p) ~= 'table' or p[1] ~= 1 or type(p[2]) ~= 'table' then
+        return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
+      end
+      for _, m in ipairs(p[2]) do
+        if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
+      end
+    end
+    for _, o in ipairs(cmsgpack.unpack(ARGV[(k + 1) / 2 + 1])) do
+      local seg, exp, gen, mingen = o[2], o[3], o[5], o[6]
+      local kept = {}
+      for _, m in ipairs(rows) do
+        local mgen = m[4] or 0
+        if m[1] ~= seg or (o[1] == 1 and mgen >= mingen and mgen ~= gen) then kept[#kept + 1] = m end
+      end
+      if o[1] == 1 and (exp == 0 or exp > now) then kept[#kept + 1] = {seg, exp, o[4], gen} end
+      rows = kept
+    end
+    local latest, forever = 0, false
+    for _, m in ipairs(rows) do
+      if m[2] == 0 then forever = true elseif m[2] > latest then latest = m[2] end
+    end
+    if #rows == 0 then
+      redis.call('DEL', pkey)
+    elseif forever then
+      redis.call('SET', pkey, cmsgpack.pack({1, rows}))
+    else
+      redis.call('SET', pkey, cmsgpack.pack({1, rows}), 'EXAT', latest)
+    end
+    out[#out + 1] = #rows
   end
 end
-for _, o in ipairs(ops) do
-  local seg, exp = o[2], o[3]
-  local i = idx[seg]
-  if o[1] == 1 and (exp == 0 or exp > now) then
-    local m = {seg, exp, o[4]}
-    if i then kept[i] = m else kept[#kept + 1] = m; idx[seg] = #kept end
-  elseif i then
-    kept[i] = false
-  end
-end
-local out, latest, forever = {}, 0, false
-for i = 1, #kept do
-  local m = kept[i]
-  if m then
-    out[#out + 1] = m
-    if m[2] == 0 then forever = true elseif m[2] > latest then latest = m[2] end
-  end
-end
-if #out == 0 then redis.call('DEL', KEYS[1]); return 0 end
-local packed = cmsgpack.pack({1, out})
-if forever then redis.call('SET', KEYS[1], packed) else redis.call('SET', KEYS[1], packed, 'EXAT', latest) end
-return #out
+return out
+`;
+
+/** Erases one ID's profile and marks it opted out, in one step. Returns 1 when a profile was removed. */
+const OPT_OUT_LUA = `
+local removed = redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1])
+return removed
 `;
 
 export interface RedisStoreOptions {
@@ -62,8 +82,9 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs: number;
 }
 
-/** Keys changed per pipeline when loading, so a large load never builds one huge reply in memory. */
-const WRITE_PIPELINE_KEYS = 1_000;
+/** IDs merged per script call, and per pipeline: bounds both the script's run time and reply sizes. */
+const IDS_PER_SCRIPT = 50;
+const WRITE_PIPELINE_IDS = 2_000;
 
 export class RedisProfileStore implements ProfileStore {
   readonly kind = "redis";
@@ -83,7 +104,8 @@ export class RedisProfileStore implements ProfileStore {
       retryStrategy: (attempt) => Math.min(50 * attempt, 1_000),
       lazyConnect: true,
     });
-    this.redis.defineCommand("audApplyMemberships", { numberOfKeys: 1, lua: APPLY_MEMBERSHIPS_LUA });
+    this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
+    this.redis.defineCommand("audOptOut", { numberOfKeys: 2, lua: OPT_OUT_LUA });
     // Errors surface through commands and readiness; an unhandled 'error' event would kill the process.
     this.redis.on("error", () => {});
   }
@@ -106,16 +128,47 @@ export class RedisProfileStore implements ProfileStore {
     return out;
   }
 
-  async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<void> {
+  async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult> {
     const groups = [...groupByKey(ops)];
-    for (let start = 0; start < groups.length; start += WRITE_PIPELINE_KEYS) {
+    const skippedKeys: string[] = [];
+    for (let start = 0; start < groups.length; start += WRITE_PIPELINE_IDS) {
+      const slice = groups.slice(start, start + WRITE_PIPELINE_IDS);
       const pipeline = this.redis.pipeline();
-      for (const [key, keyOps] of groups.slice(start, start + WRITE_PIPELINE_KEYS)) {
-        pipeline.audApplyMemberships(profileKey(key), nowSec, encodeOps(keyOps));
+      for (let i = 0; i < slice.length; i += IDS_PER_SCRIPT) {
+        const part = slice.slice(i, i + IDS_PER_SCRIPT);
+        const keys: string[] = [];
+        const args: Buffer[] = [];
+        for (const [key, keyOps] of part) {
+          keys.push(profileKey(key), optOutKey(key));
+          args.push(encodeOps(keyOps));
+        }
+        pipeline.audApplyMemberships(keys.length, ...keys, nowSec, ...args);
       }
-      const results = await pipeline.exec();
-      for (const [err] of results ?? []) if (err) throw err;
+      const results = (await pipeline.exec()) ?? [];
+      for (let c = 0; c < results.length; c++) {
+        const [err, counts] = results[c] as [Error | null, number[]];
+        if (err) throw err;
+        for (let j = 0; j < counts.length; j++) {
+          if (counts[j] === -1) skippedKeys.push((slice[c * IDS_PER_SCRIPT + j] as [string, unknown])[0]);
+        }
+      }
     }
+    return { skippedKeys };
+  }
+
+  async optOut(keys: readonly string[], nowSec: number): Promise<number> {
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.audOptOut(profileKey(key), optOutKey(key), nowSec);
+    let erased = 0;
+    for (const [err, removed] of (await pipeline.exec()) ?? []) {
+      if (err) throw err;
+      erased += removed as number;
+    }
+    return erased;
+  }
+
+  async isOptedOut(key: string): Promise<boolean> {
+    return (await this.redis.exists(optOutKey(key))) === 1;
   }
 
   async ping(): Promise<boolean> {

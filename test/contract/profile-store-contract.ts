@@ -9,19 +9,22 @@ export interface StoreHarness {
   teardown(): Promise<void>;
 }
 
-const add = (key: string, segment: string, expiresAt = 0, source = ""): MembershipOp => ({
-  key,
-  op: "add",
-  segment,
-  expiresAt,
-  source,
-});
+const add = (
+  key: string,
+  segment: string,
+  expiresAt = 0,
+  source = "",
+  generation = 0,
+  minGeneration = 0,
+): MembershipOp => ({ key, op: "add", segment, expiresAt, source, generation, minGeneration });
 const remove = (key: string, segment: string): MembershipOp => ({
   key,
   op: "remove",
   segment,
   expiresAt: 0,
   source: "",
+  generation: 0,
+  minGeneration: 0,
 });
 
 const segmentsOf = (p: { memberships: readonly { segment: string }[] } | null): string[] | null =>
@@ -57,12 +60,12 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
       expect(missing).toBeNull();
       expect(a?.memberships).toEqual(
         expect.arrayContaining([
-          { segment: "1001", expiresAt: t + 3600, source: "crm" },
-          { segment: "1002", expiresAt: 0, source: "" },
+          { segment: "1001", expiresAt: t + 3600, source: "crm", generation: 0 },
+          { segment: "1002", expiresAt: 0, source: "", generation: 0 },
         ]),
       );
       expect(a?.memberships).toHaveLength(2);
-      expect(e?.memberships).toEqual([{ segment: "2001", expiresAt: 0, source: "uid2" }]);
+      expect(e?.memberships).toEqual([{ segment: "2001", expiresAt: 0, source: "uid2", generation: 0 }]);
     });
 
     it("merges later writes with earlier ones and replaces a segment's expiry", async () => {
@@ -117,6 +120,41 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
       await store.applyMemberships([add("xu:ex1:u", "1"), add("xu:ex2:u", "2"), add("eid:ex1:u", "3")], t);
       const got = await store.readProfiles(["xu:ex1:u", "xu:ex2:u", "eid:ex1:u"], t);
       expect(got.map((p) => segmentsOf(p))).toEqual([["1"], ["2"], ["3"]]);
+    });
+
+    it("keeps a replace's new generation beside the live one, and drops generations older than minGeneration", async () => {
+      const t = now();
+      await store.applyMemberships([add("bu:g", "S", 0, "", 3, 3), add("bu:g", "T", 0, "", 0, 0)], t);
+      // A replace of S writes generation 7 while 3 is live: both rows stay until 7 is made live.
+      await store.applyMemberships([add("bu:g", "S", 0, "", 7, 3)], t);
+      const gens = async () =>
+        ((await store.readProfiles(["bu:g"], t))[0]?.memberships ?? [])
+          .map((m) => `${m.segment}@${m.generation}`)
+          .sort();
+      expect(await gens()).toEqual(["S@3", "S@7", "T@0"]);
+      // Once 7 is live, the next write of S (minGeneration 7) drops the superseded row.
+      await store.applyMemberships([add("bu:g", "S", 0, "", 7, 7)], t);
+      expect(await gens()).toEqual(["S@7", "T@0"]);
+      // A remove drops every generation of the segment.
+      await store.applyMemberships([add("bu:g", "S", 0, "", 9, 7), remove("bu:g", "S")], t);
+      expect(await gens()).toEqual(["T@0"]);
+    });
+
+    it("erases opted-out IDs, reports them, and skips them in later writes", async () => {
+      const t = now();
+      await store.applyMemberships([add("bu:o1", "1"), add("bu:o2", "1")], t);
+      expect(await store.optOut(["bu:o1", "bu:never-seen"], t)).toBe(1);
+      expect(await store.readProfiles(["bu:o1", "bu:o2"], t)).toEqual([null, expect.anything()]);
+      expect(await store.isOptedOut("bu:o1")).toBe(true);
+      expect(await store.isOptedOut("bu:never-seen")).toBe(true);
+      expect(await store.isOptedOut("bu:o2")).toBe(false);
+      const result = await store.applyMemberships(
+        [add("bu:o1", "2"), add("bu:o2", "2"), add("bu:never-seen", "3")],
+        t,
+      );
+      expect([...result.skippedKeys].sort()).toEqual(["bu:never-seen", "bu:o1"]);
+      expect(await store.readProfiles(["bu:o1", "bu:never-seen"], t)).toEqual([null, null]);
+      expect(segmentsOf((await store.readProfiles(["bu:o2"], t))[0] ?? null)).toEqual(["1", "2"]);
     });
 
     it("answers ping", async () => {

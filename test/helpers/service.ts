@@ -27,6 +27,7 @@ export async function startService(
     host: config.host,
     port: config.port,
     bodyLimitBytes: config.bodyLimitBytes,
+    streamBodyLimitBytes: config.adminBodyLimitBytes,
     routes: service.routes,
     onInternalError: () => {},
   });

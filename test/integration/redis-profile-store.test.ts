@@ -42,9 +42,33 @@ describe("RedisProfileStore specifics", () => {
     const t = now();
     await store.applyMemberships(
       [
-        { key: "bu:ttl", op: "add", segment: "1", expiresAt: t + 100, source: "" },
-        { key: "bu:ttl", op: "add", segment: "2", expiresAt: t + 500, source: "" },
-        { key: "bu:forever", op: "add", segment: "1", expiresAt: 0, source: "" },
+        {
+          key: "bu:ttl",
+          op: "add",
+          segment: "1",
+          expiresAt: t + 100,
+          source: "",
+          generation: 0,
+          minGeneration: 0,
+        },
+        {
+          key: "bu:ttl",
+          op: "add",
+          segment: "2",
+          expiresAt: t + 500,
+          source: "",
+          generation: 0,
+          minGeneration: 0,
+        },
+        {
+          key: "bu:forever",
+          op: "add",
+          segment: "1",
+          expiresAt: 0,
+          source: "",
+          generation: 0,
+          minGeneration: 0,
+        },
       ],
       t,
     );
@@ -60,13 +84,26 @@ describe("RedisProfileStore specifics", () => {
     const t = now();
     await store.redis.set(
       profileKey("bu:codec"),
-      encodeProfile([{ segment: "a", expiresAt: t + 1000, source: "s" }]),
+      encodeProfile([{ segment: "a", expiresAt: t + 1000, source: "s", generation: 0 }]),
     );
-    await store.applyMemberships([{ key: "bu:codec", op: "add", segment: "b", expiresAt: 0, source: "" }], t);
+    await store.applyMemberships(
+      [
+        {
+          key: "bu:codec",
+          op: "add",
+          segment: "b",
+          expiresAt: 0,
+          source: "",
+          generation: 0,
+          minGeneration: 0,
+        },
+      ],
+      t,
+    );
     const [p] = await store.readProfiles(["bu:codec"], t);
     expect(p?.memberships).toEqual([
-      { segment: "a", expiresAt: t + 1000, source: "s" },
-      { segment: "b", expiresAt: 0, source: "" },
+      { segment: "a", expiresAt: t + 1000, source: "s", generation: 0 },
+      { segment: "b", expiresAt: 0, source: "", generation: 0 },
     ]);
   });
 
@@ -75,7 +112,20 @@ describe("RedisProfileStore specifics", () => {
     const future = new Packr({ useRecords: false }).pack([2, { new: "layout" }]);
     await store.redis.set(profileKey("bu:v2"), future);
     await expect(
-      store.applyMemberships([{ key: "bu:v2", op: "add", segment: "1", expiresAt: 0, source: "" }], now()),
+      store.applyMemberships(
+        [
+          {
+            key: "bu:v2",
+            op: "add",
+            segment: "1",
+            expiresAt: 0,
+            source: "",
+            generation: 0,
+            minGeneration: 0,
+          },
+        ],
+        now(),
+      ),
     ).rejects.toThrow(/AUD_ERR_CODEC/);
     expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v2"))) as Buffer, future)).toBe(0);
     await expect(store.readProfiles(["bu:v2"], now())).rejects.toThrow(/unsupported profile format/);
@@ -100,7 +150,17 @@ describe("RedisProfileStore specifics", () => {
     try {
       const store = await openStore(own.url, 200);
       await store.applyMemberships(
-        [{ key: "bu:down", op: "add", segment: "1", expiresAt: 0, source: "" }],
+        [
+          {
+            key: "bu:down",
+            op: "add",
+            segment: "1",
+            expiresAt: 0,
+            source: "",
+            generation: 0,
+            minGeneration: 0,
+          },
+        ],
         now(),
       );
       await own.stop(true);

@@ -8,10 +8,12 @@ import {
   IngestFileError,
   type RowResult,
   readMembershipRows,
-  toOp,
+  toRow,
 } from "../../src/ingest/membership-rows.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
+import { CatalogSnapshot } from "../../src/segments/catalog.ts";
 
+const EMPTY = CatalogSnapshot.empty();
 const NOW = 1_700_000_000;
 const SEGMENT_REASON = "segment must be 1-64 letters, digits, '.', '_', ':' or '-'";
 const TTL_REASON = "ttl must be whole seconds from 1 to 315360000";
@@ -45,9 +47,9 @@ describe("formatOf", () => {
   });
 });
 
-describe("toOp", () => {
+describe("toRow", () => {
   it("builds an add with ttl from nowSec", () => {
-    expect(toOp({ type: "bu", id: "b1", segment: "sports", ttl: "60" }, NOW)).toEqual({
+    expect(toRow({ type: "bu", id: "b1", segment: "sports", ttl: "60" }, NOW)).toEqual({
       key: "bu:b1",
       op: "add",
       segment: "sports",
@@ -58,28 +60,28 @@ describe("toOp", () => {
 
   it("reads expires_at as epoch seconds or ISO-8601", () => {
     const base = { type: "bu", id: "b1", segment: "s" };
-    expect(toOp({ ...base, expires_at: "1800000000" }, NOW)).toMatchObject({ expiresAt: 1_800_000_000 });
-    expect(toOp({ ...base, expires_at: 1_800_000_000 }, NOW)).toMatchObject({ expiresAt: 1_800_000_000 });
-    expect(toOp({ ...base, expires_at: "2030-01-01T00:00:00Z" }, NOW)).toMatchObject({
+    expect(toRow({ ...base, expires_at: "1800000000" }, NOW)).toMatchObject({ expiresAt: 1_800_000_000 });
+    expect(toRow({ ...base, expires_at: 1_800_000_000 }, NOW)).toMatchObject({ expiresAt: 1_800_000_000 });
+    expect(toRow({ ...base, expires_at: "2030-01-01T00:00:00Z" }, NOW)).toMatchObject({
       expiresAt: 1_893_456_000,
     });
-    expect(toOp({ ...base, expires_at: "soon" }, NOW)).toBe(
+    expect(toRow({ ...base, expires_at: "soon" }, NOW)).toBe(
       "expires_at must be epoch seconds or an ISO-8601 time",
     );
   });
 
   it("takes numbers for id and segment", () => {
-    expect(toOp({ type: "bu", id: 123, segment: 456 }, NOW)).toEqual({
+    expect(toRow({ type: "bu", id: 123, segment: 456 }, NOW)).toEqual({
       key: "bu:123",
       op: "add",
       segment: "456",
-      expiresAt: 0,
+      expiresAt: null,
       source: "",
     });
   });
 
   it("cuts source to 64 characters", () => {
-    expect(toOp({ type: "bu", id: "x", segment: "s", source: "z".repeat(100) }, NOW)).toMatchObject({
+    expect(toRow({ type: "bu", id: "x", segment: "s", source: "z".repeat(100) }, NOW)).toMatchObject({
       source: "z".repeat(64),
     });
   });
@@ -92,7 +94,7 @@ describe("toOp", () => {
     ["segment too long", { type: "bu", id: "x", segment: "s".repeat(65) }, SEGMENT_REASON],
     ["segment missing", { type: "bu", id: "x" }, SEGMENT_REASON],
   ])("rejects %s", (_label, row, reason) => {
-    expect(toOp(row, NOW)).toBe(reason);
+    expect(toRow(row, NOW)).toBe(reason);
   });
 });
 
@@ -105,10 +107,10 @@ describe("readMembershipRows: CSV", () => {
       "bu,b1,news,,remove,,",
     ].join("\n");
     expect(await rows(csv, "csv")).toEqual([
-      { line: 2, op: { key: "bu:b1", op: "add", segment: "sports", expiresAt: NOW + 60, source: "crm" } },
+      { line: 2, row: { key: "bu:b1", op: "add", segment: "sports", expiresAt: NOW + 60, source: "crm" } },
       {
         line: 3,
-        op: {
+        row: {
           key: "ifa:6d92078a-8246-4ba4-ae5b-76104861e7dc",
           op: "add",
           segment: "autos",
@@ -116,14 +118,14 @@ describe("readMembershipRows: CSV", () => {
           source: "dmp",
         },
       },
-      { line: 4, op: { key: "bu:b1", op: "remove", segment: "news", expiresAt: 0, source: "" } },
+      { line: 4, row: { key: "bu:b1", op: "remove", segment: "news", expiresAt: null, source: "" } },
     ]);
   });
 
   it("accepts header names in any case and order, with spaces", async () => {
     const csv = " Segment , ID ,TYPE\nsports,b1,bu\n";
     expect(await rows(csv, "csv")).toEqual([
-      { line: 2, op: { key: "bu:b1", op: "add", segment: "sports", expiresAt: 0, source: "" } },
+      { line: 2, row: { key: "bu:b1", op: "add", segment: "sports", expiresAt: null, source: "" } },
     ]);
   });
 
@@ -143,7 +145,7 @@ describe("readMembershipRows: CSV", () => {
       { line: 4, error: TTL_REASON },
       { line: 5, error: SEGMENT_REASON },
       { line: 6, error: TTL_REASON },
-      { line: 7, op: { key: "bu:b", op: "add", segment: "s", expiresAt: NOW + 60, source: "" } },
+      { line: 7, row: { key: "bu:b", op: "add", segment: "s", expiresAt: NOW + 60, source: "" } },
     ]);
   });
 
@@ -161,9 +163,9 @@ describe("readMembershipRows: CSV", () => {
     const csv = ["type,id,segment", "bu,a,s1", "bu,b,s2,extra", "bu,c,s3"].join("\n");
     const out = await rows(csv, "csv");
     expect(out.slice().sort(byLine)).toEqual([
-      { line: 2, op: { key: "bu:a", op: "add", segment: "s1", expiresAt: 0, source: "" } },
+      { line: 2, row: { key: "bu:a", op: "add", segment: "s1", expiresAt: null, source: "" } },
       { line: 3, error: "malformed CSV row: Invalid Record Length: columns length is 3, got 4 on line 3" },
-      { line: 4, op: { key: "bu:c", op: "add", segment: "s3", expiresAt: 0, source: "" } },
+      { line: 4, row: { key: "bu:c", op: "add", segment: "s3", expiresAt: null, source: "" } },
     ]);
   });
 
@@ -200,20 +202,23 @@ describe("readMembershipRows: NDJSON", () => {
       "null", // 9
     ].join("\n");
     expect(await rows(nd, "ndjson")).toEqual([
-      { line: 1, op: { key: "bu:a", op: "add", segment: "s", expiresAt: NOW + 60, source: "crm" } },
+      { line: 1, row: { key: "bu:a", op: "add", segment: "s", expiresAt: NOW + 60, source: "crm" } },
       { line: 3, error: "not a JSON object" },
       { line: 4, error: "not a JSON object" },
       { line: 5, error: "op must be add or remove, got 'drop'" },
       { line: 6, error: "give ttl or expires_at, not both" },
       { line: 7, error: "all-zero ifa" },
-      { line: 8, op: { key: "bu:7", op: "remove", segment: "s", expiresAt: 0, source: "" } },
+      { line: 8, row: { key: "bu:7", op: "remove", segment: "s", expiresAt: null, source: "" } },
       { line: 9, error: "not a JSON object" },
     ]);
   });
 
   it("handles CRLF line endings", async () => {
     const nd = '{"type":"bu","id":"a","segment":"s"}\r\n{"type":"bu","id":"b","segment":"s"}\r\n';
-    expect((await rows(nd, "ndjson")).map((r) => ("op" in r ? r.op.key : r.error))).toEqual(["bu:a", "bu:b"]);
+    expect((await rows(nd, "ndjson")).map((r) => ("row" in r ? r.row.key : r.error))).toEqual([
+      "bu:a",
+      "bu:b",
+    ]);
   });
 });
 
@@ -231,6 +236,7 @@ describe("loadMemberships", () => {
     ].join("\n");
     const summary = await loadMemberships(store, input(csv), "csv", {
       nowSec: NOW,
+      catalog: EMPTY,
       onRejected: (r) => rejected.push(r),
     });
     expect({ read: summary.read, loaded: summary.loaded, rejected: summary.rejected }).toEqual({
@@ -246,15 +252,19 @@ describe("loadMemberships", () => {
     expect(rejected).toEqual(expectedRejects);
     expect(store.size).toBe(3);
     const [b1, b2, u1] = await store.readProfiles(["bu:b1", "bu:b2", "xu:ssp:u1"], NOW);
-    expect(b1).toEqual({ memberships: [{ segment: "sports", expiresAt: NOW + 60, source: "" }] });
-    expect(b2).toEqual({ memberships: [{ segment: "autos", expiresAt: 0, source: "" }] });
-    expect(u1).toEqual({ memberships: [{ segment: "sports", expiresAt: NOW + 3600, source: "" }] });
+    expect(b1).toEqual({
+      memberships: [{ segment: "sports", expiresAt: NOW + 60, source: "", generation: 0 }],
+    });
+    expect(b2).toEqual({ memberships: [{ segment: "autos", expiresAt: 0, source: "", generation: 0 }] });
+    expect(u1).toEqual({
+      memberships: [{ segment: "sports", expiresAt: NOW + 3600, source: "", generation: 0 }],
+    });
   });
 
   it("loads NDJSON and reports the bad line", async () => {
     const store = new MemoryProfileStore();
     const nd = '{"type":"bu","id":"a","segment":"s1"}\n{oops\n{"type":"bu","id":"a","segment":"s2"}\n';
-    const summary = await loadMemberships(store, input(nd), "ndjson", { nowSec: NOW });
+    const summary = await loadMemberships(store, input(nd), "ndjson", { nowSec: NOW, catalog: EMPTY });
     expect({ read: summary.read, loaded: summary.loaded, rejected: summary.rejected }).toEqual({
       read: 3,
       loaded: 2,
@@ -270,7 +280,10 @@ describe("loadMemberships", () => {
     const csv = "type,id,segment\nemail, Jane.Doe@Example.com ,sports\n";
     const summary = await loadMemberships(store, input(csv), "csv", {
       nowSec: NOW,
-      onApplied: (keys) => applied.push(...keys),
+      catalog: EMPTY,
+      onApplied: (keys) => {
+        applied.push(...keys);
+      },
     });
     expect(summary.loaded).toBe(1);
     const hem = `hem:${createHash("sha256").update("jane.doe@example.com").digest("hex")}`;
@@ -284,15 +297,18 @@ describe("loadMemberships", () => {
   it("op=remove removes a membership loaded earlier", async () => {
     const store = new MemoryProfileStore();
     const first = "type,id,segment\nbu,b1,sports\nbu,b1,autos\n";
-    await loadMemberships(store, input(first), "csv", { nowSec: NOW });
+    await loadMemberships(store, input(first), "csv", { nowSec: NOW, catalog: EMPTY });
     expect(await segmentsOf(store, "bu:b1")).toEqual(["sports", "autos"]);
 
     const second = '{"type":"bu","id":"b1","segment":"sports","op":"remove"}\n';
-    const summary = await loadMemberships(store, input(second), "ndjson", { nowSec: NOW });
+    const summary = await loadMemberships(store, input(second), "ndjson", { nowSec: NOW, catalog: EMPTY });
     expect(summary.loaded).toBe(1);
     expect(await segmentsOf(store, "bu:b1")).toEqual(["autos"]);
 
-    await loadMemberships(store, input("type,id,segment,op\nbu,b1,autos,remove\n"), "csv", { nowSec: NOW });
+    await loadMemberships(store, input("type,id,segment,op\nbu,b1,autos,remove\n"), "csv", {
+      nowSec: NOW,
+      catalog: EMPTY,
+    });
     expect(await segmentsOf(store, "bu:b1")).toBeNull();
     expect(store.size).toBe(0);
   });
@@ -305,8 +321,11 @@ describe("loadMemberships", () => {
     );
     const summary = await loadMemberships(store, input(csv), "csv", {
       nowSec: NOW,
+      catalog: EMPTY,
       batchSize: 2,
-      onApplied: (keys) => batches.push([...keys]),
+      onApplied: (keys) => {
+        batches.push([...keys]);
+      },
     });
     expect(summary.loaded).toBe(5);
     expect(batches).toEqual([["bu:a", "bu:b"], ["bu:a", "bu:c"], ["bu:d"]]);
@@ -319,6 +338,7 @@ describe("loadMemberships", () => {
     for (let i = 0; i < 150; i++) lines.push(`bad,${i},s`);
     const summary = await loadMemberships(new MemoryProfileStore(), input(lines.join("\n")), "csv", {
       nowSec: NOW,
+      catalog: EMPTY,
     });
     expect(summary.rejected).toBe(150);
     expect(summary.errors).toHaveLength(100);
@@ -327,9 +347,10 @@ describe("loadMemberships", () => {
 
   it("rejects the whole CSV file when the header misses segment, loading nothing", async () => {
     const store = new MemoryProfileStore();
-    const err = await loadMemberships(store, input("type,id\nbu,a\n"), "csv", { nowSec: NOW }).catch(
-      (e: unknown) => e,
-    );
+    const err = await loadMemberships(store, input("type,id\nbu,a\n"), "csv", {
+      nowSec: NOW,
+      catalog: EMPTY,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IngestFileError);
     expect(store.size).toBe(0);
   });

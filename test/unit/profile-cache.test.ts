@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
 import { ProfileCache, type ProfileCacheOptions } from "../../src/profiles/profile-cache.ts";
 import type { MembershipOp, Profile } from "../../src/profiles/profile-codec.ts";
-import type { ProfileStore } from "../../src/profiles/profile-store.ts";
+import type { ApplyResult, ProfileStore } from "../../src/profiles/profile-store.ts";
 
 const T0_MS = 1_700_000_000_000;
 const T0_S = T0_MS / 1000;
@@ -45,7 +45,7 @@ class CountingStore implements ProfileStore {
     return this.inner.readProfiles(keys, nowSec);
   }
 
-  applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<void> {
+  applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult> {
     return this.inner.applyMemberships(ops, nowSec);
   }
 
@@ -53,17 +53,28 @@ class CountingStore implements ProfileStore {
     return this.inner.ping();
   }
 
+  optOut(keys: readonly string[], nowSec: number): Promise<number> {
+    return this.inner.optOut(keys, nowSec);
+  }
+
+  isOptedOut(key: string): Promise<boolean> {
+    return this.inner.isOptedOut(key);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }
 
-  add(key: string, segment: string): Promise<void> {
-    return this.inner.applyMemberships([{ key, op: "add", segment, expiresAt: 0, source: "t" }], 0);
+  async add(key: string, segment: string): Promise<void> {
+    await this.inner.applyMemberships(
+      [{ key, op: "add", segment, expiresAt: 0, source: "t", generation: 0, minGeneration: 0 }],
+      0,
+    );
   }
 }
 
 const profileOf = (...segments: string[]): Profile => ({
-  memberships: segments.map((segment) => ({ segment, expiresAt: 0, source: "t" })),
+  memberships: segments.map((segment) => ({ segment, expiresAt: 0, source: "t", generation: 0 })),
 });
 
 /**

@@ -14,13 +14,26 @@ import {
 
 const NOW = 1_700_000_000;
 
-const m = (segment: string, expiresAt: number, source = ""): Membership => ({ segment, expiresAt, source });
-const add = (segment: string, expiresAt: number, source = "src"): MembershipOp => ({
+const m = (segment: string, expiresAt: number, source = "", generation = 0): Membership => ({
+  segment,
+  expiresAt,
+  source,
+  generation,
+});
+const add = (
+  segment: string,
+  expiresAt: number,
+  source = "src",
+  generation = 0,
+  minGeneration = 0,
+): MembershipOp => ({
   key: "bu:k",
   op: "add",
   segment,
   expiresAt,
   source,
+  generation,
+  minGeneration,
 });
 const remove = (segment: string): MembershipOp => ({
   key: "bu:k",
@@ -28,6 +41,8 @@ const remove = (segment: string): MembershipOp => ({
   segment,
   expiresAt: 0,
   source: "",
+  generation: 0,
+  minGeneration: 0,
 });
 
 function codecError(bytes: Uint8Array): CodecError {
@@ -51,21 +66,27 @@ describe("encodeProfile / decodeProfile", () => {
     expect(decodeProfile(encodeProfile([]), NOW)).toEqual({ memberships: [] });
   });
 
-  it("writes plain msgpack arrays [1, [[segment, expiresAt, source]]]", () => {
+  it("writes plain msgpack arrays [1, [[segment, expiresAt, source, generation]]]", () => {
     expect(PROFILE_FORMAT_VERSION).toBe(1);
-    const bytes = encodeProfile([m("sports", 0, "crm"), m("autos", NOW + 60, "dmp")]);
+    const bytes = encodeProfile([m("sports", 0, "crm"), m("autos", NOW + 60, "dmp", 4)]);
     expect(unpack(bytes)).toEqual([
       1,
       [
-        ["sports", 0, "crm"],
-        ["autos", NOW + 60, "dmp"],
+        ["sports", 0, "crm", 0],
+        ["autos", NOW + 60, "dmp", 4],
       ],
     ]);
   });
 
-  it("reads what another msgpack writer produced", () => {
-    const bytes = pack([1, [["a", 0, "x"]]]);
-    expect(decodeProfile(bytes, NOW)).toEqual({ memberships: [m("a", 0, "x")] });
+  it("reads what another msgpack writer produced, a row without generation as generation 0", () => {
+    const bytes = pack([
+      1,
+      [
+        ["a", 0, "x"],
+        ["b", 0, "y", 3],
+      ],
+    ]);
+    expect(decodeProfile(bytes, NOW)).toEqual({ memberships: [m("a", 0, "x"), m("b", 0, "y", 3)] });
   });
 
   it("drops memberships expired at nowSec: expiresAt == nowSec is expired, nowSec+1 is live, 0 never expires", () => {
@@ -126,11 +147,21 @@ describe("applyOps", () => {
     expect(applyOps([], [add("sports", 0, "crm")], NOW)).toEqual([m("sports", 0, "crm")]);
   });
 
-  it("an add replaces the same segment (expiry and source), keeping others", () => {
+  it("an add replaces the same segment (expiry and source), keeping others; the new row goes last", () => {
     const current = [m("sports", NOW + 10, "old"), m("autos", 0, "x")];
     expect(applyOps(current, [add("sports", NOW + 500, "new")], NOW)).toEqual([
-      m("sports", NOW + 500, "new"),
       m("autos", 0, "x"),
+      m("sports", NOW + 500, "new"),
+    ]);
+  });
+
+  it("keeps a newer generation beside the live one and drops rows older than minGeneration", () => {
+    const current = [m("s", 0, "", 1), m("s", 0, "", 2), m("t", 0, "", 0)];
+    // A replace writing generation 5 while 2 is live: generation 1 is garbage, 2 stays until 5 goes live.
+    expect(applyOps(current, [add("s", 0, "r", 5, 2)], NOW)).toEqual([
+      m("s", 0, "", 2),
+      m("t", 0, "", 0),
+      m("s", 0, "r", 5),
     ]);
   });
 
@@ -185,12 +216,12 @@ describe("keyExpiry", () => {
 });
 
 describe("encodeOps", () => {
-  it("writes [[op (1 add, 0 remove), segment, expiresAt, source], ...]", () => {
-    const bytes = encodeOps([add("sports", NOW + 60, "crm"), remove("autos"), add("news", 0, "")]);
+  it("writes [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...]", () => {
+    const bytes = encodeOps([add("sports", NOW + 60, "crm", 5, 2), remove("autos"), add("news", 0, "")]);
     expect(unpack(bytes)).toEqual([
-      [1, "sports", NOW + 60, "crm"],
-      [0, "autos", 0, ""],
-      [1, "news", 0, ""],
+      [1, "sports", NOW + 60, "crm", 5, 2],
+      [0, "autos", 0, "", 0, 0],
+      [1, "news", 0, "", 0, 0],
     ]);
   });
 

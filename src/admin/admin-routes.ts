@@ -1,0 +1,208 @@
+// /v1/admin/*: the data team's HTTP API — taxonomy, membership uploads (plain or atomic replace), per-ID
+// read, opt-out and erasure. Every route needs a bearer token with the route's scope.
+import type { Readable } from "node:stream";
+import { ApiError, badField } from "../errors.ts";
+import { type AdminTokenScopes, requireScope } from "../http/admin-auth.ts";
+import {
+  type HttpAnswer,
+  type HttpRequestData,
+  jsonAnswer,
+  queryParam,
+  type Route,
+} from "../http/http-types.ts";
+import { toTypedId } from "../identity/typed-id.ts";
+import { decompressIfGzip, IngestInputError } from "../ingest/open-input.ts";
+import { type FileFormat, IngestFileError } from "../ingest/record-reader.ts";
+import { DataRequestError, type SegmentData } from "../ingest/segment-data.ts";
+import {
+  parseTaxonomyJson,
+  readTaxonomy,
+  TaxonomyFileError,
+  type TaxonomyResult,
+} from "../ingest/taxonomy-file.ts";
+import { SEGMENT_ID_RE } from "../segments/segment-def.ts";
+
+export interface AdminDeps {
+  readonly data: SegmentData;
+  readonly tokens: AdminTokenScopes;
+}
+
+/** Largest JSON taxonomy held in memory while parsing (the taxonomy is thousands of rows, not millions). */
+const TAXONOMY_JSON_LIMIT_BYTES = 32 * 1024 * 1024;
+
+export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
+  const guard = (scope: string, handler: (req: HttpRequestData) => Promise<HttpAnswer>) =>
+    requireScope(tokens, scope, handler);
+
+  return [
+    {
+      method: "GET",
+      path: "/v1/admin/taxonomy",
+      body: "none",
+      handler: guard("taxonomy:read", async () => jsonAnswer(200, { segments: data.catalog.current.all() })),
+    },
+    {
+      method: "PUT",
+      path: "/v1/admin/taxonomy",
+      body: "stream",
+      handler: guard("taxonomy:write", async (req) => {
+        const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
+        const result = await readTaxonomyBody(req, known);
+        if (result.errors.length > 0) return rowErrors(result);
+        await data.putSegments(result.segments);
+        return jsonAnswer(200, { imported: result.segments.length });
+      }),
+    },
+    {
+      method: "GET",
+      path: "/v1/admin/taxonomy/:id",
+      body: "none",
+      handler: guard("taxonomy:read", async (req) => {
+        const def = data.catalog.current.get(req.params[0] ?? "");
+        if (def === undefined) throw new ApiError("AUD_ERR_NOT_FOUND", "no such segment", "id");
+        return jsonAnswer(200, def);
+      }),
+    },
+    {
+      method: "PUT",
+      path: "/v1/admin/taxonomy/:id",
+      body: "buffered",
+      handler: guard("taxonomy:write", async (req) => {
+        const id = req.params[0] ?? "";
+        const body = parseJson(req.body);
+        if (typeof body !== "object" || body === null || Array.isArray(body))
+          throw badField("body", "a segment object");
+        const entry = {
+          ...(body as Record<string, unknown>),
+          id: (body as Record<string, unknown>).id ?? id,
+        };
+        if (entry.id !== id) throw badField("id", `the id in the path ('${id}')`);
+        const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
+        known.delete(id);
+        const result = parseTaxonomyJson([entry], known);
+        if (result.errors.length > 0) return rowErrors(result);
+        await data.putSegments(result.segments);
+        return jsonAnswer(200, result.segments[0]);
+      }),
+    },
+    {
+      method: "DELETE",
+      path: "/v1/admin/taxonomy/:id",
+      body: "none",
+      handler: guard("taxonomy:write", async (req) => {
+        const id = req.params[0] ?? "";
+        if (!(await data.deleteSegment(id))) throw new ApiError("AUD_ERR_NOT_FOUND", "no such segment", "id");
+        return jsonAnswer(200, { deleted: id });
+      }),
+    },
+    {
+      method: "POST",
+      path: "/v1/admin/memberships",
+      body: "stream",
+      handler: guard("memberships:write", async (req) => {
+        const format = uploadFormat(req);
+        const strict = ["1", "true"].includes(queryParam(req.query, "strict"));
+        const replaceSegment = queryParam(req.query, "replace_segment");
+        const replaceProvider = queryParam(req.query, "replace_provider");
+        if (replaceSegment !== "" && !SEGMENT_ID_RE.test(replaceSegment)) {
+          throw badField("replace_segment", "a segment id");
+        }
+        try {
+          const result = await data.loadMemberships(decompressIfGzip(req.stream as Readable), {
+            format,
+            strict,
+            ...(replaceSegment === "" ? {} : { replaceSegment }),
+            ...(replaceProvider === "" ? {} : { replaceProvider }),
+          });
+          return jsonAnswer(200, result);
+        } catch (err) {
+          if (err instanceof IngestFileError || err instanceof IngestInputError) {
+            throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
+          }
+          if (err instanceof DataRequestError) {
+            throw new ApiError(
+              "AUD_ERR_BAD_FIELD",
+              err.message,
+              replaceProvider !== "" ? "replace_provider" : "query",
+            );
+          }
+          throw err;
+        }
+      }),
+    },
+    {
+      method: "GET",
+      path: "/v1/admin/users/:type/:id",
+      body: "none",
+      handler: guard("users:read", async (req) => jsonAnswer(200, await data.readUser(userKey(req)))),
+    },
+    {
+      method: "DELETE",
+      path: "/v1/admin/users/:type/:id",
+      body: "none",
+      handler: guard("users:write", async (req) => {
+        const key = userKey(req);
+        const erased = (await data.optOut([key])) > 0;
+        return jsonAnswer(200, { key, erased, optedOut: true });
+      }),
+    },
+  ];
+}
+
+/** The typed ID named by the path; e-mails are hashed here too, so a raw address goes no further. */
+function userKey(req: HttpRequestData): string {
+  const r = toTypedId(req.params[0] ?? "", req.params[1] ?? "");
+  if (!r.ok)
+    throw new ApiError("AUD_ERR_BAD_FIELD", r.reason, r.reason.startsWith("unknown") ? "type" : "id");
+  return r.key;
+}
+
+/** ?format= wins; otherwise the content type; CSV when neither says. */
+function uploadFormat(req: HttpRequestData): FileFormat {
+  const f = queryParam(req.query, "format") || (/ndjson|jsonl|json/.test(req.contentType) ? "ndjson" : "csv");
+  if (f !== "csv" && f !== "ndjson") throw badField("format", "csv or ndjson");
+  return f;
+}
+
+async function readTaxonomyBody(req: HttpRequestData, known: ReadonlySet<string>): Promise<TaxonomyResult> {
+  const stream = decompressIfGzip(req.stream as Readable);
+  try {
+    if (req.contentType.includes("csv")) return await readTaxonomy(stream, "csv", known);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of stream) {
+      size += (c as Buffer).length;
+      if (size > TAXONOMY_JSON_LIMIT_BYTES) {
+        throw new ApiError(
+          "AUD_ERR_BODY_TOO_LARGE",
+          `a JSON taxonomy over ${TAXONOMY_JSON_LIMIT_BYTES} bytes`,
+        );
+      }
+      chunks.push(c as Buffer);
+    }
+    return parseTaxonomyJson(parseJson(Buffer.concat(chunks)), known);
+  } catch (err) {
+    if (err instanceof TaxonomyFileError || err instanceof IngestInputError) {
+      throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
+    }
+    throw err;
+  }
+}
+
+function parseJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch (err) {
+    throw new ApiError("AUD_ERR_BAD_JSON", `body is not valid JSON: ${(err as Error).message}`, "body");
+  }
+}
+
+/** A taxonomy with bad rows is refused whole: a partial import could leave children without parents. */
+function rowErrors(result: TaxonomyResult): HttpAnswer {
+  const err = new ApiError(
+    "AUD_ERR_BAD_ROWS",
+    `${result.errors.length} row(s) rejected; nothing imported`,
+    "body",
+  );
+  return jsonAnswer(400, { ...err.toJSON(), rows: result.errors });
+}

@@ -1,0 +1,79 @@
+// Tells every instance what changed in the store, so their caches drop it at once (Redis pub/sub), instead
+// of serving it until the cache TTL runs out. Best effort: a missed message is bounded by the cache TTL.
+import type { Redis } from "ioredis";
+
+export type Invalidation =
+  /** These typed IDs changed (a load batch, an erasure). */
+  | { readonly t: "keys"; readonly keys: readonly string[] }
+  /** The catalog changed (taxonomy, or a replace made a new generation live): reload it. */
+  | { readonly t: "catalog" };
+
+export interface InvalidationBus {
+  publish(msg: Invalidation): Promise<void>;
+  /** Handlers run for messages from every publisher, this process included. */
+  subscribe(handler: (msg: Invalidation) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const INVALIDATION_CHANNEL = "aud:invalidate";
+/** Keys per message: a 5,000-row load batch becomes a few messages of a few kilobytes each. */
+const KEYS_PER_MESSAGE = 1_000;
+
+/** One process, no Redis: the embedded default. */
+export class LocalInvalidationBus implements InvalidationBus {
+  readonly #handlers: ((msg: Invalidation) => void)[] = [];
+
+  async publish(msg: Invalidation): Promise<void> {
+    for (const h of this.#handlers) h(msg);
+  }
+
+  async subscribe(handler: (msg: Invalidation) => void): Promise<void> {
+    this.#handlers.push(handler);
+  }
+
+  async close(): Promise<void> {
+    this.#handlers.length = 0;
+  }
+}
+
+export class RedisInvalidationBus implements InvalidationBus {
+  #subscriber: Redis | null = null;
+
+  constructor(readonly publisher: Redis) {}
+
+  async publish(msg: Invalidation): Promise<void> {
+    if (msg.t === "keys" && msg.keys.length > KEYS_PER_MESSAGE) {
+      for (let i = 0; i < msg.keys.length; i += KEYS_PER_MESSAGE) {
+        await this.publisher.publish(
+          INVALIDATION_CHANNEL,
+          JSON.stringify({ t: "keys", keys: msg.keys.slice(i, i + KEYS_PER_MESSAGE) }),
+        );
+      }
+      return;
+    }
+    await this.publisher.publish(INVALIDATION_CHANNEL, JSON.stringify(msg));
+  }
+
+  async subscribe(handler: (msg: Invalidation) => void): Promise<void> {
+    // A connection in subscriber mode can do nothing else: it gets its own, with an offline queue so the
+    // SUBSCRIBE survives reconnects (ioredis re-subscribes by itself).
+    const sub = this.publisher.duplicate({ enableOfflineQueue: true, lazyConnect: false });
+    sub.on("error", () => {});
+    sub.on("message", (_channel: string, text: string) => {
+      let msg: Invalidation;
+      try {
+        msg = JSON.parse(text) as Invalidation;
+      } catch {
+        return;
+      }
+      handler(msg);
+    });
+    await sub.subscribe(INVALIDATION_CHANNEL);
+    this.#subscriber = sub;
+  }
+
+  async close(): Promise<void> {
+    this.#subscriber?.disconnect();
+    this.#subscriber = null;
+  }
+}
