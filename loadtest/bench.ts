@@ -13,6 +13,7 @@ import {
   startServer,
   stopAll,
 } from "./children.ts";
+import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
 import {
   clean,
   machineLines,
@@ -42,6 +43,7 @@ const DURATION_S = intEnv("BENCH_DURATION_S", 10, 1, 600);
 const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 64, 1, 1_000);
 const WARMUP_S = intEnv("BENCH_WARMUP_S", 3, 0, 60);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5, 1, 20);
+const INGEST_ROWS = intEnv("BENCH_INGEST_ROWS", 5_000_000, 0, 100_000_000);
 
 /** Hot set of the cache-hit scenarios, and the unknown IDs mixed into it (remembered as absent). */
 const HOT_USERS = Math.min(USERS, 20_000);
@@ -366,6 +368,14 @@ async function main(): Promise<number> {
   }
   await Promise.all(running.map((r) => r.server.stop()));
 
+  let ingest: IngestFigures | null = null;
+  if (INGEST_ROWS > 0) {
+    log(
+      `\ningest: loading ${INGEST_ROWS.toLocaleString("en-US")} generated rows with \`audience ingest memberships\``,
+    );
+    ingest = await runIngestBench(redis.url, INGEST_ROWS, log);
+  }
+
   const rows = scenarios.map((s) => {
     const run = running.find((r) => r.s === s);
     return run !== undefined ? rowOf(run) : failedRow(s, failed.get(s.key) ?? "not run");
@@ -374,6 +384,9 @@ async function main(): Promise<number> {
   log(textTable(rows));
   log("");
   for (const l of ratioLines(rows)) log(l);
+  const ingestReport = ingest === null ? [] : ingestLines(ingest);
+  if (ingestReport.length > 0) log("");
+  for (const l of ingestReport) log(l);
   writeResults(
     RESULTS_PATH,
     {
@@ -399,15 +412,17 @@ async function main(): Promise<number> {
       ),
     },
     rows,
+    ingestReport,
   );
   log(`\nwrote ${join("loadtest", "RESULTS.md")}`);
-  const allClean = rows.every(clean);
+  const allClean = rows.every(clean) && (ingest === null || ingest.exitCode === 0);
   if (!allClean) log("some scenario failed or had non-2xx answers / errors: exit code 1");
   return allClean ? 0 : 1;
 }
 
 // Hard stop: the whole run is bounded even if a server hangs.
-const budgetS = 120 + Math.ceil(USERS / 50_000) + 4 * (DURATION_S + WARMUP_S + 45);
+const budgetS =
+  120 + Math.ceil(USERS / 50_000) + 4 * (DURATION_S + WARMUP_S + 45) + Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {
   process.stderr.write(`load test exceeded ${budgetS} s: stopping\n`);
   void cleanup().finally(() => process.exit(1));

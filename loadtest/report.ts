@@ -148,7 +148,12 @@ export function machineLines(uwsBackend: string): string[] {
   ];
 }
 
-export function writeResults(path: string, info: RunInfo, rows: readonly ScenarioRow[]): void {
+export function writeResults(
+  path: string,
+  info: RunInfo,
+  rows: readonly ScenarioRow[],
+  ingest: readonly string[] = [],
+): void {
   const failures = rows.filter((r) => r.error !== undefined).map((r) => `- (${r.key}) ${r.error}`);
   const md = [
     "# Load test results",
@@ -184,6 +189,7 @@ export function writeResults(path: string, info: RunInfo, rows: readonly Scenari
     "## Ratios",
     "",
     ...ratioLines(rows).map((l) => `- ${l}`),
+    ...(ingest.length > 0 ? ["", "## Ingest", "", ...ingest.map((l) => `- ${l}`)] : []),
     ...(failures.length > 0 ? ["", "## Failures", "", ...failures] : []),
     "",
   ].join("\n");

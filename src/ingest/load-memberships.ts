@@ -50,6 +50,7 @@ export interface LoadOptions {
 }
 
 const KEPT_ERRORS = 100;
+const MAX_BATCHES_IN_FLIGHT = 4;
 
 export async function loadMemberships(
   store: ProfileStore,
@@ -76,18 +77,25 @@ export async function loadMemberships(
     opts.onRejected?.(rejected);
   };
   let batch: MembershipOp[] = [];
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    const { skippedKeys } = await store.applyMemberships(batch, opts.nowSec);
+  // Up to this many batches are written while the next ones are parsed. They go out in order on one
+  // connection, so a later batch's change to an ID still lands after an earlier one's.
+  const inFlight: Promise<void>[] = [];
+  const apply = async (ops: MembershipOp[]): Promise<void> => {
+    const { skippedKeys } = await store.applyMemberships(ops, opts.nowSec);
     let skipped = 0;
     if (skippedKeys.length > 0) {
       const optedOut = new Set(skippedKeys);
-      for (const op of batch) if (optedOut.has(op.key)) skipped++;
+      for (const op of ops) if (optedOut.has(op.key)) skipped++;
     }
     summary.skipped += skipped;
-    summary.loaded += batch.length - skipped;
-    await opts.onApplied?.([...new Set(batch.map((o) => o.key))]);
+    summary.loaded += ops.length - skipped;
+    await opts.onApplied?.([...new Set(ops.map((o) => o.key))]);
+  };
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    inFlight.push(apply(batch));
     batch = [];
+    if (inFlight.length >= MAX_BATCHES_IN_FLIGHT) await inFlight.shift();
   };
   for await (const result of readMembershipRows(input, format, opts.nowSec)) {
     summary.read++;
@@ -105,6 +113,10 @@ export async function loadMemberships(
     if (batch.length >= batchSize) await flush();
   }
   await flush();
+  // Settle every write before answering, and let the first failure (if any) surface.
+  const results = await Promise.allSettled(inFlight);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
   summary.elapsedMs = Math.round(performance.now() - started);
   summary.rowsPerSec =
     summary.elapsedMs > 0 ? Math.round((summary.read * 1000) / summary.elapsedMs) : summary.read;
