@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import type { MembershipOp } from "../profiles/profile-codec.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
-import { type FileFormat, type MembershipRow, readMembershipRows } from "./membership-rows.ts";
+import { type FileFormat, type MembershipRow, readMembershipRowBatches } from "./membership-rows.ts";
 
 export interface RejectedRow {
   readonly line: number;
@@ -45,7 +45,7 @@ export interface LoadOptions {
   readonly onRejected?: (row: RejectedRow) => void;
   /** Keys written by each applied batch (to invalidate caches). */
   readonly onApplied?: (keys: readonly string[]) => void | Promise<void>;
-  /** Rows read so far, after each row (cheap: progress reporters sample it). */
+  /** Rows read so far, after each chunk of input. */
   readonly onProgress?: (rowsRead: number) => void;
 }
 
@@ -97,20 +97,22 @@ export async function loadMemberships(
     batch = [];
     if (inFlight.length >= MAX_BATCHES_IN_FLIGHT) await inFlight.shift();
   };
-  for await (const result of readMembershipRows(input, format, opts.nowSec)) {
-    summary.read++;
+  for await (const results of readMembershipRowBatches(input, format, opts.nowSec)) {
+    for (const result of results) {
+      summary.read++;
+      if ("error" in result) {
+        reject(result.line, result.error);
+        continue;
+      }
+      const op = toStoreOp(result.row, opts, summary);
+      if (typeof op === "string") {
+        reject(result.line, op);
+        continue;
+      }
+      batch.push(op);
+      if (batch.length >= batchSize) await flush();
+    }
     opts.onProgress?.(summary.read);
-    if ("error" in result) {
-      reject(result.line, result.error);
-      continue;
-    }
-    const op = toStoreOp(result.row, opts, summary);
-    if (typeof op === "string") {
-      reject(result.line, op);
-      continue;
-    }
-    batch.push(op);
-    if (batch.length >= batchSize) await flush();
   }
   await flush();
   // Settle every write before answering, and let the first failure (if any) surface.

@@ -2,7 +2,7 @@
 import { extname } from "node:path";
 import type { Readable } from "node:stream";
 import { toTypedId } from "../identity/typed-id.ts";
-import { type FileFormat, type RecordShape, readRecords } from "./record-reader.ts";
+import { type FileFormat, type RecordResult, type RecordShape, readRecordBatches } from "./record-reader.ts";
 
 /** One valid row: a membership to add or remove. The loader turns it into a store op with the catalog. */
 export interface MembershipRow {
@@ -73,18 +73,32 @@ function blankToUndefined(v: unknown): unknown {
   return v === undefined || v === null || v === "" ? undefined : v;
 }
 
-/** Streams validated rows from a file; throws IngestFileError when the file itself is unusable. */
+/** Validated rows in batches (one per input chunk); throws IngestFileError when the file itself is unusable. */
+export async function* readMembershipRowBatches(
+  input: Readable,
+  format: FileFormat,
+  nowSec: number,
+): AsyncGenerator<RowResult[]> {
+  for await (const records of readRecordBatches(input, format, MEMBERSHIP_SHAPE)) {
+    const out = new Array<RowResult>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as RecordResult;
+      if ("error" in r) {
+        out[i] = r;
+        continue;
+      }
+      const row = toRow(r.record, nowSec);
+      out[i] = typeof row === "string" ? { line: r.line, error: row } : { line: r.line, row };
+    }
+    yield out;
+  }
+}
+
+/** The same, one row at a time. */
 export async function* readMembershipRows(
   input: Readable,
   format: FileFormat,
   nowSec: number,
 ): AsyncGenerator<RowResult> {
-  for await (const r of readRecords(input, format, MEMBERSHIP_SHAPE)) {
-    if ("error" in r) {
-      yield r;
-      continue;
-    }
-    const row = toRow(r.record, nowSec);
-    yield typeof row === "string" ? { line: r.line, error: row } : { line: r.line, row };
-  }
+  for await (const batch of readMembershipRowBatches(input, format, nowSec)) yield* batch;
 }

@@ -10,6 +10,7 @@ import {
   readMembershipRows,
   toRow,
 } from "../../src/ingest/membership-rows.ts";
+import { splitCsvLine } from "../../src/ingest/record-reader.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
 import { CatalogSnapshot } from "../../src/segments/catalog.ts";
 
@@ -164,7 +165,7 @@ describe("readMembershipRows: CSV", () => {
     const out = await rows(csv, "csv");
     expect(out.slice().sort(byLine)).toEqual([
       { line: 2, row: { key: "bu:a", op: "add", segment: "s1", expiresAt: null, source: "" } },
-      { line: 3, error: "malformed CSV row: Invalid Record Length: columns length is 3, got 4 on line 3" },
+      { line: 3, error: "malformed CSV row: 4 fields where the header has 3" },
       { line: 4, row: { key: "bu:c", op: "add", segment: "s3", expiresAt: null, source: "" } },
     ]);
   });
@@ -353,5 +354,20 @@ describe("loadMemberships", () => {
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IngestFileError);
     expect(store.size).toBe(0);
+  });
+});
+
+describe("splitCsvLine", () => {
+  it("splits plain and quoted fields, with doubled quotes inside quotes", () => {
+    expect(splitCsvLine("a,b,,c")).toEqual(["a", "b", "", "c"]);
+    expect(splitCsvLine('bu,"x,y",1001')).toEqual(["bu", "x,y", "1001"]);
+    expect(splitCsvLine('"say ""hi""", "two" ,three')).toEqual(['say "hi"', "two", "three"]);
+    expect(splitCsvLine('""')).toEqual([""]);
+  });
+
+  it("returns null for a quote left open or text after a closing quote", () => {
+    expect(splitCsvLine('bu,"open,1')).toBeNull();
+    expect(splitCsvLine('bu,"a"b,1')).toBeNull();
+    expect(splitCsvLine('bu,a"b,1')).toBeNull();
   });
 });
