@@ -44,6 +44,7 @@ const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 64, 1, 1_000);
 const WARMUP_S = intEnv("BENCH_WARMUP_S", 3, 0, 60);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5, 1, 20);
 const INGEST_ROWS = intEnv("BENCH_INGEST_ROWS", 5_000_000, 0, 100_000_000);
+const INGEST_ORDER = process.env.BENCH_INGEST_ORDER === "random" ? "random" : "grouped";
 
 /** Hot set of the cache-hit scenarios, and the unknown IDs mixed into it (remembered as absent). */
 const HOT_USERS = Math.min(USERS, 20_000);
@@ -373,7 +374,7 @@ async function main(): Promise<number> {
     log(
       `\ningest: loading ${INGEST_ROWS.toLocaleString("en-US")} generated rows with \`audience ingest memberships\``,
     );
-    ingest = await runIngestBench(redis.url, INGEST_ROWS, log);
+    ingest = await runIngestBench(redis.url, INGEST_ROWS, INGEST_ORDER, log);
   }
 
   const rows = scenarios.map((s) => {
