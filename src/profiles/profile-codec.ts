@@ -114,11 +114,23 @@ export function applyOps(
   return rows;
 }
 
-/** The op list the Redis Lua merge reads: `[[op (1 add, 0 remove), segment, expiresAt, source, gen, minGen], ...]`. */
+const opRow = (o: MembershipOp): [number, string, number, string, number, number] => [
+  o.op === "add" ? 1 : 0,
+  o.segment,
+  o.expiresAt,
+  o.source,
+  o.generation,
+  o.minGeneration,
+];
+
+/** One ID's op list as the Redis Lua merge reads it: `[[op (1 add, 0 remove), segment, expiresAt, source, gen, minGen], ...]`. */
 export function encodeOps(ops: readonly MembershipOp[]): Buffer {
-  return packr.pack(
-    ops.map((o) => [o.op === "add" ? 1 : 0, o.segment, o.expiresAt, o.source, o.generation, o.minGeneration]),
-  );
+  return packr.pack(ops.map(opRow));
+}
+
+/** The op lists of several IDs in one buffer (one script call merges many IDs): `[[ops of ID 1], ...]`. */
+export function encodeOpsByKey(opsByKey: readonly (readonly MembershipOp[])[]): Buffer {
+  return packr.pack(opsByKey.map((ops) => ops.map(opRow)));
 }
 
 /** When the key holding these memberships may be dropped: the latest expiry, or 0 when one never expires. */

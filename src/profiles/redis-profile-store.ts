@@ -1,6 +1,12 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
 import { Redis, type Result } from "ioredis";
-import { decodeProfile, encodeOps, liveOrNull, type MembershipOp, type Profile } from "./profile-codec.ts";
+import {
+  decodeProfile,
+  encodeOpsByKey,
+  liveOrNull,
+  type MembershipOp,
+  type Profile,
+} from "./profile-codec.ts";
 import { type ApplyResult, groupByKey, type ProfileStore } from "./profile-store.ts";
 
 declare module "ioredis" {
@@ -18,13 +24,14 @@ export const optOutKey = (typedId: string): string => `o:{${typedId}}`;
 /**
  * The merge rules of profile-codec.ts `applyOps`, in Lua, so that concurrent loaders never lose each
  * other's writes. Redis' bundled cmsgpack reads and writes the same plain arrays as msgpackr.
- * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[1 + i] = msgpack ops of ID i,
- * [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...].
+ * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[2] = msgpack list with, for
+ * each ID in KEYS order, its ops [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...].
  * Several IDs per call amortise the script's fixed cost in bulk loads. Each key expires with its last
  * membership. Returns, per ID, the membership count left, or -1 when the ID opted out (nothing written).
  */
 const APPLY_MEMBERSHIPS_LUA = `
 local now = tonumber(ARGV[1])
+local opsById = cmsgpack.unpack(ARGV[2])
 local out = {}
 for k = 1, #KEYS, 2 do
   local pkey, okey = KEYS[k], KEYS[k + 1]
@@ -42,7 +49,7 @@ for k = 1, #KEYS, 2 do
         if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
       end
     end
-    for _, o in ipairs(cmsgpack.unpack(ARGV[(k + 1) / 2 + 1])) do
+    for _, o in ipairs(opsById[(k + 1) / 2]) do
       local seg, exp, gen, mingen = o[2], o[3], o[5], o[6]
       local kept = {}
       for _, m in ipairs(rows) do
@@ -137,12 +144,13 @@ export class RedisProfileStore implements ProfileStore {
       for (let i = 0; i < slice.length; i += IDS_PER_SCRIPT) {
         const part = slice.slice(i, i + IDS_PER_SCRIPT);
         const keys: string[] = [];
-        const args: Buffer[] = [];
-        for (const [key, keyOps] of part) {
-          keys.push(profileKey(key), optOutKey(key));
-          args.push(encodeOps(keyOps));
-        }
-        pipeline.audApplyMemberships(keys.length, ...keys, nowSec, ...args);
+        for (const [key] of part) keys.push(profileKey(key), optOutKey(key));
+        pipeline.audApplyMemberships(
+          keys.length,
+          ...keys,
+          nowSec,
+          encodeOpsByKey(part.map(([, ops]) => ops)),
+        );
       }
       const results = (await pipeline.exec()) ?? [];
       for (let c = 0; c < results.length; c++) {

@@ -5,6 +5,7 @@ import {
   CodecError,
   decodeProfile,
   encodeOps,
+  encodeOpsByKey,
   encodeProfile,
   keyExpiry,
   type Membership,
@@ -227,5 +228,18 @@ describe("encodeOps", () => {
 
   it("writes an empty list for no ops", () => {
     expect(unpack(encodeOps([]))).toEqual([]);
+  });
+});
+
+describe("encodeOpsByKey", () => {
+  it("writes one op list per ID, in order", () => {
+    const other: MembershipOp = { ...remove("x"), key: "bu:other" };
+    expect(unpack(encodeOpsByKey([[add("a", 0, "s", 2, 1)], [other, add("b", NOW, "")]]))).toEqual([
+      [[1, "a", 0, "s", 2, 1]],
+      [
+        [0, "x", 0, "", 0, 0],
+        [1, "b", NOW, "", 0, 0],
+      ],
+    ]);
   });
 });
