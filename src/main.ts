@@ -1,7 +1,7 @@
 // Composition root: config -> service -> HTTP server -> signals.
 import { ConfigError, loadConfig } from "./config.ts";
-import { startNodeServer } from "./http/node-server.ts";
-import { detectUwsBackend, startUwsServer } from "./http/uws-server.ts";
+import { startHttpServer } from "./http/start-server.ts";
+import { detectUwsBackend } from "./http/uws-server.ts";
 import { createLogger } from "./logger.ts";
 import { createService } from "./service.ts";
 
@@ -25,15 +25,9 @@ async function main(): Promise<void> {
     );
   }
   const service = await createService(config, log, { backend });
-  const start = config.httpServer === "node" ? startNodeServer : startUwsServer;
-  const server = await start({
-    host: config.host,
-    port: config.port,
-    bodyLimitBytes: config.bodyLimitBytes,
-    streamBodyLimitBytes: config.adminBodyLimitBytes,
-    routes: service.routes,
-    onInternalError: (err, path) => log.error({ err, path }, "request failed"),
-  });
+  const server = await startHttpServer(config, service.routes, (err, path) =>
+    log.error({ err, path }, "request failed"),
+  );
   log.info(
     {
       port: server.port,

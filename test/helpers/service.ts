@@ -1,7 +1,7 @@
 // Starts the real service (config -> service -> HTTP server on a free port) inside the test process.
 import { loadConfig } from "../../src/config.ts";
-import { startNodeServer } from "../../src/http/node-server.ts";
-import { detectUwsBackend, type RunningServer, startUwsServer } from "../../src/http/uws-server.ts";
+import { startHttpServer } from "../../src/http/start-server.ts";
+import { detectUwsBackend, type RunningServer } from "../../src/http/uws-server.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createService, type Service } from "../../src/service.ts";
 
@@ -19,18 +19,16 @@ export async function startService(
   env: Record<string, string> = {},
   engine: HttpEngine = "uws",
 ): Promise<TestService> {
-  const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent", ...env });
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "silent",
+    HTTP_SERVER: engine,
+    ...env,
+  });
   const log = createLogger(config.logLevel);
   const service = await createService(config, log, { backend: detectUwsBackend() });
-  const start = engine === "node" ? startNodeServer : startUwsServer;
-  const server = await start({
-    host: config.host,
-    port: config.port,
-    bodyLimitBytes: config.bodyLimitBytes,
-    streamBodyLimitBytes: config.adminBodyLimitBytes,
-    routes: service.routes,
-    onInternalError: () => {},
-  });
+  const server = await startHttpServer(config, service.routes, () => {});
   return {
     base: `http://127.0.0.1:${server.port}`,
     service,
