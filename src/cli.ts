@@ -1,5 +1,6 @@
 // The `audience` command: bulk data management against the Redis at REDIS_URL.
 import { parseArgs } from "node:util";
+import { readCapRules } from "./capping/cap-rules-file.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { toTypedId } from "./identity/typed-id.ts";
 import type { IngestSummary } from "./ingest/load-memberships.ts";
@@ -22,6 +23,7 @@ const USAGE = `usage:
   audience ingest memberships <file> [--format csv|ndjson] [--strict]
                                      [--replace-segment <id> | --replace-provider <name>]
   audience ingest taxonomy <file.csv|file.json>
+  audience ingest caps <file.csv|file.ndjson>
   audience optout <file>
 
   Writes into the Redis at REDIS_URL. Files may be gzip-compressed (detected by content).
@@ -31,6 +33,8 @@ const USAGE = `usage:
     --replace-segment S   the file becomes the complete membership of S, swapped in at once when read whole
     --replace-provider P  the same for every segment of provider P
   taxonomy: CSV header id,name[,parent,party,provider,sensitive,ttl,segtax,segtax_id], or a JSON array.
+  caps: CSV header campaign,window,max[,line_item,creative] (window 30m, 1h, 24h, 7d or lifetime); each
+    campaign / line item / creative named replaces its rule; all rows valid or nothing imported.
   optout: CSV header type,id (or NDJSON): erases the IDs and keeps them out of later loads.
   Exit codes: 0 all rows applied; 1 some rows rejected; 2 usage, configuration or file error.`;
 
@@ -175,6 +179,33 @@ async function ingestTaxonomy(args: string[]): Promise<number> {
   }
 }
 
+async function ingestCaps(args: string[]): Promise<number> {
+  const file = args[0];
+  if (file === undefined || args.length > 1) throw new CliError(USAGE);
+  const format = membershipFormatOf(file);
+  if (format === null) throw new CliError(`${file}: cannot tell the format; name it .csv, .ndjson or .jsonl`);
+  const input = open(file);
+  const { data, close } = await connect();
+  try {
+    const result = await readCapRules(input.stream, format);
+    for (const e of result.errors) process.stderr.write(`${file}:${e.line}: ${e.reason}\n`);
+    if (result.errors.length > 0) {
+      process.stdout.write(`${file}: ${result.errors.length} rows rejected; nothing imported\n`);
+      return 1;
+    }
+    await data.putCapRules(result.rules);
+    process.stdout.write(`${file}: ${result.rules.length} cap rules imported\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof IngestFileError || err instanceof IngestInputError) {
+      throw new CliError(`${file}: ${err.message}`);
+    }
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
 const OPT_OUT_SHAPE = { required: ["type", "id"], known: new Set(["type", "id"]) } as const;
 const OPT_OUT_BATCH = 1_000;
 
@@ -225,6 +256,7 @@ async function run(argv: string[]): Promise<number> {
   const [command, what, ...rest] = argv;
   if (command === "ingest" && what === "memberships") return ingestMemberships(rest);
   if (command === "ingest" && what === "taxonomy") return ingestTaxonomy(rest);
+  if (command === "ingest" && what === "caps") return ingestCaps(rest);
   if (command === "optout") return optOut(what === undefined ? rest : [what, ...rest]);
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${USAGE}\n`);

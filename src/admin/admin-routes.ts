@@ -1,6 +1,7 @@
 // /v1/admin/*: the data team's HTTP API — taxonomy, membership uploads (plain or atomic replace), per-ID
 // read, opt-out and erasure. Every route needs a bearer token with the route's scope.
 import type { Readable } from "node:stream";
+import { type CapRulesResult, readCapRules } from "../capping/cap-rules-file.ts";
 import { ApiError, badField } from "../errors.ts";
 import { type AdminTokenScopes, requireScope } from "../http/admin-auth.ts";
 import {
@@ -48,7 +49,7 @@ export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
       handler: guard("taxonomy:write", async (req) => {
         const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
         const result = await readTaxonomyBody(req, known);
-        if (result.errors.length > 0) return rowErrors(result);
+        if (result.errors.length > 0) return rowErrors(result.errors);
         await data.putSegments(result.segments);
         return jsonAnswer(200, { imported: result.segments.length });
       }),
@@ -80,7 +81,7 @@ export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
         const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
         known.delete(id);
         const result = parseTaxonomyJson([entry], known);
-        if (result.errors.length > 0) return rowErrors(result);
+        if (result.errors.length > 0) return rowErrors(result.errors);
         await data.putSegments(result.segments);
         return jsonAnswer(200, result.segments[0]);
       }),
@@ -128,6 +129,57 @@ export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
           }
           throw err;
         }
+      }),
+    },
+    {
+      method: "GET",
+      path: "/v1/admin/caps",
+      body: "none",
+      handler: guard("caps:read", async () => jsonAnswer(200, { rules: data.catalog.current.capRules() })),
+    },
+    {
+      method: "PUT",
+      path: "/v1/admin/caps",
+      body: "stream",
+      handler: guard("caps:write", async (req) => {
+        const format =
+          queryParam(req.query, "format") === "ndjson" || /ndjson|jsonl/.test(req.contentType)
+            ? "ndjson"
+            : "csv";
+        let result: CapRulesResult;
+        try {
+          result = await readCapRules(decompressIfGzip(req.stream as Readable), format);
+        } catch (err) {
+          if (err instanceof IngestFileError || err instanceof IngestInputError) {
+            throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
+          }
+          throw err;
+        }
+        if (result.errors.length > 0) return rowErrors(result.errors);
+        await data.putCapRules(result.rules);
+        return jsonAnswer(200, { imported: result.rules.length });
+      }),
+    },
+    {
+      method: "GET",
+      path: "/v1/admin/caps/:campaign",
+      body: "none",
+      handler: guard("caps:read", async (req) => {
+        const rules = data.catalog.current.capRulesOf(req.params[0] ?? "");
+        if (rules.length === 0)
+          throw new ApiError("AUD_ERR_NOT_FOUND", "no cap rules for this campaign", "campaign");
+        return jsonAnswer(200, { rules });
+      }),
+    },
+    {
+      method: "DELETE",
+      path: "/v1/admin/caps/:campaign",
+      body: "none",
+      handler: guard("caps:write", async (req) => {
+        const deleted = await data.deleteCapRules(req.params[0] ?? "");
+        if (deleted === 0)
+          throw new ApiError("AUD_ERR_NOT_FOUND", "no cap rules for this campaign", "campaign");
+        return jsonAnswer(200, { deleted });
       }),
     },
     {
@@ -197,12 +249,11 @@ function parseJson(bytes: Buffer): unknown {
   }
 }
 
-/** A taxonomy with bad rows is refused whole: a partial import could leave children without parents. */
-function rowErrors(result: TaxonomyResult): HttpAnswer {
-  const err = new ApiError(
-    "AUD_ERR_BAD_ROWS",
-    `${result.errors.length} row(s) rejected; nothing imported`,
-    "body",
-  );
-  return jsonAnswer(400, { ...err.toJSON(), rows: result.errors });
+/**
+ * An upload with bad rows is refused whole: a partial taxonomy could leave children without parents, and
+ * a partial cap rule would cap a campaign less than its owner asked.
+ */
+function rowErrors(rows: readonly { line: number; reason: string }[]): HttpAnswer {
+  const err = new ApiError("AUD_ERR_BAD_ROWS", `${rows.length} row(s) rejected; nothing imported`, "body");
+  return jsonAnswer(400, { ...err.toJSON(), rows });
 }

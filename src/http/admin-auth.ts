@@ -12,6 +12,8 @@ export const ADMIN_SCOPES = [
   "memberships:write",
   "users:read",
   "users:write",
+  "caps:read",
+  "caps:write",
   "*",
 ] as const;
 

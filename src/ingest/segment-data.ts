@@ -1,6 +1,7 @@
 // The data-management operations, one implementation behind both the `audience` command and the admin API:
 // taxonomy changes, membership loads (plain or atomic replace), opt-out and erasure, reading one ID.
 import type { Readable } from "node:stream";
+import type { CapRule } from "../capping/cap-rule.ts";
 import type { InvalidationBus } from "../profiles/invalidation-bus.ts";
 import type { Membership } from "../profiles/profile-codec.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
@@ -61,6 +62,18 @@ export class SegmentData {
   async putSegments(defs: readonly SegmentDef[]): Promise<void> {
     await this.catalog.store.putSegments(defs);
     await this.#catalogChanged();
+  }
+
+  /** Inserts or replaces frequency-cap rules; every instance applies them without a restart. */
+  async putCapRules(rules: readonly CapRule[]): Promise<void> {
+    await this.catalog.store.putCapRules(rules);
+    await this.#catalogChanged();
+  }
+
+  async deleteCapRules(campaign: string): Promise<number> {
+    const deleted = await this.catalog.store.deleteCapRules(campaign);
+    if (deleted > 0) await this.#catalogChanged();
+    return deleted;
   }
 
   async deleteSegment(id: string): Promise<boolean> {

@@ -1,10 +1,12 @@
 // Where the taxonomy and segment generations live: a few small Redis hashes (or memory), read whole.
 import type { Redis } from "ioredis";
+import { type CapRule, scopeKey } from "../capping/cap-rule.ts";
 import type { SegmentDef } from "./segment-def.ts";
 
 export interface CatalogData {
   readonly segments: SegmentDef[];
   readonly generations: Map<string, number>;
+  readonly capRules: CapRule[];
 }
 
 export interface CatalogStore {
@@ -17,15 +19,39 @@ export interface CatalogStore {
   nextGeneration(): Promise<number>;
   /** Makes these generations live, all in one step. */
   activateGenerations(generations: ReadonlyMap<string, number>): Promise<void>;
+  /** Inserts or replaces these cap rules (one per campaign / line item / creative). */
+  putCapRules(rules: readonly CapRule[]): Promise<void>;
+  /** Removes every rule of a campaign; resolves how many there were. */
+  deleteCapRules(campaign: string): Promise<number>;
 }
 
 export class MemoryCatalogStore implements CatalogStore {
   readonly #segments = new Map<string, SegmentDef>();
   readonly #generations = new Map<string, number>();
+  readonly #caps = new Map<string, CapRule>();
   #sequence = 0;
 
   async load(): Promise<CatalogData> {
-    return { segments: [...this.#segments.values()], generations: new Map(this.#generations) };
+    return {
+      segments: [...this.#segments.values()],
+      generations: new Map(this.#generations),
+      capRules: [...this.#caps.values()],
+    };
+  }
+
+  async putCapRules(rules: readonly CapRule[]): Promise<void> {
+    for (const r of rules) this.#caps.set(scopeKey(r), r);
+  }
+
+  async deleteCapRules(campaign: string): Promise<number> {
+    let n = 0;
+    for (const [k, r] of this.#caps) {
+      if (r.campaign === campaign) {
+        this.#caps.delete(k);
+        n++;
+      }
+    }
+    return n;
   }
 
   async putSegments(defs: readonly SegmentDef[]): Promise<void> {
@@ -50,20 +76,36 @@ export const CATALOG_KEYS = {
   segments: "cat:segments",
   generations: "cat:generations",
   sequence: "cat:generation-seq",
+  capRules: "cat:caps",
 } as const;
 
 export class RedisCatalogStore implements CatalogStore {
   constructor(readonly redis: Redis) {}
 
   async load(): Promise<CatalogData> {
-    const [segs, gens] = await Promise.all([
+    const [segs, gens, caps] = await Promise.all([
       this.redis.hgetall(CATALOG_KEYS.segments),
       this.redis.hgetall(CATALOG_KEYS.generations),
+      this.redis.hgetall(CATALOG_KEYS.capRules),
     ]);
     return {
       segments: Object.values(segs).map((json) => JSON.parse(json) as SegmentDef),
       generations: new Map(Object.entries(gens).map(([s, g]) => [s, Number(g)])),
+      capRules: Object.values(caps).map((json) => JSON.parse(json) as CapRule),
     };
+  }
+
+  async putCapRules(rules: readonly CapRule[]): Promise<void> {
+    if (rules.length === 0) return;
+    const fields: string[] = [];
+    for (const r of rules) fields.push(scopeKey(r), JSON.stringify(r));
+    await this.redis.hset(CATALOG_KEYS.capRules, ...fields);
+  }
+
+  async deleteCapRules(campaign: string): Promise<number> {
+    const prefix = `${campaign}|`;
+    const fields = (await this.redis.hkeys(CATALOG_KEYS.capRules)).filter((f) => f.startsWith(prefix));
+    return fields.length === 0 ? 0 : this.redis.hdel(CATALOG_KEYS.capRules, ...fields);
   }
 
   async putSegments(defs: readonly SegmentDef[]): Promise<void> {

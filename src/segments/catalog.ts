@@ -1,5 +1,6 @@
 // The segment catalog as one immutable snapshot: taxonomy, ancestors, and each segment's active generation.
 // A lookup takes the snapshot once and uses it throughout, so a swap mid-request cannot mix two loads.
+import type { CapRule } from "../capping/cap-rule.ts";
 import type { SegmentDef } from "./segment-def.ts";
 
 export class CatalogSnapshot {
@@ -7,8 +8,14 @@ export class CatalogSnapshot {
   readonly #generations: ReadonlyMap<string, number>;
   readonly #ancestors = new Map<string, readonly string[]>();
   readonly #sensitive: ReadonlySet<string>;
+  readonly #capRules: readonly CapRule[];
 
-  constructor(defs: readonly SegmentDef[], generations: ReadonlyMap<string, number>) {
+  constructor(
+    defs: readonly SegmentDef[],
+    generations: ReadonlyMap<string, number>,
+    capRules: readonly CapRule[] = [],
+  ) {
+    this.#capRules = capRules;
     this.#defs = new Map(defs.map((d) => [d.id, d]));
     this.#generations = generations;
     this.#sensitive = new Set(defs.filter((d) => d.sensitive).map((d) => d.id));
@@ -52,6 +59,16 @@ export class CatalogSnapshot {
   /** Parent, grandparent, … of a segment (nearest first); [] for a root or an unknown segment. */
   ancestors(segment: string): readonly string[] {
     return this.#ancestors.get(segment) ?? [];
+  }
+
+  /** Every frequency-cap rule. */
+  capRules(): readonly CapRule[] {
+    return this.#capRules;
+  }
+
+  /** The cap rules of one campaign (for the campaign itself, its line items and creatives). */
+  capRulesOf(campaign: string): CapRule[] {
+    return this.#capRules.filter((r) => r.campaign === campaign);
   }
 
   /** Segments of a provider (a provider-wide replace swaps all of them). */

@@ -346,6 +346,70 @@ describe("opt-out and erasure", () => {
   });
 });
 
+describe("frequency-cap rules", () => {
+  it("are imported by the command, listed by the admin API, and reach every instance without a restart", async () => {
+    const other = await startService({ REDIS_URL: redis.url, ADMIN_TOKENS: TOKENS });
+    try {
+      const path = file(
+        "caps.csv",
+        "campaign,window,max,line_item\ncamp-1,1h,3,\ncamp-1,24h,10,\ncamp-1,lifetime,20,\ncamp-2,30m,1,li-7\n",
+      );
+      const r = await audience(["ingest", "caps", path], env);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toMatch(/2 cap rules imported/);
+      const fromOther = async () => {
+        const res = await fetch(`${other.base}/v1/admin/caps/camp-1`, {
+          headers: { authorization: `Bearer ${ADMIN}` },
+        });
+        return res.status === 200 ? ((await res.json()) as { rules: unknown[] }).rules : [];
+      };
+      await expect.poll(fromOther, { timeout: 2_000, interval: 20 }).toEqual([
+        {
+          campaign: "camp-1",
+          lineItem: null,
+          creative: null,
+          windows: [
+            { windowSec: 3_600, max: 3 },
+            { windowSec: 86_400, max: 10 },
+            { windowSec: null, max: 20 },
+          ],
+        },
+      ]);
+      // A changed rule replaces the old one everywhere, again without a restart.
+      const put = await admin("PUT", "/v1/admin/caps", "campaign,window,max\ncamp-1,1h,5\n", {
+        "content-type": "text/csv",
+      });
+      expect(put).toMatchObject({ status: 200, json: { imported: 1 } });
+      await expect
+        .poll(fromOther, { timeout: 2_000, interval: 20 })
+        .toEqual([
+          { campaign: "camp-1", lineItem: null, creative: null, windows: [{ windowSec: 3_600, max: 5 }] },
+        ]);
+      expect((await admin("GET", "/v1/admin/caps")).json.rules).toHaveLength(2);
+      expect((await admin("DELETE", "/v1/admin/caps/camp-2")).json).toEqual({ deleted: 1 });
+      expect((await admin("GET", "/v1/admin/caps/camp-2")).status).toBe(404);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("refuses a rule file with a bad row whole, by line", async () => {
+    const bad = await audience(
+      ["ingest", "caps", file("bad-caps.csv", "campaign,window,max\ncamp-3,1h,3\ncamp-3,1w,3\n")],
+      env,
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/bad-caps\.csv:3: window must be like 30m/);
+    expect(bad.stdout).toMatch(/nothing imported/);
+    expect((await admin("GET", "/v1/admin/caps/camp-3")).status).toBe(404);
+    const api = await admin("PUT", "/v1/admin/caps", "campaign,window,max\ncamp-3,1h,0\n", {
+      "content-type": "text/csv",
+    });
+    expect(api.status).toBe(400);
+    expect(api.json).toMatchObject({ error: { code: "AUD_ERR_BAD_ROWS" }, rows: [{ line: 2 }] });
+  });
+});
+
 describe("admin API authentication", () => {
   const routes: [string, string][] = [
     ["GET", "/v1/admin/taxonomy"],
@@ -356,13 +420,20 @@ describe("admin API authentication", () => {
     ["POST", "/v1/admin/memberships"],
     ["GET", "/v1/admin/users/bu/x"],
     ["DELETE", "/v1/admin/users/bu/x"],
+    ["GET", "/v1/admin/caps"],
+    ["PUT", "/v1/admin/caps"],
+    ["GET", "/v1/admin/caps/c1"],
+    ["DELETE", "/v1/admin/caps/c1"],
   ];
 
   it("covers every admin route the server has", () => {
     const served = svc.service.routes
       .filter((r) => r.path.startsWith("/v1/admin/"))
       .map((r) => `${r.method} ${r.path}`);
-    const tested = routes.map(([m, p]) => `${m} ${p.replace("/101", "/:id").replace("/bu/x", "/:type/:id")}`);
+    const tested = routes.map(
+      ([m, p]) =>
+        `${m} ${p.replace("/101", "/:id").replace("/bu/x", "/:type/:id").replace("/caps/c1", "/caps/:campaign")}`,
+    );
     expect(tested.sort()).toEqual(served.sort());
   });
 
