@@ -148,6 +148,19 @@ export const CONFIG_SPEC = {
     "Exchange used to namespace user.id when the request names none (x-exchange header or ?exchange=). Empty: user.id is ignored then.",
     "",
   ),
+  capCountersCacheMs: spec(
+    "CAP_COUNTERS_CACHE_MS",
+    intIn(0, 60_000, 1_000),
+    "How long a person's impression counters are served from cache at bid time: the staleness bound of `capped` and `remaining` for impressions recorded through other instances (this instance's own are seen at once). 0 reads them every time.",
+    "1000",
+  ),
+  eventTokenSecret: spec(
+    "EVENT_TOKEN_SECRET",
+    z.string().min(32, "must be at least 32 characters (e.g. openssl rand -hex 32)").optional(),
+    "Secret for the opaque `token` a lookup hands out for impression events. Unset: no tokens; events name the person by type and id.",
+    undefined,
+    true,
+  ),
   catalogReloadMs: spec(
     "CATALOG_RELOAD_MS",
     intIn(1_000, 3_600_000, 30_000),

@@ -16,6 +16,7 @@ export const ERRORS = {
   AUD_ERR_METHOD: { status: 405, message: "method not allowed on this route" },
   AUD_ERR_BODY_TOO_LARGE: { status: 413, message: "request body exceeds the configured limit" },
   AUD_ERR_INTERNAL: { status: 500, message: "internal error" },
+  AUD_ERR_STORE_UNAVAILABLE: { status: 503, message: "the store did not take the write; retry" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -2,6 +2,9 @@
 // main.ts and the tests both start here.
 import { fileURLToPath } from "node:url";
 import { adminRoutes } from "./admin/admin-routes.ts";
+import { CounterCache } from "./capping/counter-cache.ts";
+import { eventRoutes } from "./capping/event-routes.ts";
+import { EventTokens } from "./capping/event-token.ts";
 import type { Config } from "./config.ts";
 import type { Route } from "./http/http-types.ts";
 import { buildRoutes } from "./http/routes.ts";
@@ -88,8 +91,16 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
 
   if (config.redisUrl === undefined && config.seedDemoData) await seedDemo(data, log);
 
+  const counters = new CounterCache(backing.store, {
+    ttlMs: config.capCountersCacheMs,
+    maxEntries: Math.max(1_000, Math.floor(config.cacheMaxEntries / 4)),
+    now,
+  });
+  const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
   const lookup = createLookupHandler({
     cache,
+    counters,
+    tokens,
     catalog,
     defaultExchange: config.defaultExchange,
     idsPerRequestLimit: config.idsPerRequestLimit,
@@ -98,6 +109,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   });
   const routes = [
     ...buildRoutes({ lookup, store: backing.store, cache, backend: opts.backend, startedAtMs: now() }),
+    ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }),
     ...adminRoutes({ data, tokens: config.adminTokens }),
   ];
   return {

@@ -22,7 +22,11 @@ export const STATUS_LINES: Readonly<Record<number, string>> = {
 
 /** `{"error": {"code", "message", "field"}}` with the code's status. */
 export function errorAnswer(err: ApiError): HttpAnswer {
-  return { status: err.status, contentType: JSON_TYPE, body: JSON.stringify(err.toJSON()) };
+  const body = JSON.stringify(err.toJSON());
+  // A 503 is a "try again": say when, so that clients back off instead of hammering.
+  if (err.status === 503)
+    return { status: 503, contentType: JSON_TYPE, body, headers: [["retry-after", "1"]] };
+  return { status: err.status, contentType: JSON_TYPE, body };
 }
 
 /** The answer for anything a handler threw: ApiErrors as they say; anything else is reported and becomes a 500. */

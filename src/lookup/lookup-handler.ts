@@ -1,6 +1,11 @@
 // POST /v1/lookup — the hot path, top to bottom: parse, privacy gate, resolve IDs, fetch profiles, merge,
 // apply caps, respond. Transport-neutral: the uWebSockets.js and node:http servers both call it.
 import { Packr } from "msgpackr";
+import { CAP_ID_RE } from "../capping/cap-rule.ts";
+import { capsFor } from "../capping/caps-at-bid.ts";
+import type { CounterCache, CounterRead } from "../capping/counter-cache.ts";
+import type { EventTokens } from "../capping/event-token.ts";
+import { personKeyOf } from "../capping/person-key.ts";
 import { ApiError, badField } from "../errors.ts";
 import {
   type HttpAnswer,
@@ -21,6 +26,10 @@ import { readCompact } from "./read-compact.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
+  /** People's impression counters, for `capped` and `remaining`. */
+  readonly counters: CounterCache;
+  /** Issues the opaque `token` impression events may name the person by; null when not configured. */
+  readonly tokens: EventTokens | null;
   /** Taxonomy (sensitive flags, parents) and the active generation of each segment. */
   readonly catalog: LiveCatalog;
   /** Namespace for user.id when the request names no exchange ("" = ignore user.id then). */
@@ -39,14 +48,20 @@ export interface LookupAnswer {
   degraded: boolean;
   matched: string[];
   withheld: string[];
+  /** Only when the request named candidate campaigns: impressions left per campaign (null: uncapped). */
+  remaining?: Record<string, number | null>;
+  /** Only with EVENT_TOKEN_SECRET: names the person in impression events without the raw ID. */
+  token?: string;
 }
+
+const NO_COUNTERS: CounterRead = { counters: new Map(), failed: false };
 
 const msgpack = new Packr({ useRecords: false });
 
 export function createLookupHandler(
   opts: LookupOptions,
 ): (req: HttpRequestData) => HttpAnswer | Promise<HttpAnswer> {
-  const { cache, catalog, now } = opts;
+  const { cache, catalog, counters, now } = opts;
 
   return function lookup(req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> {
     // One catalog for the whole request: a replace going live mid-request cannot mix two generations.
@@ -63,21 +78,79 @@ export function createLookupHandler(
           //    resolved. 3. Resolve IDs: every ID becomes a typed key.
           [readBidRequest(body, exchangeOf(req, opts.defaultExchange), opts.idsPerRequestLimit)];
 
-    // 4. Fetch profiles: all keys of the call, from cache (synchronously) or in one store round trip.
+    const candidates = readCandidates(req, body);
+
+    // 4. Fetch profiles: all keys of the call, from cache (synchronously) or in one store round trip; and,
+    //    when cap rules exist, each person's counters, issued in the same tick so that they travel in the
+    //    same round trip (auto-pipelining) as the profile read.
     const keys = isBatch ? distinctKeys(subjects) : (subjects[0] as LookupSubject).keys;
     const found = cache.getMany(keys);
-    const ctx: MergeContext = { snapshot, expand, nowSec: 0 };
-    return found instanceof Promise
-      ? found.then((batch) => respond(req, subjects, keys, batch, isBatch, ctx, now))
-      : respond(req, subjects, keys, found, isBatch, ctx, now);
+    let reads: (CounterRead | Promise<CounterRead>)[] | null = null;
+    let pending = found instanceof Promise;
+    if (snapshot.capRules().length > 0) {
+      reads = subjects.map((s) => {
+        const person = personKeyOf(s.keys);
+        return person === null ? NO_COUNTERS : counters.get(person);
+      });
+      pending ||= reads.some((r) => r instanceof Promise);
+    }
+    const ctx: MergeContext = { snapshot, expand, candidates, tokens: opts.tokens, nowSec: 0 };
+    if (!pending)
+      return respond(
+        req,
+        subjects,
+        keys,
+        found as ProfileBatch,
+        reads as CounterRead[] | null,
+        isBatch,
+        ctx,
+        now,
+      );
+    return Promise.all([found, reads === null ? null : Promise.all(reads)]).then(([batch, counterReads]) =>
+      respond(req, subjects, keys, batch, counterReads, isBatch, ctx, now),
+    );
   };
 }
+
+/** Candidate campaigns: `?campaigns=c1,c2`, or a `campaigns` array in the compact and batch forms. */
+function readCandidates(req: HttpRequestData, body: Json): string[] | null {
+  const q = queryParam(req.query, "campaigns");
+  let list: unknown[];
+  let field: string;
+  if (q !== "") {
+    list = q.split(",");
+    field = "campaigns";
+  } else if (body.campaigns !== undefined && body.campaigns !== null && body.imp === undefined) {
+    if (!Array.isArray(body.campaigns)) throw badField("campaigns", "an array of campaign ids");
+    list = body.campaigns;
+    field = "campaigns";
+  } else {
+    return null;
+  }
+  if (list.length > MAX_CANDIDATES) {
+    throw new ApiError(
+      "AUD_ERR_TOO_MANY",
+      `${field} has ${list.length} entries; at most ${MAX_CANDIDATES}`,
+      field,
+    );
+  }
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    if (typeof c !== "string" || !CAP_ID_RE.test(c)) throw badField(`${field}[${i}]`, "a campaign id");
+  }
+  return list as string[];
+}
+
+const MAX_CANDIDATES = 100;
 
 /** What merging needs besides the profiles. */
 interface MergeContext {
   readonly snapshot: CatalogSnapshot;
   /** Add each segment's ancestors (membership of a child implies its parents). */
   readonly expand: boolean;
+  /** Campaigns the caller may bid for: the answer says how many impressions each has left. */
+  readonly candidates: readonly string[] | null;
+  readonly tokens: EventTokens | null;
   nowSec: number;
 }
 
@@ -96,29 +169,37 @@ function respond(
   subjects: readonly LookupSubject[],
   keys: readonly string[],
   found: ProfileBatch,
+  reads: readonly CounterRead[] | null,
   isBatch: boolean,
   ctx: MergeContext,
   now: () => number,
 ): HttpAnswer {
   // 5. Merge each subject's profiles: only live memberships of each segment's active generation, never a
   //    sensitive segment, ancestors added when asked.
-  // 6. Caps: no capping rules are evaluated yet, so `capped` is empty.
+  // 6. Caps: campaigns capped for the person, and what each candidate campaign has left.
   ctx.nowSec = Math.floor(now() / 1000);
   let payload: LookupAnswer | { results: LookupAnswer[]; degraded: boolean };
   if (isBatch) {
     const byKey = new Map<string, Profile | null>();
     for (let i = 0; i < keys.length; i++) byKey.set(keys[i] as string, found.profiles[i] ?? null);
-    const results = subjects.map((s) =>
+    const results = subjects.map((s, i) =>
       merge(
         s,
         s.keys.map((k) => byKey.get(k) ?? null),
+        reads?.[i] ?? NO_COUNTERS,
         ctx,
         found.degraded,
       ),
     );
     payload = { results, degraded: found.degraded };
   } else {
-    payload = merge(subjects[0] as LookupSubject, found.profiles, ctx, found.degraded);
+    payload = merge(
+      subjects[0] as LookupSubject,
+      found.profiles,
+      reads?.[0] ?? NO_COUNTERS,
+      ctx,
+      found.degraded,
+    );
   }
   // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
   if (req.accept.includes(MSGPACK_TYPE))
@@ -180,6 +261,7 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
 function merge(
   subject: LookupSubject,
   profiles: readonly (Profile | null)[],
+  read: CounterRead,
   ctx: MergeContext,
   degraded: boolean,
 ): LookupAnswer {
@@ -205,12 +287,20 @@ function merge(
       if (!matched.includes(type)) matched.push(type);
     }
   }
-  return {
+  const caps = capsFor(snapshot, read.counters, ctx.candidates, nowSec);
+  const answer: LookupAnswer = {
     id: subject.requestId,
     segments: [...segments].sort(),
-    capped: [],
-    degraded,
+    capped: caps.capped,
+    // A counter read that failed leaves caps unknown: said, rather than silently reported as uncapped.
+    degraded: degraded || read.failed,
     matched,
     withheld: subject.withheld,
   };
+  if (caps.remaining !== null) answer.remaining = caps.remaining;
+  if (ctx.tokens !== null) {
+    const person = personKeyOf(subject.keys);
+    if (person !== null) answer.token = ctx.tokens.issue(person);
+  }
+  return answer;
 }

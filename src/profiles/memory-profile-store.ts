@@ -1,5 +1,7 @@
 // In-process store: the embedded default (no Redis needed) and the store for pure-logic tests.
 // Keeps the encoded bytes, like Redis, so both go through the same codec.
+import { pruneFields } from "../capping/cap-windows.ts";
+import type { Counters } from "../capping/counters.ts";
 import {
   applyOps,
   decodeProfile,
@@ -21,6 +23,9 @@ export class MemoryProfileStore implements ProfileStore {
   readonly kind = "memory";
   readonly #data = new Map<string, Stored>();
   readonly #optedOut = new Set<string>();
+  readonly #counters = new Map<string, Map<string, number>>();
+  /** "<person>\n<imp>" -> epoch seconds when the dedup marker lapses. */
+  readonly #seen = new Map<string, number>();
 
   async readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]> {
     const out = new Array<Profile | null>(keys.length);
@@ -52,6 +57,7 @@ export class MemoryProfileStore implements ProfileStore {
     for (const key of keys) {
       if (this.#live(key, nowSec) !== undefined) erased++;
       this.#data.delete(key);
+      this.#counters.delete(key);
       this.#optedOut.add(key);
     }
     return erased;
@@ -61,6 +67,35 @@ export class MemoryProfileStore implements ProfileStore {
     return this.#optedOut.has(key);
   }
 
+  async recordImpression(
+    personKey: string,
+    imp: string,
+    fields: readonly string[],
+    dedupTtlSec: number,
+    nowSec: number,
+  ): Promise<boolean> {
+    const marker = `${personKey}\n${imp}`;
+    const until = this.#seen.get(marker);
+    if (until !== undefined && until > nowSec) return false;
+    if (this.#seen.size >= 100_000) {
+      // Lapsed markers are only found when looked at; sweep them so the map stays bounded.
+      for (const [m, t] of this.#seen) if (t <= nowSec) this.#seen.delete(m);
+    }
+    this.#seen.set(marker, nowSec + dedupTtlSec);
+    let counters = this.#counters.get(personKey);
+    if (counters === undefined) {
+      counters = new Map();
+      this.#counters.set(personKey, counters);
+    }
+    for (const f of fields) counters.set(f, (counters.get(f) ?? 0) + 1);
+    for (const f of pruneFields(counters.keys(), nowSec)) counters.delete(f);
+    return true;
+  }
+
+  async readCounters(personKey: string, _nowSec: number): Promise<Counters> {
+    return new Map(this.#counters.get(personKey) ?? []);
+  }
+
   async ping(): Promise<boolean> {
     return true;
   }
@@ -68,6 +103,8 @@ export class MemoryProfileStore implements ProfileStore {
   async close(): Promise<void> {
     this.#data.clear();
     this.#optedOut.clear();
+    this.#counters.clear();
+    this.#seen.clear();
   }
 
   /** Number of stored keys (for the start-up log and tests). */

@@ -1,4 +1,5 @@
 // The interface every profile store implements (in-memory and Redis); one contract suite tests them all.
+import type { Counters } from "../capping/counters.ts";
 import type { MembershipOp, Profile } from "./profile-codec.ts";
 
 /** What a write did not do: IDs that opted out are never written again. */
@@ -24,6 +25,20 @@ export interface ProfileStore {
   optOut(keys: readonly string[], nowSec: number): Promise<number>;
   /** Whether the ID has opted out. */
   isOptedOut(key: string): Promise<boolean>;
+  /**
+   * Counts one impression for a person: increments `fields` (counters.ts fieldsFor) unless impression id
+   * `imp` was already counted for this person within `dedupTtlSec`. Dedup and counting are one atomic step.
+   * Resolves true when counted, false for a duplicate.
+   */
+  recordImpression(
+    personKey: string,
+    imp: string,
+    fields: readonly string[],
+    dedupTtlSec: number,
+    nowSec: number,
+  ): Promise<boolean>;
+  /** A person's impression counters (empty when none). */
+  readCounters(personKey: string, nowSec: number): Promise<Counters>;
   /** Resolves true when the store answers. Never rejects. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

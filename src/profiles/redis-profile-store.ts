@@ -1,5 +1,6 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
 import { Redis, type Result } from "ioredis";
+import { type Counters, RETENTION_SEC } from "../capping/counters.ts";
 import {
   decodeProfile,
   encodeOpsByKey,
@@ -12,7 +13,17 @@ import { type ApplyResult, groupByKey, type ProfileStore } from "./profile-store
 declare module "ioredis" {
   interface RedisCommander<Context> {
     audApplyMemberships(...args: (string | number | Buffer)[]): Result<number[], Context>;
-    audOptOut(profileKey: string, optOutKey: string, nowSec: number): Result<number, Context>;
+    audOptOut(
+      profileKey: string,
+      optOutKey: string,
+      countersKey: string,
+      nowSec: number,
+    ): Result<number, Context>;
+    audRecordImpression(
+      countersKey: string,
+      markerKey: string,
+      ...args: (string | number)[]
+    ): Result<number, Context>;
   }
 }
 
@@ -20,6 +31,13 @@ declare module "ioredis" {
 export const profileKey = (typedId: string): string => `p:{${typedId}}`;
 /** Opt-out marker of one ID, in the same slot as its profile so one script sees both. */
 export const optOutKey = (typedId: string): string => `o:{${typedId}}`;
+/** A person's impression counters (a hash of counters.ts fields), in the person's slot. */
+export const countersKey = (personKey: string): string => `fc:{${personKey}}`;
+/** Set-once marker that makes counting an impression idempotent. */
+export const impressionKey = (personKey: string, imp: string): string => `imp:{${personKey}}:${imp}`;
+
+/** Counter hashes outlive their longest bucket retention, for lifetime counts: renewed on every impression. */
+const COUNTERS_TTL_SEC = 400 * 86_400;
 
 /**
  * The merge rules of profile-codec.ts `applyOps`, in Lua, so that concurrent loaders never lose each
@@ -76,11 +94,33 @@ end
 return out
 `;
 
-/** Erases one ID's profile and marks it opted out, in one step. Returns 1 when a profile was removed. */
+/** Erases one ID's profile and counters and marks it opted out, in one step. Returns 1 when a profile was removed. */
 const OPT_OUT_LUA = `
 local removed = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[2], ARGV[1])
 return removed
+`;
+
+/**
+ * Counts an impression exactly once: the SET NX of the impression's marker and the counter increments are
+ * one atomic step, so a retried or duplicated notice (nurl and burl both firing) is counted once.
+ * KEYS = counters hash, marker; ARGV = dedup TTL s, hash TTL s, now (epoch s), fields to increment...
+ * Buckets past their retention (counters.ts RETENTION_SEC) are dropped on the way. Returns 1 counted, 0 duplicate.
+ */
+const RECORD_IMPRESSION_LUA = `
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local now = tonumber(ARGV[3])
+for i = 4, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
+local keep = { ${Object.entries(RETENTION_SEC)
+  .map(([g, sec]) => `["${g}"] = ${sec}`)
+  .join(", ")} }
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local g, b = string.match(f, '|(%d+)|(%d+)$')
+  if g and (keep[g] == nil or (tonumber(b) + 1) * tonumber(g) <= now - keep[g]) then redis.call('HDEL', KEYS[1], f) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
 `;
 
 export interface RedisStoreOptions {
@@ -112,7 +152,8 @@ export class RedisProfileStore implements ProfileStore {
       lazyConnect: true,
     });
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
-    this.redis.defineCommand("audOptOut", { numberOfKeys: 2, lua: OPT_OUT_LUA });
+    this.redis.defineCommand("audOptOut", { numberOfKeys: 3, lua: OPT_OUT_LUA });
+    this.redis.defineCommand("audRecordImpression", { numberOfKeys: 2, lua: RECORD_IMPRESSION_LUA });
     // Errors surface through commands and readiness; an unhandled 'error' event would kill the process.
     this.redis.on("error", () => {});
   }
@@ -166,7 +207,7 @@ export class RedisProfileStore implements ProfileStore {
 
   async optOut(keys: readonly string[], nowSec: number): Promise<number> {
     const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.audOptOut(profileKey(key), optOutKey(key), nowSec);
+    for (const key of keys) pipeline.audOptOut(profileKey(key), optOutKey(key), countersKey(key), nowSec);
     let erased = 0;
     for (const [err, removed] of (await pipeline.exec()) ?? []) {
       if (err) throw err;
@@ -177,6 +218,31 @@ export class RedisProfileStore implements ProfileStore {
 
   async isOptedOut(key: string): Promise<boolean> {
     return (await this.redis.exists(optOutKey(key))) === 1;
+  }
+
+  async recordImpression(
+    personKey: string,
+    imp: string,
+    fields: readonly string[],
+    dedupTtlSec: number,
+    nowSec: number,
+  ): Promise<boolean> {
+    const counted = await this.redis.audRecordImpression(
+      countersKey(personKey),
+      impressionKey(personKey, imp),
+      dedupTtlSec,
+      COUNTERS_TTL_SEC,
+      nowSec,
+      ...fields,
+    );
+    return counted === 1;
+  }
+
+  async readCounters(personKey: string, _nowSec: number): Promise<Counters> {
+    const raw = await this.redis.hgetall(countersKey(personKey));
+    const out = new Map<string, number>();
+    for (const [f, v] of Object.entries(raw)) out.set(f, Number(v));
+    return out;
   }
 
   async ping(): Promise<boolean> {

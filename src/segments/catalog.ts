@@ -9,6 +9,7 @@ export class CatalogSnapshot {
   readonly #ancestors = new Map<string, readonly string[]>();
   readonly #sensitive: ReadonlySet<string>;
   readonly #capRules: readonly CapRule[];
+  readonly #capRulesByCampaign = new Map<string, CapRule[]>();
 
   constructor(
     defs: readonly SegmentDef[],
@@ -16,6 +17,11 @@ export class CatalogSnapshot {
     capRules: readonly CapRule[] = [],
   ) {
     this.#capRules = capRules;
+    for (const r of capRules) {
+      const list = this.#capRulesByCampaign.get(r.campaign);
+      if (list === undefined) this.#capRulesByCampaign.set(r.campaign, [r]);
+      else list.push(r);
+    }
     this.#defs = new Map(defs.map((d) => [d.id, d]));
     this.#generations = generations;
     this.#sensitive = new Set(defs.filter((d) => d.sensitive).map((d) => d.id));
@@ -67,8 +73,8 @@ export class CatalogSnapshot {
   }
 
   /** The cap rules of one campaign (for the campaign itself, its line items and creatives). */
-  capRulesOf(campaign: string): CapRule[] {
-    return this.#capRules.filter((r) => r.campaign === campaign);
+  capRulesOf(campaign: string): readonly CapRule[] {
+    return this.#capRulesByCampaign.get(campaign) ?? [];
   }
 
   /** Segments of a provider (a provider-wide replace swaps all of them). */

@@ -1,5 +1,6 @@
 // One suite, run against every ProfileStore implementation: what any store must do the same way.
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { fieldsFor } from "../../src/capping/counters.ts";
 import type { MembershipOp } from "../../src/profiles/profile-codec.ts";
 import type { ProfileStore } from "../../src/profiles/profile-store.ts";
 
@@ -155,6 +156,50 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
       expect([...result.skippedKeys].sort()).toEqual(["bu:never-seen", "bu:o1"]);
       expect(await store.readProfiles(["bu:o1", "bu:never-seen"], t)).toEqual([null, null]);
       expect(segmentsOf((await store.readProfiles(["bu:o2"], t))[0] ?? null)).toEqual(["1", "2"]);
+    });
+
+    it("counts an impression once per impression id, atomically, even under concurrency", async () => {
+      const t = now();
+      const fields = fieldsFor("camp||", t);
+      const distinct = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => store.recordImpression("bu:fc", `imp-${i}`, fields, 3_600, t)),
+      );
+      expect(distinct.filter(Boolean)).toHaveLength(200);
+      const same = await Promise.all(
+        Array.from({ length: 50 }, () => store.recordImpression("bu:fc", "imp-7", fields, 3_600, t)),
+      );
+      expect(same.filter(Boolean)).toHaveLength(0);
+      expect(await store.recordImpression("bu:fc", "imp-new", fields, 3_600, t)).toBe(true);
+      expect(await store.recordImpression("bu:fc", "imp-new", fields, 3_600, t)).toBe(false);
+      const counters = await store.readCounters("bu:fc", t);
+      expect([...counters.entries()].sort()).toEqual(fields.map((f) => [f, 201]).sort());
+      expect(await store.readCounters("bu:nobody", t)).toEqual(new Map());
+    });
+
+    it("drops counter buckets past their retention and keeps lifetime counts", async () => {
+      const t = now();
+      await store.recordImpression("bu:old", "a", fieldsFor("c||", t), 60, t);
+      const later = t + 2 * 86_400;
+      await store.recordImpression("bu:old", "b", fieldsFor("c||", later), 60, later);
+      const fields = [...(await store.readCounters("bu:old", later)).entries()].sort();
+      // Minute buckets live a day: the first impression's is gone; its hour and day buckets stay.
+      expect(fields).toEqual(
+        [
+          ["c|||L", 2],
+          [`c|||60|${Math.floor(later / 60)}`, 1],
+          [`c|||3600|${Math.floor(t / 3600)}`, 1],
+          [`c|||3600|${Math.floor(later / 3600)}`, 1],
+          [`c|||86400|${Math.floor(t / 86400)}`, 1],
+          [`c|||86400|${Math.floor(later / 86400)}`, 1],
+        ].sort(),
+      );
+    });
+
+    it("erases a person's counters with the opt-out", async () => {
+      const t = now();
+      await store.recordImpression("bu:gone", "x", fieldsFor("c||", t), 60, t);
+      await store.optOut(["bu:gone"], t);
+      expect(await store.readCounters("bu:gone", t)).toEqual(new Map());
     });
 
     it("answers ping", async () => {

@@ -29,6 +29,8 @@ describe("loadConfig defaults", () => {
       cacheTtlMs: 30_000,
       cacheNegativeTtlMs: 5_000,
       defaultExchange: "",
+      capCountersCacheMs: 1_000,
+      eventTokenSecret: undefined,
       catalogReloadMs: 30_000,
       seedDemoData: true,
       logLevel: "info",

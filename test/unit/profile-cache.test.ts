@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Counters } from "../../src/capping/counters.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
 import { ProfileCache, type ProfileCacheOptions } from "../../src/profiles/profile-cache.ts";
 import type { MembershipOp, Profile } from "../../src/profiles/profile-codec.ts";
@@ -59,6 +60,20 @@ class CountingStore implements ProfileStore {
 
   isOptedOut(key: string): Promise<boolean> {
     return this.inner.isOptedOut(key);
+  }
+
+  recordImpression(
+    personKey: string,
+    imp: string,
+    fields: readonly string[],
+    ttl: number,
+    nowSec: number,
+  ): Promise<boolean> {
+    return this.inner.recordImpression(personKey, imp, fields, ttl, nowSec);
+  }
+
+  readCounters(personKey: string, nowSec: number): Promise<Counters> {
+    return this.inner.readCounters(personKey, nowSec);
   }
 
   close(): Promise<void> {

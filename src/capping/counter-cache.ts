@@ -1,0 +1,64 @@
+// A short-lived cache of people's impression counters in front of the store. Counters change with every
+// impression, so entries live only `ttlMs` (the documented staleness bound); an impression recorded through
+// this instance drops its person's entry at once, so this instance never serves its own stale count.
+import { LRUCache } from "lru-cache";
+import type { ProfileStore } from "../profiles/profile-store.ts";
+import type { Counters } from "./counters.ts";
+
+const EMPTY: Counters = new Map();
+
+/** What a read found: the counters, or empty ones with `failed` when the store could not answer. */
+export interface CounterRead {
+  readonly counters: Counters;
+  readonly failed: boolean;
+}
+
+export class CounterCache {
+  readonly #store: ProfileStore;
+  readonly #lru: LRUCache<string, Counters> | null;
+  readonly #inflight = new Map<string, Promise<CounterRead>>();
+  readonly #now: () => number;
+
+  constructor(store: ProfileStore, opts: { ttlMs: number; maxEntries: number; now?: () => number }) {
+    this.#store = store;
+    this.#now = opts.now ?? Date.now;
+    this.#lru =
+      opts.ttlMs === 0
+        ? null
+        : new LRUCache<string, Counters>({
+            max: opts.maxEntries,
+            ttl: opts.ttlMs,
+            ttlResolution: 0,
+            perf: { now: this.#now },
+          });
+  }
+
+  /** Synchronous on a hit; otherwise one store read, shared by concurrent callers for the same person. */
+  get(personKey: string): CounterRead | Promise<CounterRead> {
+    const hit = this.#lru?.get(personKey);
+    if (hit !== undefined) return { counters: hit, failed: false };
+    const pending = this.#inflight.get(personKey);
+    if (pending !== undefined) return pending;
+    const p = this.#store.readCounters(personKey, Math.floor(this.#now() / 1000)).then(
+      (counters): CounterRead => {
+        if (this.#inflight.get(personKey) === p) {
+          this.#inflight.delete(personKey);
+          this.#lru?.set(personKey, counters);
+        }
+        return { counters, failed: false };
+      },
+      (): CounterRead => {
+        if (this.#inflight.get(personKey) === p) this.#inflight.delete(personKey);
+        return { counters: EMPTY, failed: true };
+      },
+    );
+    this.#inflight.set(personKey, p);
+    return p;
+  }
+
+  /** After an impression recorded here: the next read goes to the store. */
+  invalidate(personKey: string): void {
+    this.#lru?.delete(personKey);
+    this.#inflight.delete(personKey);
+  }
+}

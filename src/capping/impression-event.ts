@@ -1,0 +1,153 @@
+// Reads one impression event, from a pixel's query string or one NDJSON line: both use the same field names.
+import { ApiError, badField, missingField } from "../errors.ts";
+import { normaliseType, toTypedId } from "../identity/typed-id.ts";
+import { CAP_ID_RE, MAX_WINDOW_SEC } from "./cap-rule.ts";
+import type { EventTokens } from "./event-token.ts";
+
+export interface ImpressionEvent {
+  /** The typed key of the person who saw the impression ("ifa:…", "hem:…"). */
+  readonly personKey: string;
+  readonly campaign: string;
+  readonly lineItem: string | null;
+  readonly creative: string | null;
+  /** The exchange's impression (or auction) id: what makes a repeated event recognisable as a repeat. */
+  readonly imp: string;
+  /** When the impression happened, in whole epoch seconds. */
+  readonly tsSec: number;
+}
+
+/** What exchanges' ${AUCTION_IMP_ID} / ${AUCTION_ID} macros expand to: URL-safe without escaping. */
+export const IMP_ID_RE = /^[A-Za-z0-9._:~-]{1,128}$/;
+/** A `ts` this far ahead of our clock is allowed: exchanges' and pixels' clocks drift a little. */
+export const MAX_FUTURE_SEC = 300;
+/** Older events count toward no sliding window; a replay of logs that old is most likely a mistake. */
+export const MAX_EVENT_AGE_SEC = MAX_WINDOW_SEC;
+/** A `ts` at or above this is in milliseconds: as seconds it would be more than 30,000 years away. */
+const MS_THRESHOLD = 1e12;
+const TS_DIGITS_RE = /^\d{1,16}$/;
+
+const CAP_ID_TEXT = "1-64 letters, digits, '.', '_', ':' or '-'";
+const IMP_TEXT = "1-128 letters, digits, '.', '_', ':', '~' or '-'";
+const TS_TEXT = "whole epoch seconds or milliseconds";
+
+/** Absent, null and "" all mean "not given": a pixel template leaves optional parameters empty. */
+function given(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== "";
+}
+
+/** A field that must be text (type, id, token); undefined when not given. */
+function textField(fields: Readonly<Record<string, unknown>>, name: string): string | undefined {
+  const v = fields[name];
+  if (!given(v)) return undefined;
+  if (typeof v !== "string") throw badField(name, "a string");
+  return v;
+}
+
+/**
+ * Campaign, line item, creative and imp ids: strings, trimmed as the rule file trims them. A JSON number
+ * is taken as its digits only when it is a safe integer: JSON.parse has already rounded a larger one, and a
+ * fraction's digits are not what the sender wrote, so either would count toward the wrong id.
+ */
+function idField(
+  fields: Readonly<Record<string, unknown>>,
+  name: string,
+  re: RegExp,
+  text: string,
+): string | undefined {
+  const v = fields[name];
+  if (!given(v)) return undefined;
+  let s: string;
+  if (typeof v === "string") s = v.trim();
+  else if (typeof v === "number" && Number.isSafeInteger(v)) s = String(v);
+  else throw badField(name, `a string of ${text}`);
+  if (re.test(s)) return s;
+  // The usual cause is a pixel URL whose macro the exchange did not fill in; say so.
+  throw badField(name, s.includes("${") ? `${text}, not an unexpanded \${…} macro` : text);
+}
+
+function readPersonKey(fields: Readonly<Record<string, unknown>>, tokens: EventTokens | null): string {
+  const token = textField(fields, "token");
+  const type = textField(fields, "type");
+  const id = textField(fields, "id");
+  if (token !== undefined) {
+    // Both forms at once could name two people; counting either would be a guess.
+    if (type !== undefined || id !== undefined)
+      throw badField("token", "given instead of type and id, not with them");
+    if (tokens === null)
+      throw new ApiError("AUD_ERR_BAD_FIELD", "token cannot be read: event tokens are not enabled", "token");
+    const key = tokens.read(token);
+    if (key === null) throw badField("token", "a token issued by this service, unaltered");
+    return key;
+  }
+  if (id === undefined) throw missingField("id");
+  if (type === undefined) throw missingField("type");
+  if (normaliseType(type) === null)
+    throw badField("type", "bu, ifa, hem, email, xu:<exchange> or eid:<source>");
+  const r = toTypedId(type, id);
+  if (!r.ok) throw new ApiError("AUD_ERR_BAD_FIELD", `id: ${r.reason}`, "id");
+  return r.key;
+}
+
+/** Epoch seconds of the impression: `ts` in seconds or milliseconds (string or number), else now. */
+function readTs(v: unknown, nowSec: number): number {
+  if (!given(v)) return Math.floor(nowSec);
+  let n: number;
+  if (typeof v === "number") n = v;
+  else if (typeof v === "string" && TS_DIGITS_RE.test(v)) n = Number(v);
+  else throw badField("ts", TS_TEXT);
+  if (!Number.isSafeInteger(n) || n < 0) throw badField("ts", TS_TEXT);
+  const sec = n >= MS_THRESHOLD ? Math.floor(n / 1000) : n;
+  if (sec > nowSec + MAX_FUTURE_SEC)
+    throw badField("ts", `at most ${MAX_FUTURE_SEC} s ahead of the server clock`);
+  if (sec < nowSec - MAX_EVENT_AGE_SEC)
+    throw badField("ts", `within the last ${MAX_EVENT_AGE_SEC / 86_400} days`);
+  return sec;
+}
+
+/**
+ * One event from its fields (query parameters or a parsed NDJSON line); fields not listed are ignored
+ * (pixels carry cache busters). The person is `token`, or `type` and `id`; `email` ids are hashed, never
+ * kept. A problem is an ApiError 400 naming the field. `tokens` is null when event tokens are off.
+ */
+export function readImpressionEvent(
+  fields: Readonly<Record<string, unknown>>,
+  nowSec: number,
+  tokens: EventTokens | null,
+): ImpressionEvent {
+  const personKey = readPersonKey(fields, tokens);
+  const campaign = idField(fields, "campaign", CAP_ID_RE, CAP_ID_TEXT);
+  if (campaign === undefined) throw missingField("campaign");
+  const lineItem = idField(fields, "line_item", CAP_ID_RE, CAP_ID_TEXT) ?? null;
+  const creative = idField(fields, "creative", CAP_ID_RE, CAP_ID_TEXT) ?? null;
+  const imp = idField(fields, "imp", IMP_ID_RE, IMP_TEXT);
+  if (imp === undefined) throw missingField("imp");
+  const tsSec = readTs(fields.ts, nowSec);
+  return { personKey, campaign, lineItem, creative, imp, tsSec };
+}
+
+function decodeQueryPart(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch {
+    // A bad escape, or one that decodes to invalid UTF-8: the whole query is suspect, not one field.
+    throw badField("query", "URL-encoded (a %-escape is malformed)");
+  }
+}
+
+/**
+ * A raw query string (no leading "?") as fields: keys and values URL-decoded, "+" as space, the first
+ * value of a repeated key kept. Every part is decoded, so a malformed escape is refused wherever it is.
+ */
+export function queryFields(query: string): Record<string, string> {
+  // No prototype: a key such as "__proto__" or "constructor" is just a key.
+  const out: Record<string, string> = Object.create(null);
+  if (query === "") return out;
+  for (const part of query.split("&")) {
+    if (part === "") continue;
+    const eq = part.indexOf("=");
+    const key = decodeQueryPart(eq < 0 ? part : part.slice(0, eq));
+    const value = decodeQueryPart(eq < 0 ? "" : part.slice(eq + 1));
+    if (key !== "" && !(key in out)) out[key] = value;
+  }
+  return out;
+}
