@@ -11,6 +11,7 @@ import {
 } from "../http/http-types.ts";
 import { IngestFileError, readRecords } from "../ingest/record-reader.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
+import type { CatalogSnapshot } from "../segments/catalog.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import type { CounterCache } from "./counter-cache.ts";
 import { fieldsFor, impressionScopes } from "./counters.ts";
@@ -105,10 +106,17 @@ export function eventRoutes(deps: EventDeps): Route[] {
   ];
 }
 
+/** Computed once per catalog snapshot, not per event: a catalog can hold thousands of rules. */
+const dedupBySnapshot = new WeakMap<CatalogSnapshot, number>();
+
 function dedupSeconds(catalog: LiveCatalog): number {
-  let longest = MIN_DEDUP_SEC;
-  for (const rule of catalog.current.capRules()) {
+  const snapshot = catalog.current;
+  let longest = dedupBySnapshot.get(snapshot);
+  if (longest !== undefined) return longest;
+  longest = MIN_DEDUP_SEC;
+  for (const rule of snapshot.capRules()) {
     for (const w of rule.windows) if (w.windowSec !== null && w.windowSec > longest) longest = w.windowSec;
   }
+  dedupBySnapshot.set(snapshot, longest);
   return longest;
 }
