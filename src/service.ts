@@ -3,7 +3,7 @@
 import { fileURLToPath } from "node:url";
 import { adminRoutes } from "./admin/admin-routes.ts";
 import { CounterCache } from "./capping/counter-cache.ts";
-import { eventRoutes } from "./capping/event-routes.ts";
+import { type EventStats, eventRoutes } from "./capping/event-routes.ts";
 import { EventTokens } from "./capping/event-token.ts";
 import type { Config } from "./config.ts";
 import type { Route } from "./http/http-types.ts";
@@ -107,9 +107,17 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     batchLimit: config.batchLimit,
     now,
   });
+  const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
   const routes = [
-    ...buildRoutes({ lookup, store: backing.store, cache, backend: opts.backend, startedAtMs: now() }),
-    ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }),
+    ...buildRoutes({
+      lookup,
+      store: backing.store,
+      cache,
+      backend: opts.backend,
+      startedAtMs: now(),
+      events: eventStats,
+    }),
+    ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
     ...adminRoutes({ data, tokens: config.adminTokens }),
   ];
   return {

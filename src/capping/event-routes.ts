@@ -36,7 +36,17 @@ const EVENT_SHAPE = {
   known: new Set(["type", "id", "token", "campaign", "line_item", "creative", "imp", "ts"]),
 } as const;
 
-export function eventRoutes(deps: EventDeps): Route[] {
+/** Lifetime counts of what happened to impression events, shown in /healthz. */
+export interface EventStats {
+  counted: number;
+  duplicates: number;
+  /** Bad events answered 400 (pixel) or listed in a batch's errors. */
+  rejected: number;
+  /** Events the store could not take (503). */
+  refused: number;
+}
+
+export function eventRoutes(deps: EventDeps, stats: EventStats): Route[] {
   const record = async (ev: ImpressionEvent): Promise<boolean> => {
     const nowSec = Math.floor(deps.now() / 1000);
     const fields = impressionScopes(ev.campaign, ev.lineItem, ev.creative).flatMap((s) =>
@@ -53,9 +63,12 @@ export function eventRoutes(deps: EventDeps): Route[] {
       );
     } catch (err) {
       // Not stored, so not acknowledged: the caller retries, and the dedup marker makes the retry safe.
+      stats.refused++;
       throw new ApiError("AUD_ERR_STORE_UNAVAILABLE", `impression not recorded: ${(err as Error).message}`);
     }
     deps.counters.invalidate(ev.personKey);
+    if (counted) stats.counted++;
+    else stats.duplicates++;
     return counted;
   };
 
@@ -65,7 +78,13 @@ export function eventRoutes(deps: EventDeps): Route[] {
       path: "/v1/events/imp",
       body: "none",
       handler: async (req: HttpRequestData): Promise<HttpAnswer> => {
-        const ev = readImpressionEvent(queryFields(req.query), Math.floor(deps.now() / 1000), deps.tokens);
+        let ev: ImpressionEvent;
+        try {
+          ev = readImpressionEvent(queryFields(req.query), Math.floor(deps.now() / 1000), deps.tokens);
+        } catch (err) {
+          stats.rejected++;
+          throw err;
+        }
         await record(ev);
         if (queryParam(req.query, "format") === "gif") {
           return { status: 200, contentType: "image/gif", body: PIXEL_GIF, headers: NO_STORE };
@@ -89,6 +108,7 @@ export function eventRoutes(deps: EventDeps): Route[] {
             } catch (err) {
               if (!(err instanceof ApiError)) throw err;
               result.rejected++;
+              stats.rejected++;
               if (result.errors.length < 100)
                 result.errors.push({ line: r.line, reason: err.message, field: err.field });
               continue;

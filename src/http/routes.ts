@@ -10,6 +10,8 @@ export interface RouteDeps {
   readonly cache: ProfileCache;
   readonly backend: HttpBackendInfo;
   readonly startedAtMs: number;
+  /** Impression event counters (counted, duplicates, rejected, refused), until Prometheus metrics exist. */
+  readonly events: object;
 }
 
 export function buildRoutes(deps: RouteDeps): Route[] {
@@ -25,6 +27,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
           http: deps.backend,
           store: deps.store.kind,
           cache: { entries: deps.cache.size, bytes: deps.cache.bytes, ...deps.cache.stats },
+          events: deps.events,
           uptimeS: Math.round((Date.now() - deps.startedAtMs) / 1000),
         }),
     },

@@ -200,6 +200,12 @@ describe("impression events and bid-time caps", () => {
       expect((await fetch(url)).status).toBe(204);
       const counters = await local.service.store.readCounters("bu:p9", nowSec());
       expect(counters.get("camp-x|||L")).toBe(1);
+      expect((await getJson(`${local.base}/healthz`)).json.events).toEqual({
+        counted: 1,
+        duplicates: 1,
+        rejected: 0,
+        refused: 1,
+      });
     } finally {
       await local.stop();
       await own.close();
