@@ -39,18 +39,79 @@ export function errorBoundSec(windowSec: number): number {
  * nowSec's are not read, so an impression stamped ahead of the clock counts once it is in nowSec's bucket.
  */
 export function countInWindow(
-  counters: Counters,
+  counters: Counters | CounterIndex,
   scope: string,
   windowSec: number | null,
   nowSec: number,
 ): number {
-  if (windowSec === null) return counters.get(`${scope}|L`) ?? 0;
+  const counts = indexOf(counters).byScope.get(scope);
+  if (counts === undefined) return 0;
+  if (windowSec === null) return counts.lifetime;
   const g = granularityFor(windowSec);
-  const prefix = `${scope}|${g}|`;
+  const buckets = counts.buckets.get(g);
+  if (buckets === undefined) return 0;
+  const edge = Math.floor((nowSec - windowSec) / g);
   const last = Math.floor(nowSec / g);
   let sum = 0;
-  for (let b = Math.floor((nowSec - windowSec) / g) + 1; b <= last; b++) sum += counters.get(prefix + b) ?? 0;
+  for (let i = 0; i < buckets.length; i += 2) {
+    const b = buckets[i] as number;
+    if (b > edge && b <= last) sum += buckets[i + 1] as number;
+  }
   return sum;
+}
+
+/** One scope's counts: its lifetime total and, per granularity, flat [bucket, count, bucket, count, ...]. */
+interface ScopeCounts {
+  lifetime: number;
+  readonly buckets: Map<number, number[]>;
+}
+
+/**
+ * Counters indexed by scope: built once per evaluation (or per cached read), a window is then a pass over the
+ * few buckets the person has, not a probe for every bucket the window spans.
+ */
+export class CounterIndex {
+  readonly byScope = new Map<string, ScopeCounts>();
+
+  constructor(counters: Counters) {
+    for (const [field, count] of counters) {
+      const last = field.lastIndexOf("|");
+      const tail = field.slice(last + 1);
+      if (tail === "L") {
+        scopeOf(this.byScope, field.slice(0, last)).lifetime = count;
+        continue;
+      }
+      const mid = field.lastIndexOf("|", last - 1);
+      if (mid < 0) continue;
+      const g = Number(field.slice(mid + 1, last));
+      const b = Number(tail);
+      if (!Number.isInteger(g) || !Number.isInteger(b)) continue;
+      const counts = scopeOf(this.byScope, field.slice(0, mid));
+      const list = counts.buckets.get(g);
+      if (list === undefined) counts.buckets.set(g, [b, count]);
+      else list.push(b, count);
+    }
+  }
+
+  /** Campaign ids the person has any count for: only their rules can cap. */
+  campaigns(): Set<string> {
+    const out = new Set<string>();
+    for (const scope of this.byScope.keys()) out.add(scope.slice(0, scope.indexOf("|")));
+    return out;
+  }
+}
+
+export function indexOf(counters: Counters | CounterIndex): CounterIndex {
+  return counters instanceof CounterIndex ? counters : new CounterIndex(counters);
+}
+
+function scopeOf(index: Map<string, ScopeCounts>, scope: string): ScopeCounts {
+  let counts = index.get(scope);
+  if (counts === undefined) {
+    counts = { lifetime: 0, buckets: new Map() };
+    index.set(scope, counts);
+  }
+  return counts;
 }
 
 export interface CapState {
@@ -61,11 +122,12 @@ export interface CapState {
 }
 
 /** Whether one rule caps, given the person's counters. The tightest window binds. */
-export function evaluateRule(rule: CapRule, counters: Counters, nowSec: number): CapState {
+export function evaluateRule(rule: CapRule, counters: Counters | CounterIndex, nowSec: number): CapState {
+  const index = indexOf(counters);
   const scope = scopeKey(rule);
   let remaining = Number.POSITIVE_INFINITY;
   for (const w of rule.windows) {
-    remaining = Math.min(remaining, w.max - countInWindow(counters, scope, w.windowSec, nowSec));
+    remaining = Math.min(remaining, w.max - countInWindow(index, scope, w.windowSec, nowSec));
   }
   remaining = Math.max(0, remaining);
   return { capped: remaining === 0, remaining };
@@ -82,13 +144,14 @@ function tighter(a: CapState | undefined, b: CapState): CapState {
  */
 export function evaluateScopes(
   rules: readonly CapRule[],
-  counters: Counters,
+  counters: Counters | CounterIndex,
   nowSec: number,
 ): Map<string, CapState> {
+  const index = indexOf(counters);
   const out = new Map<string, CapState>();
   for (const rule of rules) {
     const key = scopeKey(rule);
-    out.set(key, tighter(out.get(key), evaluateRule(rule, counters, nowSec)));
+    out.set(key, tighter(out.get(key), evaluateRule(rule, index, nowSec)));
   }
   return out;
 }
@@ -100,13 +163,14 @@ export function evaluateScopes(
  */
 export function evaluateCampaigns(
   rules: readonly CapRule[],
-  counters: Counters,
+  counters: Counters | CounterIndex,
   nowSec: number,
 ): Map<string, CapState> {
+  const index = indexOf(counters);
   const out = new Map<string, CapState>();
   for (const rule of rules) {
     if (rule.lineItem !== null || rule.creative !== null) continue;
-    out.set(rule.campaign, tighter(out.get(rule.campaign), evaluateRule(rule, counters, nowSec)));
+    out.set(rule.campaign, tighter(out.get(rule.campaign), evaluateRule(rule, index, nowSec)));
   }
   return out;
 }

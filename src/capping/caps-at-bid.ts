@@ -2,7 +2,7 @@
 // campaign has left. Only campaigns the person has impressions of can be capped, so only their rules are
 // evaluated, however many rules exist.
 import type { CatalogSnapshot } from "../segments/catalog.ts";
-import { evaluateCampaigns, evaluateRule } from "./cap-windows.ts";
+import { type CounterIndex, evaluateCampaigns, evaluateRule, indexOf } from "./cap-windows.ts";
 import type { Counters } from "./counters.ts";
 
 export interface CapAnswer {
@@ -14,17 +14,17 @@ export interface CapAnswer {
 
 export function capsFor(
   snapshot: CatalogSnapshot,
-  counters: Counters,
+  counters: Counters | CounterIndex,
   candidates: readonly string[] | null,
   nowSec: number,
 ): CapAnswer {
-  const seen = new Set<string>();
-  for (const field of counters.keys()) seen.add(field.slice(0, field.indexOf("|")));
+  const index = indexOf(counters);
   const rules = [];
-  for (const campaign of seen) rules.push(...snapshot.capRulesOf(campaign));
+  for (const campaign of index.campaigns()) rules.push(...snapshot.capRulesOf(campaign));
   const capped: string[] = [];
-  for (const [campaign, state] of evaluateCampaigns(rules, counters, nowSec))
+  for (const [campaign, state] of evaluateCampaigns(rules, index, nowSec)) {
     if (state.capped) capped.push(campaign);
+  }
   capped.sort();
   if (candidates === null) return { capped, remaining: null };
   const remaining: Record<string, number | null> = {};
@@ -32,7 +32,7 @@ export function capsFor(
     let left: number | null = null;
     for (const rule of snapshot.capRulesOf(c)) {
       if (rule.lineItem !== null || rule.creative !== null) continue;
-      const r = evaluateRule(rule, counters, nowSec).remaining;
+      const r = evaluateRule(rule, index, nowSec).remaining;
       left = left === null ? r : Math.min(left, r);
     }
     remaining[c] = left;

@@ -3,19 +3,22 @@
 // this instance drops its person's entry at once, so this instance never serves its own stale count.
 import { LRUCache } from "lru-cache";
 import type { ProfileStore } from "../profiles/profile-store.ts";
-import type { Counters } from "./counters.ts";
+import { CounterIndex } from "./cap-windows.ts";
 
-const EMPTY: Counters = new Map();
+const EMPTY = new CounterIndex(new Map());
 
-/** What a read found: the counters, or empty ones with `failed` when the store could not answer. */
+/**
+ * What a read found: the counters (indexed once here, so every lookup served from cache reuses the index),
+ * or empty ones with `failed` when the store could not answer.
+ */
 export interface CounterRead {
-  readonly counters: Counters;
+  readonly counters: CounterIndex;
   readonly failed: boolean;
 }
 
 export class CounterCache {
   readonly #store: ProfileStore;
-  readonly #lru: LRUCache<string, Counters> | null;
+  readonly #lru: LRUCache<string, CounterIndex> | null;
   readonly #inflight = new Map<string, Promise<CounterRead>>();
   readonly #now: () => number;
 
@@ -25,7 +28,7 @@ export class CounterCache {
     this.#lru =
       opts.ttlMs === 0
         ? null
-        : new LRUCache<string, Counters>({
+        : new LRUCache<string, CounterIndex>({
             max: opts.maxEntries,
             ttl: opts.ttlMs,
             ttlResolution: 0,
@@ -40,7 +43,8 @@ export class CounterCache {
     const pending = this.#inflight.get(personKey);
     if (pending !== undefined) return pending;
     const p = this.#store.readCounters(personKey, Math.floor(this.#now() / 1000)).then(
-      (counters): CounterRead => {
+      (raw): CounterRead => {
+        const counters = new CounterIndex(raw);
         if (this.#inflight.get(personKey) === p) {
           this.#inflight.delete(personKey);
           this.#lru?.set(personKey, counters);

@@ -2,6 +2,7 @@
 // apply caps, respond. Transport-neutral: the uWebSockets.js and node:http servers both call it.
 import { Packr } from "msgpackr";
 import { CAP_ID_RE } from "../capping/cap-rule.ts";
+import { CounterIndex } from "../capping/cap-windows.ts";
 import { capsFor } from "../capping/caps-at-bid.ts";
 import type { CounterCache, CounterRead } from "../capping/counter-cache.ts";
 import type { EventTokens } from "../capping/event-token.ts";
@@ -54,7 +55,7 @@ export interface LookupAnswer {
   token?: string;
 }
 
-const NO_COUNTERS: CounterRead = { counters: new Map(), failed: false };
+const NO_COUNTERS: CounterRead = { counters: new CounterIndex(new Map()), failed: false };
 
 const msgpack = new Packr({ useRecords: false });
 
