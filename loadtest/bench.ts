@@ -1,10 +1,23 @@
-// `npm run bench`: own Redis, seeded users, four server scenarios under autocannon, table, ratios, RESULTS.md.
+// `npm run bench`: own Redis, seeded users, six server scenarios under autocannon, table, ratios, RESULTS.md.
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { detectUwsBackend } from "../src/http/uws-server.ts";
 import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
 import { type Body, buildPool, expectedSegments, loadTemplates } from "./bodies.ts";
-import { LoadStats, runLoad } from "./cannon.ts";
+import { getRequests, LoadStats, postRequests, RequestFeed, runLoad } from "./cannon.ts";
+import {
+  CAP_CAMPAIGNS,
+  CAP_WINDOWS,
+  CAPS_LOOKUP_PATH,
+  cappedProblem,
+  IMPRESSIONS_TO_CAP,
+  personOfBody,
+  putCapRules,
+  type RecordedImpressions,
+  recordCappingImpressions,
+} from "./caps.ts";
 import {
   cpuSeconds,
   killAllNow,
@@ -13,6 +26,7 @@ import {
   startServer,
   stopAll,
 } from "./children.ts";
+import { type PixelEvent, pixelEvents, verifyPixelEvents } from "./events.ts";
 import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
 import {
   clean,
@@ -20,6 +34,8 @@ import {
   ratioLines,
   type ScenarioKey,
   type ScenarioRow,
+  type Section,
+  statusText,
   textTable,
   writeResults,
 } from "./report.ts";
@@ -52,25 +68,62 @@ const HOT_UNKNOWN = 2_000;
 const HIT_POOL = 20_000;
 const MISS_POOL = 40_000;
 const UNKNOWN_SHARE = 0.1;
-/** Bodies per scenario whose answers are checked before the load. */
+/** Bodies (or events) per scenario whose answers are checked before the load. */
 const VERIFY = 60;
-/** Long enough that nothing cached expires during a run: (b) and (d) measure pure cache hits. */
+/** Long enough that nothing cached expires during a run: (b), (d) and (e) measure pure cache hits. */
 const LONG_TTL_MS = "3600000";
+/** autocannon stops on its 1 s sampling tick, so rounds last whole seconds. */
+const PER_ROUND_S = Math.max(1, Math.round(DURATION_S / ROUNDS));
+/**
+ * (f): the people pixel events name (user numbers from 2 x BENCH_USERS on: never seeded, and in no body), and
+ * the event rate the pool of unique impression ids is sized for; a faster run repeats ids and says so.
+ */
+const EVENT_PEOPLE = 100_000;
+const EVENTS_MAX_RATE = 40_000;
+const EVENT_POOL = EVENTS_MAX_RATE * (WARMUP_S + PER_ROUND_S * ROUNDS) + VERIFY;
+/** The admin token of this run's (e) service (never written out). */
+const ADMIN_TOKEN = `bench-${randomBytes(16).toString("hex")}`;
+
+type Kind = "bare" | "lookup" | "events";
 
 interface Scenario {
   readonly key: ScenarioKey;
   readonly label: string;
+  readonly kind: Kind;
   /** Service env on top of REDIS_URL/PORT/HOST/LOG_LEVEL; null for the bare uWS server. */
   readonly env: Record<string, string> | null;
+  /** The Redis the service uses: the main one, or the one with cap rules and counters ((e) and (f)). */
+  readonly redis: "main" | "caps";
+  /** Lookup bodies (bare and lookup scenarios; empty for events). */
   readonly pool: readonly Body[];
+  /** Path the bodies are posted to. */
+  readonly path: string;
   readonly warmCache: boolean;
+  /** Before the load: cap rules loaded and every campaign capped for everyone in the pool; answers checked. */
+  readonly capped: boolean;
+}
+
+/** A redis-server of the bench, with a client for INFO. */
+interface BenchRedis {
+  readonly server: RedisServer;
+  readonly pid: number | null;
+  readonly client: Redis;
+}
+
+/** Impression event counts of the service's /healthz. */
+interface EventCounts {
+  counted: number;
+  duplicates: number;
+  rejected: number;
+  refused: number;
 }
 
 /** A scenario whose server is up, with what its measured rounds have added up so far. */
 interface Running {
   readonly s: Scenario;
   readonly server: ServerChild;
-  readonly bodies: Buffer[];
+  readonly redis: BenchRedis;
+  readonly feed: RequestFeed;
   readonly verified: string;
   readonly stats: LoadStats;
   /** req/s of each measured round. */
@@ -78,22 +131,27 @@ interface Running {
   hits: number;
   misses: number;
   storeErrors: number;
+  /** Counter reads (HGETALL) its Redis served during the measured rounds. */
+  counterReads: number;
+  /** Event counts of /healthz over the measured rounds; null where the service does not report them. */
+  events: EventCounts | null;
   cpu: { server: number | null; client: number; redis: number | null; machine: number | null };
   error?: string;
 }
 
-let redis: RedisServer | null = null;
-let redisProcessId: number | null = null;
+const redises: BenchRedis[] = [];
 let cleaned = false;
 /** Set when the bare server reports that the package fell back to its JS implementation. */
 let bareFallback = false;
+/** What the set-up of (e) did, for the report. */
+let capsSetup: { rules: number; recorded: RecordedImpressions } | null = null;
 
 async function cleanup(): Promise<void> {
   await stopAll();
-  if (redis !== null) {
-    const r = redis;
-    redis = null;
-    await r.close();
+  while (redises.length > 0) {
+    const r = redises.pop() as BenchRedis;
+    r.client.disconnect();
+    await r.server.close();
   }
   cleaned = true;
 }
@@ -109,9 +167,11 @@ onSignal("SIGTERM", 143);
 process.on("exit", () => {
   // Normal paths have cleaned up already; this catches an unexpected process.exit.
   killAllNow();
-  if (!cleaned && redisProcessId !== null) {
+  if (cleaned) return;
+  for (const r of redises) {
+    if (r.pid === null) continue;
     try {
-      process.kill(redisProcessId, "SIGKILL");
+      process.kill(r.pid, "SIGKILL");
     } catch {
       // already gone
     }
@@ -122,42 +182,98 @@ const log = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
 
-async function cacheStats(baseUrl: string): Promise<{ hits: number; misses: number; storeErrors: number }> {
+async function startBenchRedis(): Promise<BenchRedis> {
+  const server = await startRedis();
+  const entry: BenchRedis = {
+    server,
+    pid: await redisPid(server.url),
+    client: new Redis(server.url, { maxRetriesPerRequest: 1 }),
+  };
+  redises.push(entry);
+  return entry;
+}
+
+/** HGETALL calls a Redis has served so far: the service's counter reads. */
+async function counterReadCalls(r: BenchRedis): Promise<number> {
+  const info = await r.client.info("commandstats");
+  return Number(/cmdstat_hgetall:calls=(\d+)/.exec(info)?.[1] ?? 0);
+}
+
+async function health(
+  baseUrl: string,
+): Promise<{ hits: number; misses: number; storeErrors: number; events: EventCounts | null }> {
   const r = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(5000) });
-  const body = (await r.json()) as { cache?: Record<string, unknown> };
+  const body = (await r.json()) as { cache?: Record<string, unknown>; events?: Record<string, unknown> };
   const c = body.cache ?? {};
+  const e = body.events;
   return {
     hits: Number(c.hits ?? 0),
     misses: Number(c.misses ?? 0),
     storeErrors: Number(c.storeErrors ?? 0),
+    events:
+      e === undefined
+        ? null
+        : {
+            counted: Number(e.counted ?? 0),
+            duplicates: Number(e.duplicates ?? 0),
+            rejected: Number(e.rejected ?? 0),
+            refused: Number(e.refused ?? 0),
+          },
   };
 }
 
-/** Posts the first bodies one by one and checks the answers: segments for the service, status for bare uWS. */
-async function verify(server: ServerChild, pool: readonly Body[], service: boolean): Promise<string> {
-  const n = Math.min(VERIFY, pool.length);
+/**
+ * Posts the first bodies one by one and checks the answers: segments for the service (and, in (e), every cap
+ * campaign capped with nothing left), status for bare uWS.
+ */
+async function verifyLookups(server: ServerChild, s: Scenario): Promise<string> {
+  const n = Math.min(VERIFY, s.pool.length);
+  const service = s.env !== null;
   let ok = 0;
   for (let i = 0; i < n; i++) {
-    const body = pool[i] as Body;
-    const r = await fetch(`${server.baseUrl}/v1/lookup`, {
+    const body = s.pool[i] as Body;
+    const r = await fetch(`${server.baseUrl}${s.path}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: body.bytes,
       signal: AbortSignal.timeout(5000),
     });
-    const answer = (await r.json()) as { segments?: string[]; degraded?: boolean };
+    const answer = (await r.json()) as {
+      segments?: string[];
+      degraded?: boolean;
+      capped?: string[];
+      remaining?: Record<string, number | null>;
+    };
     const want = expectedSegments(body).join();
-    if (r.status === 200 && (!service || (answer.degraded === false && answer.segments?.join() === want)))
-      ok++;
-    else if (ok === i) {
-      log(`    mismatch on body ${i}: status ${r.status}, got ${JSON.stringify(answer)}, expected [${want}]`);
-    }
+    let problem: string | null = null;
+    if (r.status !== 200) problem = `status ${r.status}`;
+    else if (service && (answer.degraded !== false || answer.segments?.join() !== want))
+      problem = `segments: expected [${want}]`;
+    else if (s.capped) problem = cappedProblem(answer);
+    if (problem === null) ok++;
+    else if (ok === i) log(`    mismatch on body ${i}: ${problem}; got ${JSON.stringify(answer)}`);
   }
   return `${ok}/${n}`;
 }
 
-/** Starts the scenario's server, checks some answers, warms the cache (if any) and the JIT. */
-async function prepare(s: Scenario, redisUrl: string): Promise<Running> {
+/** (e): cap rules through the admin API, then every campaign capped for each person of the pool. */
+async function setUpCaps(server: ServerChild, s: Scenario): Promise<void> {
+  const rules = await putCapRules(server.baseUrl, ADMIN_TOKEN);
+  const people = new Set<string>();
+  for (const b of s.pool) {
+    const person = personOfBody(b.bytes);
+    if (person !== null) people.add(person);
+  }
+  const recorded = await recordCappingImpressions(server.baseUrl, [...people]);
+  capsSetup = { rules, recorded };
+  log(
+    `(${s.key}) ${rules} cap rules loaded; ${recorded.events.toLocaleString("en-US")} impressions recorded for ` +
+      `${recorded.people.toLocaleString("en-US")} people in ${(recorded.ms / 1000).toFixed(1)} s`,
+  );
+}
+
+/** Starts the scenario's server, sets up and checks it, warms the cache (if any) and the JIT. */
+async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
   const started = performance.now();
   const port = await freePort();
   const server =
@@ -174,15 +290,41 @@ async function prepare(s: Scenario, redisUrl: string): Promise<Running> {
           name: "lookup service",
           cwd: ROOT,
           script: "src/main.ts",
-          env: { REDIS_URL: redisUrl, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn", ...s.env },
+          env: {
+            REDIS_URL: redis.server.url,
+            PORT: String(port),
+            HOST: "127.0.0.1",
+            LOG_LEVEL: "warn",
+            ...s.env,
+          },
           port,
           readyPath: "/readyz",
         });
   const url = server.baseUrl;
-  const bodies = s.pool.map((b) => b.bytes);
-  const verified = await verify(server, s.pool, s.env !== null);
-  if (s.warmCache) await runLoad({ url, bodies, connections: CONNECTIONS, amount: bodies.length });
-  if (WARMUP_S > 0) await runLoad({ url, bodies, connections: CONNECTIONS, durationS: WARMUP_S });
+  if (s.capped) await setUpCaps(server, s);
+  let feed: RequestFeed;
+  let verified: string;
+  if (s.kind === "events") {
+    const events: PixelEvent[] = pixelEvents(EVENT_POOL, 2 * USERS, EVENT_PEOPLE);
+    verified = await verifyPixelEvents(url, events.slice(0, VERIFY), log);
+    feed = new RequestFeed(
+      getRequests(
+        url,
+        events.slice(VERIFY).map((e) => e.path),
+      ),
+    );
+  } else {
+    verified = await verifyLookups(server, s);
+    feed = new RequestFeed(
+      postRequests(
+        url,
+        s.path,
+        s.pool.map((b) => b.bytes),
+      ),
+    );
+  }
+  if (s.warmCache) await runLoad({ url, feed, connections: CONNECTIONS, amount: feed.requests.length });
+  if (WARMUP_S > 0) await runLoad({ url, feed, connections: CONNECTIONS, durationS: WARMUP_S });
   if (server.announced.native === false) {
     log(`(${s.key}) WARNING: uWebSockets.js native addon not loaded: the bare server runs the JS fallback`);
     bareFallback = true;
@@ -193,13 +335,16 @@ async function prepare(s: Scenario, redisUrl: string): Promise<Running> {
   return {
     s,
     server,
-    bodies,
+    redis,
+    feed,
     verified,
     stats: new LoadStats(),
     rounds: [],
     hits: 0,
     misses: 0,
     storeErrors: 0,
+    counterReads: 0,
+    events: null,
     cpu: { server: 0, client: 0, redis: 0, machine: 0 },
   };
 }
@@ -211,27 +356,37 @@ const add = (sum: number | null, a: number | null, b: number | null): number | n
 async function measure(run: Running, seconds: number): Promise<void> {
   const service = run.s.env !== null;
   const url = run.server.baseUrl;
-  const before = service ? await cacheStats(url) : null;
+  const before = service ? await health(url) : null;
+  const reads0 = service ? await counterReadCalls(run.redis) : 0;
   const server0 = cpuSeconds(run.server.pid);
-  const redis0 = cpuSeconds(redisProcessId);
+  const redis0 = cpuSeconds(run.redis.pid);
   const machine0 = machineBusySeconds();
   const client0 = process.cpuUsage();
   const responses0 = run.stats.responses;
   const seconds0 = run.stats.seconds;
-  await runLoad({ url, bodies: run.bodies, connections: CONNECTIONS, durationS: seconds }, run.stats);
+  await runLoad({ url, feed: run.feed, connections: CONNECTIONS, durationS: seconds }, run.stats);
   const client1 = process.cpuUsage(client0);
   run.cpu.client += (client1.user + client1.system) / 1e6;
   run.cpu.server = add(run.cpu.server, server0, cpuSeconds(run.server.pid));
-  run.cpu.redis = add(run.cpu.redis, redis0, cpuSeconds(redisProcessId));
+  run.cpu.redis = add(run.cpu.redis, redis0, cpuSeconds(run.redis.pid));
   run.cpu.machine = add(run.cpu.machine, machine0, machineBusySeconds());
   if (run.server.exited()) {
     throw new Error(`${run.server.name} exited during the run:\n${run.server.output()}`);
   }
   if (before !== null) {
-    const after = await cacheStats(url);
+    run.counterReads += (await counterReadCalls(run.redis)) - reads0;
+    const after = await health(url);
     run.hits += after.hits - before.hits;
     run.misses += after.misses - before.misses;
     run.storeErrors += after.storeErrors - before.storeErrors;
+    if (before.events !== null && after.events !== null) {
+      const e = run.events ?? { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
+      e.counted += after.events.counted - before.events.counted;
+      e.duplicates += after.events.duplicates - before.events.duplicates;
+      e.rejected += after.events.rejected - before.events.rejected;
+      e.refused += after.events.refused - before.events.refused;
+      run.events = e;
+    }
   }
   const took = run.stats.seconds - seconds0;
   const rps = (run.stats.responses - responses0) / took;
@@ -241,15 +396,16 @@ async function measure(run: Running, seconds: number): Promise<void> {
 
 function rowOf(run: Running): ScenarioRow {
   const load = run.stats.summary();
-  const service = run.s.env !== null;
   const share = (v: number | null): number | null => (v === null ? null : (v / load.seconds) * 100);
+  const kind = run.s.kind;
   return {
     key: run.s.key,
     label: run.s.label,
     load,
     roundRps: run.rounds,
-    hitRatio: !service || run.hits + run.misses === 0 ? null : run.hits / (run.hits + run.misses),
-    storeErrors: service ? run.storeErrors : null,
+    hitRatio: kind !== "lookup" || run.hits + run.misses === 0 ? null : run.hits / (run.hits + run.misses),
+    storeErrors:
+      kind === "lookup" ? run.storeErrors : kind === "events" ? (run.events?.refused ?? null) : null,
     cpu: {
       server: share(run.cpu.server),
       client: share(run.cpu.client),
@@ -275,6 +431,70 @@ function failedRow(s: Scenario, error: string): ScenarioRow {
   };
 }
 
+const n0 = (v: number): string => Math.round(v).toLocaleString("en-US");
+const windowsText = CAP_WINDOWS.map((w) => `${w.window} max ${w.max}`).join(", ");
+
+/** The Caps section: how (e) was set up and checked, and what its lookups read from Redis. */
+function capsLines(e: Running | undefined, b: Running | undefined): string[] {
+  if (e === undefined || capsSetup === null) return [];
+  const r = capsSetup.recorded;
+  const lines = [
+    `Rules: ${CAP_CAMPAIGNS.join(", ")}, each ${windowsText}; loaded with PUT /v1/admin/caps (CSV), ${capsSetup.rules} rules served`,
+    `Impressions: ${IMPRESSIONS_TO_CAP} per campaign for each of the ${n0(r.people)} people of the cache-hit bodies (each body's strongest ID, as the service picks it), ${n0(r.events)} events in ${r.batches} POST /v1/events NDJSON batches in ${(r.ms / 1000).toFixed(1)} s (${n0(r.events / (r.ms / 1000))} events/s), all counted`,
+    `Checked before the load: ${e.verified} answers of (e) list all ${CAP_CAMPAIGNS.length} campaigns in \`capped\` with \`remaining\` 0 for each, and the expected segments`,
+  ];
+  const responses = e.stats.responses;
+  if (responses > 0) {
+    lines.push(
+      `Counter cache: \`CAP_COUNTERS_CACHE_MS\` at its default (1000 ms); during the measured rounds of (e), ${(e.counterReads / responses).toFixed(2)} counter reads (HGETALL) per lookup went to Redis (${n0(e.counterReads / e.stats.seconds)}/s)`,
+    );
+  }
+  const cost = (run: Running | undefined): number | null => {
+    const l = run?.stats.summary();
+    return l === undefined || run?.cpu.server == null || l.rps === 0
+      ? null
+      : (run.cpu.server / l.seconds / l.rps) * 1e6;
+  };
+  const ce = cost(e);
+  const cb = cost(b);
+  if (ce !== null && cb !== null) {
+    lines.push(
+      `Server CPU per lookup: ${ce.toFixed(1)} µs with caps, ${cb.toFixed(1)} µs without (${ce >= cb ? "+" : ""}${(ce - cb).toFixed(1)} µs, ${ce >= cb ? "+" : ""}${((ce / cb - 1) * 100).toFixed(0)}%)`,
+    );
+  }
+  return lines;
+}
+
+/** The Impression events section: the figure of (f), its statuses and what the service counted. */
+function eventLines(f: Running | undefined): string[] {
+  if (f === undefined) return [];
+  const l = f.stats.summary();
+  const ok = l.statuses.get(204) ?? 0;
+  const others = new Map([...l.statuses].filter(([status]) => status !== 204));
+  const lines = [
+    `(f) impression events: ${n0(l.rps)} events/s over ${l.seconds.toFixed(1)} s measured, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms (GET /v1/events/imp, ${CONNECTIONS} connections, a unique impression id each)`,
+    `Statuses: 204: ${n0(ok)}; other: ${n0(l.responses - ok)}${others.size > 0 ? ` (${statusText(others)})` : ""}; connection errors ${l.errors}, timeouts ${l.timeouts}`,
+  ];
+  if (f.events !== null) {
+    const e = f.events;
+    lines.push(
+      `Counted by the service over the measured rounds (/healthz, which also counts the events still in flight when a round stops): ${n0(e.counted)} counted, ${n0(e.duplicates)} duplicates, ${n0(e.rejected)} rejected, ${n0(e.refused)} refused`,
+    );
+  }
+  lines.push(
+    `Impression ids: a pool of ${n0(f.feed.requests.length)} pixel URLs over ${n0(EVENT_PEOPLE)} people (never-seeded IDs, by turns \`ifa\`, \`bu\`, \`eid:uidapi.com\`) and campaigns ${CAP_CAMPAIGNS.join(", ")}; ${n0(f.feed.taken)} sent with the warm-up, ${f.feed.repeats === 0 ? "none twice" : `${n0(f.feed.repeats)} a second time (the pool was too small: those count as duplicates)`}`,
+    `Checked before the load: ${f.verified} events answered 204 and then showed in a lookup's \`remaining\` on the same instance`,
+  );
+  return lines;
+}
+
+function envText(env: Record<string, string> | null): string {
+  if (env === null) return "bare server";
+  return Object.entries(env)
+    .map(([k, v]) => `${k}=${k === "ADMIN_TOKENS" ? "<random>=*" : v}`)
+    .join(" ");
+}
+
 async function main(): Promise<number> {
   const backend = detectUwsBackend();
   log(
@@ -283,12 +503,18 @@ async function main(): Promise<number> {
   );
   for (const l of machineLines(backend.detail)) log(`  ${l}`);
 
-  redis = await startRedis();
-  redisProcessId = await redisPid(redis.url);
-  const seeded = await seedUsers(redis.url, USERS);
+  const mainRedis = await startBenchRedis();
+  const seeded = await seedUsers(mainRedis.server.url, USERS);
   log(
     `seeded ${USERS.toLocaleString("en-US")} users in ${(seeded.ms / 1000).toFixed(1)} s ` +
       `(${(seeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis)`,
+  );
+  // Cap rules live in Redis with the catalog and apply to every instance using it: (e) and (f) get a Redis
+  // of their own, so that (b), (c) and (d) run without caps. It holds the hot users, the rules and counters.
+  const capsRedis = await startBenchRedis();
+  const capsSeeded = await seedUsers(capsRedis.server.url, HOT_USERS);
+  log(
+    `caps Redis: seeded the ${HOT_USERS.toLocaleString("en-US")} hot users in ${(capsSeeded.ms / 1000).toFixed(1)} s`,
   );
 
   const t = performance.now();
@@ -313,9 +539,19 @@ async function main(): Promise<number> {
   );
 
   const hitEnv = { CACHE_TTL_MS: LONG_TTL_MS, CACHE_NEGATIVE_TTL_MS: LONG_TTL_MS };
+  const lookup = { kind: "lookup", redis: "main", path: "/v1/lookup", capped: false } as const;
   const scenarios: Scenario[] = [
-    { key: "a", label: "bare uWS ceiling", env: null, pool: hitPool, warmCache: false },
     {
+      ...lookup,
+      key: "a",
+      label: "bare uWS ceiling",
+      kind: "bare",
+      env: null,
+      pool: hitPool,
+      warmCache: false,
+    },
+    {
+      ...lookup,
       key: "b",
       label: "lookup, cache hits",
       env: { HTTP_SERVER: "uws", ...hitEnv },
@@ -323,6 +559,7 @@ async function main(): Promise<number> {
       warmCache: true,
     },
     {
+      ...lookup,
       key: "c",
       label: "lookup, Redis misses",
       env: { HTTP_SERVER: "uws", CACHE_TTL_MS: "0" },
@@ -330,11 +567,34 @@ async function main(): Promise<number> {
       warmCache: false,
     },
     {
+      ...lookup,
       key: "d",
       label: "lookup, node:http",
       env: { HTTP_SERVER: "node", ...hitEnv },
       pool: hitPool,
       warmCache: true,
+    },
+    {
+      key: "e",
+      label: "lookup with caps",
+      kind: "lookup",
+      env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*` },
+      redis: "caps",
+      pool: hitPool,
+      path: CAPS_LOOKUP_PATH,
+      warmCache: true,
+      capped: true,
+    },
+    {
+      key: "f",
+      label: "impression events",
+      kind: "events",
+      env: { HTTP_SERVER: "uws" },
+      redis: "caps",
+      pool: [],
+      path: "/v1/events/imp",
+      warmCache: false,
+      capped: false,
     },
   ];
 
@@ -344,22 +604,20 @@ async function main(): Promise<number> {
   const running: Running[] = [];
   for (const s of scenarios) {
     try {
-      running.push(await prepare(s, redis.url));
+      running.push(await prepare(s, s.redis === "caps" ? capsRedis : mainRedis));
     } catch (err) {
       const message = (err as Error).message;
       log(`(${s.key}) ${s.label}: FAILED: ${message}`);
       failed.set(s.key, message.split("\n")[0] ?? message);
     }
   }
-  // autocannon stops on its 1 s sampling tick, so rounds last whole seconds.
-  const perRound = Math.max(1, Math.round(DURATION_S / ROUNDS));
   for (let round = 0; round < ROUNDS; round++) {
     log(`round ${round + 1}/${ROUNDS}`);
     for (let k = 0; k < running.length; k++) {
       const run = running[(k + round) % running.length] as Running;
       if (run.error !== undefined) continue;
       try {
-        await measure(run, perRound);
+        await measure(run, PER_ROUND_S);
       } catch (err) {
         const message = (err as Error).message;
         log(`    (${run.s.key}) FAILED: ${message}`);
@@ -374,26 +632,34 @@ async function main(): Promise<number> {
     log(
       `\ningest: loading ${INGEST_ROWS.toLocaleString("en-US")} generated rows with \`audience ingest memberships\``,
     );
-    ingest = await runIngestBench(redis.url, INGEST_ROWS, INGEST_ORDER, log);
+    ingest = await runIngestBench(mainRedis.server.url, INGEST_ROWS, INGEST_ORDER, log);
   }
 
   const rows = scenarios.map((s) => {
     const run = running.find((r) => r.s === s);
     return run !== undefined ? rowOf(run) : failedRow(s, failed.get(s.key) ?? "not run");
   });
+  const runOf = (k: ScenarioKey): Running | undefined => running.find((r) => r.s.key === k);
+  const sections: Section[] = [
+    { title: "Caps", lines: capsLines(runOf("e"), runOf("b")) },
+    { title: "Impression events", lines: eventLines(runOf("f")) },
+    { title: "Ingest", lines: ingest === null ? [] : ingestLines(ingest) },
+  ];
   log("");
   log(textTable(rows));
   log("");
   for (const l of ratioLines(rows)) log(l);
-  const ingestReport = ingest === null ? [] : ingestLines(ingest);
-  if (ingestReport.length > 0) log("");
-  for (const l of ingestReport) log(l);
+  for (const sec of sections) {
+    if (sec.lines.length === 0) continue;
+    log(`\n${sec.title}:`);
+    for (const l of sec.lines) log(`  ${l.replaceAll("`", "")}`);
+  }
   writeResults(
     RESULTS_PATH,
     {
       users: USERS,
       connections: CONNECTIONS,
-      durationS: perRound * ROUNDS,
+      durationS: PER_ROUND_S * ROUNDS,
       rounds: ROUNDS,
       warmupS: WARMUP_S,
       seedMs: seeded.ms,
@@ -401,19 +667,15 @@ async function main(): Promise<number> {
       hitPool: `${HIT_POOL.toLocaleString("en-US")} bodies over ${HOT_USERS.toLocaleString("en-US")} known users, ${UNKNOWN_SHARE * 100}% unknown (from ${HOT_UNKNOWN.toLocaleString("en-US")} unknown IDs)`,
       missPool: `${MISS_POOL.toLocaleString("en-US")} bodies over all ${USERS.toLocaleString("en-US")} users, ${UNKNOWN_SHARE * 100}% unknown (never seeded)`,
       uwsBackend: `${backend.detail}${bareFallback ? " (but the bare server ran the JS fallback)" : ""}`,
-      serviceEnv: Object.fromEntries(
-        scenarios.map((s) => [
-          s.key,
-          s.env === null
-            ? "bare server"
-            : Object.entries(s.env)
-                .map(([k, v]) => `${k}=${v}`)
-                .join(" "),
-        ]),
-      ),
+      serviceEnv: Object.fromEntries(scenarios.map((s) => [s.key, envText(s.env)])),
+      notes: [
+        `(e) posts the cache-hit bodies to \`${CAPS_LOOKUP_PATH}\`; \`CAP_COUNTERS_CACHE_MS\` is left at its default (1000 ms)`,
+        `(f) sends \`GET /v1/events/imp?type=&id=&campaign=&imp=\`, a unique impression id each`,
+        `(e) and (f) use a second redis-server of their own (cap rules apply to every instance on a Redis, so on the main one they would reach (b), (c) and (d) too), holding the ${HOT_USERS.toLocaleString("en-US")} hot users, the cap rules and the counters; the redis CPU column of (e) and (f) is that server's`,
+      ],
     },
     rows,
-    ingestReport,
+    sections,
   );
   log(`\nwrote ${join("loadtest", "RESULTS.md")}`);
   const allClean = rows.every(clean) && (ingest === null || ingest.exitCode === 0);
@@ -423,7 +685,11 @@ async function main(): Promise<number> {
 
 // Hard stop: the whole run is bounded even if a server hangs.
 const budgetS =
-  120 + Math.ceil(USERS / 50_000) + 4 * (DURATION_S + WARMUP_S + 45) + Math.ceil(INGEST_ROWS / 20_000);
+  180 +
+  Math.ceil(USERS / 50_000) +
+  6 * (DURATION_S + WARMUP_S + 45) +
+  Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
+  Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {
   process.stderr.write(`load test exceeded ${budgetS} s: stopping\n`);
   void cleanup().finally(() => process.exit(1));

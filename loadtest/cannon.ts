@@ -1,9 +1,71 @@
 // One autocannon run that rotates through pre-built requests and keeps its own sub-millisecond latency histogram.
 import autocannon from "autocannon";
 
+/** One request built once up front: its complete bytes, and its parts for autocannon's own (fallback) path. */
+export interface PrebuiltRequest {
+  readonly method: "GET" | "POST";
+  readonly path: string;
+  readonly body: Buffer | null;
+  readonly requestBuffer: Buffer;
+}
+
+/** `POST <path>` of each JSON body, with the headers a bidder sends. */
+export function postRequests(url: string, path: string, bodies: readonly Buffer[]): PrebuiltRequest[] {
+  const host = new URL(url).host;
+  return bodies.map((body) => ({
+    method: "POST",
+    path,
+    body,
+    requestBuffer: Buffer.concat([
+      Buffer.from(
+        `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n` +
+          `content-type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+      ),
+      body,
+    ]),
+  }));
+}
+
+/** `GET <path>` of each path (query string included). */
+export function getRequests(url: string, paths: readonly string[]): PrebuiltRequest[] {
+  const host = new URL(url).host;
+  return paths.map((path) => ({
+    method: "GET",
+    path,
+    body: null,
+    requestBuffer: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n\r\n`),
+  }));
+}
+
+/**
+ * A pool of pre-built requests and the position of the next one to send. Successive runs against the same
+ * feed go on where the previous one stopped, so a pool of unique requests (impression ids) is never sent
+ * twice until it wraps around; `repeats` says how many were.
+ */
+export class RequestFeed {
+  #next = 0;
+  constructor(readonly requests: readonly PrebuiltRequest[]) {
+    if (requests.length === 0) throw new Error("a request feed needs at least one request");
+  }
+
+  take(): PrebuiltRequest {
+    return this.requests[this.#next++ % this.requests.length] as PrebuiltRequest;
+  }
+
+  /** Requests taken so far. */
+  get taken(): number {
+    return this.#next;
+  }
+
+  /** Requests taken beyond the end of the pool: sent a second time (or more). */
+  get repeats(): number {
+    return Math.max(0, this.#next - this.requests.length);
+  }
+}
+
 export interface LoadRun {
   readonly url: string;
-  readonly bodies: readonly Buffer[];
+  readonly feed: RequestFeed;
   readonly connections: number;
   /** Seconds to run; ignored when `amount` is given. */
   readonly durationS?: number;
@@ -20,16 +82,19 @@ export class LoadStats {
   readonly hist = new Uint32Array(500_000);
   responses = 0;
   non2xx = 0;
+  /** Responses by HTTP status. */
+  readonly statuses = new Map<number, number>();
   errors = 0;
   timeouts = 0;
   seconds = 0;
   /** Whether every connection sent the pre-built requests (false: autocannon rebuilt each one). */
   prebuilt = true;
 
-  record(ms: number): void {
+  record(ms: number, status: number): void {
     const b = Math.min(this.hist.length - 1, Math.floor(ms / BUCKET_MS));
     this.hist[b] = (this.hist[b] as number) + 1;
     this.responses++;
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
   }
 
   /** The latency (ms) below which a share q of the responses came. */
@@ -52,6 +117,7 @@ export class LoadStats {
       p975: this.percentile(0.975),
       p99: this.percentile(0.99),
       non2xx: this.non2xx,
+      statuses: new Map(this.statuses),
       errors: this.errors,
       timeouts: this.timeouts,
       seconds: this.seconds,
@@ -68,6 +134,8 @@ export interface LoadResult {
   readonly p975: number;
   readonly p99: number;
   readonly non2xx: number;
+  /** Responses by HTTP status. */
+  readonly statuses: ReadonlyMap<number, number>;
   readonly errors: number;
   readonly timeouts: number;
   readonly seconds: number;
@@ -101,21 +169,11 @@ function feedRaw(client: autocannon.Client, take: () => { requestBuffer: Buffer 
   return true;
 }
 
-/** One autocannon run; its responses, latencies and errors are added to `into`. */
+/** One autocannon run through `run.feed`; its responses, latencies and errors are added to `into`. */
 export function runLoad(run: LoadRun, into: LoadStats = new LoadStats()): Promise<LoadStats> {
-  let next = 0;
-  const n = run.bodies.length;
-  const host = new URL(run.url).host;
-  const raw = run.bodies.map((body) => ({
-    requestBuffer: Buffer.concat([
-      Buffer.from(
-        `POST /v1/lookup HTTP/1.1\r\nHost: ${host}\r\nConnection: keep-alive\r\n` +
-          `content-type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
-      ),
-      body,
-    ]),
-  }));
-  const take = (): { requestBuffer: Buffer } => raw[next++ % n] as { requestBuffer: Buffer };
+  const { feed } = run;
+  const take = (): PrebuiltRequest => feed.take();
+  const first = feed.requests[0] as PrebuiltRequest;
   let fed = 0;
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -131,12 +189,17 @@ export function runLoad(run: LoadRun, into: LoadStats = new LoadStats()): Promis
         },
         requests: [
           {
-            method: "POST",
-            path: "/v1/lookup",
-            headers: { "content-type": "application/json" },
+            method: first.method,
+            path: first.path,
             // Used only where feedRaw could not take over; the same shared cursor through the pool.
             setupRequest: (req) => {
-              req.body = run.bodies[next++ % n] as Buffer;
+              const r = take();
+              req.method = r.method;
+              req.path = r.path;
+              if (r.body !== null) {
+                req.body = r.body;
+                req.headers = { "content-type": "application/json" };
+              }
               return req;
             },
           },
@@ -155,6 +218,6 @@ export function runLoad(run: LoadRun, into: LoadStats = new LoadStats()): Promis
         resolve(into);
       },
     );
-    instance.on("response", (_client, _status, _bytes, ms: number) => into.record(ms));
+    instance.on("response", (_client, status: number, _bytes, ms: number) => into.record(ms, status));
   });
 }

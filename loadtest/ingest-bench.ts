@@ -125,7 +125,8 @@ export async function runIngestBench(
       peakRssMiB: Math.round(Math.max(0, ...samples.map((s) => s.rss))),
       rssAtQuartersMiB: [0.25, 0.5, 0.75, 0.99].map(at),
       exitCode,
-      summaryLine: stdout.trim().split("\n").pop() ?? "",
+      // The temp folder means nothing once removed: the summary names the file alone.
+      summaryLine: (stdout.trim().split("\n").pop() ?? "").replaceAll(path, "memberships.csv"),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

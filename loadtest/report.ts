@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { LoadResult } from "./cannon.ts";
 
-export type ScenarioKey = "a" | "b" | "c" | "d";
+export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f";
 
 export interface ScenarioRow {
   readonly key: ScenarioKey;
@@ -38,11 +38,26 @@ const TARGETS: readonly Target[] = [
   { num: "b", den: "a", min: 0.85, about: "lookup (cache hits) vs bare uWS" },
   { num: "c", den: "a", min: 0.6, about: "lookup (Redis reads) vs bare uWS" },
   { num: "b", den: "d", min: 2, about: "lookup on uWS vs the same on node:http" },
+  {
+    num: "e",
+    den: "b",
+    min: 0.9,
+    about: "caps cost <= 10%: lookup with 5 capped candidate campaigns vs the same without caps",
+  },
 ];
 
 const f = (v: number | null | undefined, digits = 2): string => (v == null ? "-" : v.toFixed(digits));
 const kilo = (v: number): string => (v / 1000).toFixed(1);
 const pct = (v: number | null): string => (v === null ? "-" : `${Math.round(v)}`);
+
+/** Responses by status, most frequent first: "204: 1,234, 503: 5". */
+export function statusText(statuses: ReadonlyMap<number, number>): string {
+  if (statuses.size === 0) return "none";
+  return [...statuses]
+    .sort((x, y) => y[1] - x[1])
+    .map(([status, n]) => `${status}: ${n.toLocaleString("en-US")}`)
+    .join(", ");
+}
 
 /** Whether every run answered only 2xx, with no connection errors and no failed verification. */
 export function clean(row: ScenarioRow): boolean {
@@ -135,6 +150,14 @@ export interface RunInfo {
   readonly missPool: string;
   readonly uwsBackend: string;
   readonly serviceEnv: Record<string, string>;
+  /** Further settings lines (e.g. how the caps of (e) and the events of (f) were set up). */
+  readonly notes: readonly string[];
+}
+
+/** A section of RESULTS.md after the ratios: a title and its list items. */
+export interface Section {
+  readonly title: string;
+  readonly lines: readonly string[];
 }
 
 export function machineLines(uwsBackend: string): string[] {
@@ -152,7 +175,7 @@ export function writeResults(
   path: string,
   info: RunInfo,
   rows: readonly ScenarioRow[],
-  ingest: readonly string[] = [],
+  sections: readonly Section[] = [],
 ): void {
   const failures = rows.filter((r) => r.error !== undefined).map((r) => `- (${r.key}) ${r.error}`);
   const md = [
@@ -173,6 +196,7 @@ export function writeResults(
     `- Service env per scenario: ${Object.entries(info.serviceEnv)
       .map(([k, v]) => `(${k}) \`${v}\``)
       .join("; ")}`,
+    ...info.notes.map((l) => `- ${l}`),
     "",
     "## Results",
     "",
@@ -189,7 +213,9 @@ export function writeResults(
     "## Ratios",
     "",
     ...ratioLines(rows).map((l) => `- ${l}`),
-    ...(ingest.length > 0 ? ["", "## Ingest", "", ...ingest.map((l) => `- ${l}`)] : []),
+    ...sections
+      .filter((sec) => sec.lines.length > 0)
+      .flatMap((sec) => ["", `## ${sec.title}`, "", ...sec.lines.map((l) => `- ${l}`)]),
     ...(failures.length > 0 ? ["", "## Failures", "", ...failures] : []),
     "",
   ].join("\n");
