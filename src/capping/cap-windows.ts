@@ -93,11 +93,15 @@ export class CounterIndex {
     }
   }
 
+  #campaigns: Set<string> | null = null;
+
   /** Campaign ids the person has any count for: only their rules can cap. */
-  campaigns(): Set<string> {
-    const out = new Set<string>();
-    for (const scope of this.byScope.keys()) out.add(scope.slice(0, scope.indexOf("|")));
-    return out;
+  campaigns(): ReadonlySet<string> {
+    if (this.#campaigns === null) {
+      this.#campaigns = new Set();
+      for (const scope of this.byScope.keys()) this.#campaigns.add(scope.slice(0, scope.indexOf("|")));
+    }
+    return this.#campaigns;
   }
 }
 

@@ -2,7 +2,7 @@
 // campaign has left. Only campaigns the person has impressions of can be capped, so only their rules are
 // evaluated, however many rules exist.
 import type { CatalogSnapshot } from "../segments/catalog.ts";
-import { type CounterIndex, evaluateCampaigns, evaluateRule, indexOf } from "./cap-windows.ts";
+import { type CounterIndex, evaluateCampaigns, indexOf } from "./cap-windows.ts";
 import type { Counters } from "./counters.ts";
 
 export interface CapAnswer {
@@ -21,19 +21,23 @@ export function capsFor(
   const index = indexOf(counters);
   const rules = [];
   for (const campaign of index.campaigns()) rules.push(...snapshot.capRulesOf(campaign));
+  const states = evaluateCampaigns(rules, index, nowSec);
   const capped: string[] = [];
-  for (const [campaign, state] of evaluateCampaigns(rules, index, nowSec)) {
-    if (state.capped) capped.push(campaign);
-  }
+  for (const [campaign, state] of states) if (state.capped) capped.push(campaign);
   capped.sort();
   if (candidates === null) return { capped, remaining: null };
   const remaining: Record<string, number | null> = {};
   for (const c of candidates) {
+    const state = states.get(c);
+    if (state !== undefined) {
+      remaining[c] = state.remaining;
+      continue;
+    }
+    // No impressions of this campaign: what is left is its tightest campaign-level max, if it has a cap.
     let left: number | null = null;
     for (const rule of snapshot.capRulesOf(c)) {
       if (rule.lineItem !== null || rule.creative !== null) continue;
-      const r = evaluateRule(rule, index, nowSec).remaining;
-      left = left === null ? r : Math.min(left, r);
+      for (const w of rule.windows) left = left === null ? w.max : Math.min(left, w.max);
     }
     remaining[c] = left;
   }

@@ -141,7 +141,9 @@ describe("impression events and bid-time caps", () => {
     await putCaps("camp-t,1h,2");
     const { token } = await lookup("p6");
     expect(token).toMatch(/^[A-Za-z0-9_-]{20,}$/);
-    expect(token).not.toContain("p6");
+    // Opaque: neither the token nor the bytes it encodes carry the ID in the clear.
+    expect(Buffer.from(token as string, "base64url").toString("latin1")).not.toContain("bu:p6");
+    expect(token).not.toContain("bu:p6");
     const gif = await pixel({ token: token as string, campaign: "camp-t", imp: "t-1", format: "gif" });
     expect(gif.status).toBe(200);
     expect(gif.headers.get("content-type")).toBe("image/gif");
