@@ -24,6 +24,7 @@ const USAGE = `usage:
                                      [--replace-segment <id> | --replace-provider <name>]
   audience ingest taxonomy <file.csv|file.json>
   audience ingest caps <file.csv|file.ndjson>
+  audience ingest links <file>
   audience optout <file>
 
   Writes into the Redis at REDIS_URL. Files may be gzip-compressed (detected by content).
@@ -35,6 +36,9 @@ const USAGE = `usage:
   taxonomy: CSV header id,name[,parent,party,provider,sensitive,ttl,segtax,segtax_id], or a JSON array.
   caps: CSV header campaign,window,max[,line_item,creative] (window 30m, 1h, 24h, 7d or lifetime); each
     campaign / line item / creative named replaces its rule; all rows valid or nothing imported.
+  links: CSV header type_a,id_a,type_b,id_b[,confidence][,source][,op]; NDJSON lines
+    {"ids": [{"type": "...", "id": "..."}, ...], "confidence": 1, "source": "...", "op": "add|remove"}.
+    A link that would make a person larger than MAX_PERSON_IDS is refused and reported with its line.
   optout: CSV header type,id (or NDJSON): erases the IDs and keeps them out of later loads.
   Exit codes: 0 all rows applied; 1 some rows rejected; 2 usage, configuration or file error.`;
 
@@ -65,7 +69,14 @@ async function connect(): Promise<{ data: SegmentData; close: () => Promise<void
     throw new CliError(`cannot connect to Redis at REDIS_URL: ${(err as Error).message}`);
   }
   const catalog = new LiveCatalog(new RedisCatalogStore(store.redis));
-  const data = new SegmentData(store, catalog, new RedisInvalidationBus(store.redis), null);
+  const data = new SegmentData(
+    store,
+    catalog,
+    new RedisInvalidationBus(store.redis),
+    null,
+    Date.now,
+    config.maxPersonIds,
+  );
   return { data, close: () => store.close() };
 }
 
@@ -206,6 +217,43 @@ async function ingestCaps(args: string[]): Promise<number> {
   }
 }
 
+async function ingestLinks(args: string[]): Promise<number> {
+  const file = args[0];
+  if (file === undefined || args.length > 1) throw new CliError(USAGE);
+  const format = membershipFormatOf(file);
+  if (format === null) throw new CliError(`${file}: cannot tell the format; name it .csv, .ndjson or .jsonl`);
+  const input = open(file);
+  const { data, close } = await connect();
+  const progress = createProgress({
+    out: process.stderr,
+    totalBytes: input.sizeBytes,
+    bytesDone: input.bytesRead,
+    label: file,
+  });
+  try {
+    const s = await data.loadLinks(input.stream, {
+      format,
+      onRejected: (row) => process.stderr.write(`${file}:${row.line}: ${row.reason}\n`),
+      onProgress: (rows) => progress.update(rows),
+    });
+    progress.finish(s.read);
+    process.stdout.write(
+      `${file}: read ${s.read}, linked ${s.linked}, unlinked ${s.unlinked}, unchanged ${s.unchanged}, ` +
+        `refused ${s.refused} (person too large), skipped ${s.skipped}, rejected ${s.rejected} ` +
+        `in ${(s.elapsedMs / 1000).toFixed(2)} s\n`,
+    );
+    return s.rejected > 0 || s.refused > 0 ? 1 : 0;
+  } catch (err) {
+    progress.finish(0);
+    if (err instanceof IngestFileError || err instanceof IngestInputError) {
+      throw new CliError(`${file}: ${err.message}; links before this point were applied`);
+    }
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
 const OPT_OUT_SHAPE = { required: ["type", "id"], known: new Set(["type", "id"]) } as const;
 const OPT_OUT_BATCH = 1_000;
 
@@ -257,6 +305,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === "ingest" && what === "memberships") return ingestMemberships(rest);
   if (command === "ingest" && what === "taxonomy") return ingestTaxonomy(rest);
   if (command === "ingest" && what === "caps") return ingestCaps(rest);
+  if (command === "ingest" && what === "links") return ingestLinks(rest);
   if (command === "optout") return optOut(what === undefined ? rest : [what, ...rest]);
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${USAGE}\n`);

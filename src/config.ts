@@ -99,7 +99,7 @@ export const CONFIG_SPEC = {
   adminTokens: spec(
     "ADMIN_TOKENS",
     adminTokens,
-    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
+    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `caps:read`, `caps:write`, `links:write`, `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
     "",
     true,
   ),
@@ -153,6 +153,12 @@ export const CONFIG_SPEC = {
     intIn(0, 60_000, 1_000),
     "How long a person's impression counters are served from cache at bid time: the staleness bound of `capped` and `remaining` for impressions recorded through other instances (this instance's own are seen at once). 0 reads them every time.",
     "1000",
+  ),
+  maxPersonIds: spec(
+    "MAX_PERSON_IDS",
+    intIn(2, 10_000, 32),
+    "Most typed IDs one person of the identity graph may hold: a link that would make a larger person (a shared device, a family tablet) is refused and reported.",
+    "32",
   ),
   eventTokenSecret: spec(
     "EVENT_TOKEN_SECRET",

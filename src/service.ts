@@ -70,14 +70,32 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     negativeTtlMs: config.cacheNegativeTtlMs,
     now,
   });
+  const counters = new CounterCache(backing.store, {
+    ttlMs: config.capCountersCacheMs,
+    maxEntries: Math.max(1_000, Math.floor(config.cacheMaxEntries / 4)),
+    now,
+  });
+  // A changed ID drops its profile and its counters: linking two IDs changes both (identity-graph.ts).
+  const invalidate = (keys: Iterable<string>): void => {
+    const list = [...keys];
+    cache.invalidate(list);
+    for (const k of list) counters.invalidate(k);
+  };
   const catalog = new LiveCatalog(backing.catalogStore, () => cache.clear());
-  const data = new SegmentData(backing.bulkStore, catalog, backing.bus, cache, now);
+  const data = new SegmentData(
+    backing.bulkStore,
+    catalog,
+    backing.bus,
+    { invalidate },
+    now,
+    config.maxPersonIds,
+  );
 
   const reloadCatalog = (): void => {
     catalog.reload().catch((err) => log.error({ err: (err as Error).message }, "catalog reload failed"));
   };
   await backing.bus.subscribe((msg) => {
-    if (msg.t === "keys") cache.invalidate(msg.keys);
+    if (msg.t === "keys") invalidate(msg.keys);
     else reloadCatalog();
   });
   try {
@@ -91,11 +109,6 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
 
   if (config.redisUrl === undefined && config.seedDemoData) await seedDemo(data, log);
 
-  const counters = new CounterCache(backing.store, {
-    ttlMs: config.capCountersCacheMs,
-    maxEntries: Math.max(1_000, Math.floor(config.cacheMaxEntries / 4)),
-    now,
-  });
   const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
   const lookup = createLookupHandler({
     cache,

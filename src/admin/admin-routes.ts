@@ -1,5 +1,5 @@
-// /v1/admin/*: the data team's HTTP API — taxonomy, membership uploads (plain or atomic replace), per-ID
-// read, opt-out and erasure. Every route needs a bearer token with the route's scope.
+// /v1/admin/*: the data team's HTTP API — taxonomy, membership uploads (plain or atomic replace), identity
+// links, per-ID read, opt-out and erasure. Every route needs a bearer token with the route's scope.
 import type { Readable } from "node:stream";
 import { type CapRulesResult, readCapRules } from "../capping/cap-rules-file.ts";
 import { ApiError, badField } from "../errors.ts";
@@ -180,6 +180,22 @@ export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
         if (deleted === 0)
           throw new ApiError("AUD_ERR_NOT_FOUND", "no cap rules for this campaign", "campaign");
         return jsonAnswer(200, { deleted });
+      }),
+    },
+    {
+      method: "POST",
+      path: "/v1/admin/links",
+      body: "stream",
+      handler: guard("links:write", async (req) => {
+        const format = uploadFormat(req);
+        try {
+          return jsonAnswer(200, await data.loadLinks(decompressIfGzip(req.stream as Readable), { format }));
+        } catch (err) {
+          if (err instanceof IngestFileError || err instanceof IngestInputError) {
+            throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
+          }
+          throw err;
+        }
       }),
     },
     {

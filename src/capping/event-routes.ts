@@ -53,20 +53,23 @@ export function eventRoutes(deps: EventDeps, stats: EventStats): Route[] {
       fieldsFor(s, ev.tsSec),
     );
     let counted: boolean;
+    let keys: string[];
     try {
-      counted = await deps.store.recordImpression(
-        ev.personKey,
-        ev.imp,
-        fields,
-        dedupSeconds(deps.catalog),
-        nowSec,
+      // Every ID of the person holds the person's counts (identity-graph.ts), each with its own set-once
+      // marker: a retry after a partial failure completes the rest and counts nothing twice.
+      const [profile] = await deps.store.readProfiles([ev.personKey], nowSec);
+      keys = [ev.personKey, ...(profile?.link?.members.map((m) => m.key) ?? [])];
+      const dedupSec = dedupSeconds(deps.catalog);
+      const results = await Promise.all(
+        keys.map((k) => deps.store.recordImpression(k, ev.imp, fields, dedupSec, nowSec)),
       );
+      counted = results.includes(true);
     } catch (err) {
       // Not stored, so not acknowledged: the caller retries, and the dedup marker makes the retry safe.
       stats.refused++;
       throw new ApiError("AUD_ERR_STORE_UNAVAILABLE", `impression not recorded: ${(err as Error).message}`);
     }
-    deps.counters.invalidate(ev.personKey);
+    for (const k of keys) deps.counters.invalidate(k);
     if (counted) stats.counted++;
     else stats.duplicates++;
     return counted;

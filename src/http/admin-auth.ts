@@ -14,6 +14,7 @@ export const ADMIN_SCOPES = [
   "users:write",
   "caps:read",
   "caps:write",
+  "links:write",
   "*",
 ] as const;
 

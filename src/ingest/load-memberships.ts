@@ -45,6 +45,8 @@ export interface LoadOptions {
   readonly onRejected?: (row: RejectedRow) => void;
   /** Keys written by each applied batch (to invalidate caches). */
   readonly onApplied?: (keys: readonly string[]) => void | Promise<void>;
+  /** Keys of a batch that are linked to other IDs, once written: their person's copies are to follow. */
+  readonly onLinked?: (keys: readonly string[]) => Promise<void>;
   /** Rows read so far, after each chunk of input. */
   readonly onProgress?: (rowsRead: number) => void;
 }
@@ -81,7 +83,8 @@ export async function loadMemberships(
   // connection, so a later batch's change to an ID still lands after an earlier one's.
   const inFlight: Promise<void>[] = [];
   const apply = async (ops: MembershipOp[]): Promise<void> => {
-    const { skippedKeys } = await store.applyMemberships(ops, opts.nowSec);
+    const { skippedKeys, linkedKeys } = await store.applyMemberships(ops, opts.nowSec);
+    if (linkedKeys.length > 0) await opts.onLinked?.(linkedKeys);
     let skipped = 0;
     if (skippedKeys.length > 0) {
       const optedOut = new Set(skippedKeys);

@@ -2,11 +2,13 @@
 // taxonomy changes, membership loads (plain or atomic replace), opt-out and erasure, reading one ID.
 import type { Readable } from "node:stream";
 import type { CapRule } from "../capping/cap-rule.ts";
+import { IdentityGraph, type LinkOp, type LinkOutcome } from "../identity/identity-graph.ts";
 import type { InvalidationBus } from "../profiles/invalidation-bus.ts";
-import type { Membership } from "../profiles/profile-codec.ts";
+import type { LinkedMember, Membership } from "../profiles/profile-codec.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import type { SegmentDef } from "../segments/segment-def.ts";
+import { readLinkRows } from "./link-rows.ts";
 import {
   type IngestSummary,
   loadMemberships,
@@ -41,6 +43,29 @@ export interface UserData {
   readonly optedOut: boolean;
   /** Every stored membership, with whether a bid-time answer would use it now. */
   readonly memberships: (Membership & { readonly active: boolean })[];
+  /** The other IDs of this ID's person, with their confidence and memberships (empty when not linked). */
+  readonly person: { key: string; confidence: number; segments: string[] }[];
+}
+
+export interface LinkLoadRequest {
+  readonly format: FileFormat;
+  /** A row rejected (bad) or refused (the person would grow too large), with its line and reason. */
+  readonly onRejected?: (row: { line: number; reason: string }) => void;
+  readonly onProgress?: (rowsRead: number) => void;
+}
+
+export interface LinkSummary {
+  read: number;
+  linked: number;
+  unlinked: number;
+  unchanged: number;
+  /** Links refused by the giant-person guard. */
+  refused: number;
+  /** Links naming an opted-out ID, or removals of links that did not exist. */
+  skipped: number;
+  rejected: number;
+  elapsedMs: number;
+  readonly errors: { line: number; reason: string }[];
 }
 
 /** The cache of the process running the operation, changed at once rather than when the bus message arrives. */
@@ -56,7 +81,13 @@ export class SegmentData {
     /** null in the command-line tool, which has no cache of its own. */
     readonly cache: LocalCache | null,
     readonly now: () => number = Date.now,
-  ) {}
+    /** Largest person the identity graph lets a link make. */
+    maxPersonIds = 32,
+  ) {
+    this.graph = new IdentityGraph(store, maxPersonIds, now);
+  }
+
+  readonly graph: IdentityGraph;
 
   /** Inserts or replaces segment definitions (already validated); every instance reloads its catalog. */
   async putSegments(defs: readonly SegmentDef[]): Promise<void> {
@@ -97,6 +128,7 @@ export class SegmentData {
       strict: req.strict ?? false,
       ...(replace === undefined ? {} : { replace }),
       onApplied: (keys) => this.#keysChanged(keys),
+      onLinked: async (keys) => this.#keysChanged(await this.graph.propagate(keys)),
       ...(req.onRejected === undefined ? {} : { onRejected: req.onRejected }),
       ...(req.onProgress === undefined ? {} : { onProgress: req.onProgress }),
     });
@@ -108,11 +140,68 @@ export class SegmentData {
     return { ...summary, activatedGeneration: replace.generation };
   }
 
-  /** Erases these IDs everywhere and records their opt-out; caches drop them at once. */
+  /**
+   * Erases these IDs everywhere (their data, their links, their memberships copied to the rest of their
+   * person) and records their opt-out; caches drop them at once.
+   */
   async optOut(keys: readonly string[]): Promise<number> {
+    const changed: string[] = [];
+    for (const key of keys) changed.push(...(await this.graph.detach(key)));
     const erased = await this.store.optOut(keys, Math.floor(this.now() / 1000));
-    await this.#keysChanged(keys);
+    await this.#keysChanged([...new Set([...keys, ...changed])]);
     return erased;
+  }
+
+  /** Applies one link change and drops the changed IDs from every cache. */
+  async applyLink(op: LinkOp): Promise<{ outcome: LinkOutcome; personSize: number }> {
+    const r = await this.graph.apply(op);
+    if (r.changedKeys.length > 0) await this.#keysChanged(r.changedKeys);
+    return { outcome: r.outcome, personSize: r.personSize };
+  }
+
+  /** Loads a links file one link at a time (each may merge or split persons), reporting every refusal. */
+  async loadLinks(input: Readable, req: LinkLoadRequest): Promise<LinkSummary> {
+    const started = performance.now();
+    const s: LinkSummary = {
+      read: 0,
+      linked: 0,
+      unlinked: 0,
+      unchanged: 0,
+      refused: 0,
+      skipped: 0,
+      rejected: 0,
+      elapsedMs: 0,
+      errors: [],
+    };
+    const report = (line: number, reason: string): void => {
+      if (s.errors.length < 100) s.errors.push({ line, reason });
+      req.onRejected?.({ line, reason });
+    };
+    for await (const r of readLinkRows(input, req.format)) {
+      s.read++;
+      if ("error" in r) {
+        s.rejected++;
+        report(r.line, r.error);
+        continue;
+      }
+      for (const op of r.ops) {
+        const { outcome, personSize } = await this.applyLink(op);
+        if (outcome === "linked") s.linked++;
+        else if (outcome === "unlinked") s.unlinked++;
+        else if (outcome === "unchanged") s.unchanged++;
+        else if (outcome === "too_large") {
+          s.refused++;
+          report(
+            r.line,
+            `refused: the person would have ${personSize} IDs, more than the ${this.graph.maxPersonIds} allowed (MAX_PERSON_IDS)`,
+          );
+        } else s.skipped++;
+      }
+      if (s.read % 1_000 === 0) req.onProgress?.(s.read);
+    }
+    req.onProgress?.(s.read);
+    s.elapsedMs = Math.round(performance.now() - started);
+    return s;
   }
 
   async readUser(key: string): Promise<UserData> {
@@ -126,7 +215,12 @@ export class SegmentData {
       ...m,
       active: m.generation === catalog.activeGeneration(m.segment) && !catalog.isSensitive(m.segment),
     }));
-    return { key, optedOut, memberships };
+    const person = (profile?.link?.members ?? []).map((m: LinkedMember) => ({
+      key: m.key,
+      confidence: m.confidence,
+      segments: m.memberships.map((x) => x.segment),
+    }));
+    return { key, optedOut, memberships, person };
   }
 
   async #replaceTarget(req: LoadRequest): Promise<ReplaceTarget | undefined> {

@@ -19,7 +19,7 @@ import { normaliseType, typeOfKey } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
-import type { Profile } from "../profiles/profile-codec.ts";
+import type { Membership, Profile } from "../profiles/profile-codec.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
@@ -95,7 +95,14 @@ export function createLookupHandler(
       });
       pending ||= reads.some((r) => r instanceof Promise);
     }
-    const ctx: MergeContext = { snapshot, expand, candidates, tokens: opts.tokens, nowSec: 0 };
+    const ctx: MergeContext = {
+      snapshot,
+      expand,
+      candidates,
+      minConfidence: readMinConfidence(req, body),
+      tokens: opts.tokens,
+      nowSec: 0,
+    };
     if (!pending)
       return respond(
         req,
@@ -151,8 +158,22 @@ interface MergeContext {
   readonly expand: boolean;
   /** Campaigns the caller may bid for: the answer says how many impressions each has left. */
   readonly candidates: readonly string[] | null;
+  /** Linked IDs below this confidence are left out of the person (1 = deterministic links only). */
+  readonly minConfidence: number;
   readonly tokens: EventTokens | null;
   nowSec: number;
+}
+
+/** `?min_confidence=0.8` on any form, or `"min_confidence": 0.8` in the compact and batch forms. */
+function readMinConfidence(req: HttpRequestData, body: Json): number {
+  const q = queryParam(req.query, "min_confidence");
+  let v: unknown;
+  if (q !== "") v = Number(q);
+  else if (body.min_confidence !== undefined && body.min_confidence !== null && body.imp === undefined) {
+    v = body.min_confidence;
+  } else return 0;
+  if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw badField("min_confidence", "a number from 0 to 1");
+  return v;
 }
 
 /** `?expand=1` on any form, or `"expand": true` in the compact and batch forms. */
@@ -258,6 +279,22 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
   return [...set];
 }
 
+/** Adds the live, active, non-sensitive segments of `memberships`; true when any was live. */
+function addLive(memberships: readonly Membership[], segments: Set<string>, ctx: MergeContext): boolean {
+  const { snapshot, nowSec } = ctx;
+  let live = false;
+  for (const m of memberships) {
+    if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
+    if (m.generation !== snapshot.activeGeneration(m.segment) || snapshot.isSensitive(m.segment)) continue;
+    segments.add(m.segment);
+    if (ctx.expand) {
+      for (const a of snapshot.ancestors(m.segment)) if (!snapshot.isSensitive(a)) segments.add(a);
+    }
+    live = true;
+  }
+  return live;
+}
+
 /** Unites the live segments of one subject's profiles (`profiles[i]` belongs to `subject.keys[i]`). */
 function merge(
   subject: LookupSubject,
@@ -272,15 +309,12 @@ function merge(
   for (let i = 0; i < subject.keys.length; i++) {
     const p = profiles[i];
     if (p == null) continue;
-    let live = false;
-    for (const m of p.memberships) {
-      if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
-      if (m.generation !== snapshot.activeGeneration(m.segment) || snapshot.isSensitive(m.segment)) continue;
-      segments.add(m.segment);
-      if (ctx.expand) {
-        for (const a of snapshot.ancestors(m.segment)) if (!snapshot.isSensitive(a)) segments.add(a);
+    let live = addLive(p.memberships, segments, ctx);
+    // A linked ID carries its person: the other IDs' memberships, copied here at write time (one read).
+    if (p.link !== undefined) {
+      for (const member of p.link.members) {
+        if (member.confidence >= ctx.minConfidence && addLive(member.memberships, segments, ctx)) live = true;
       }
-      live = true;
     }
     // The answer names which kinds of ID matched, never the IDs themselves.
     if (live) {

@@ -1,14 +1,24 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
-import { Redis, type Result } from "ioredis";
+import { type ChainableCommander, Redis, type Result } from "ioredis";
 import { type Counters, RETENTION_SEC } from "../capping/counters.ts";
 import {
   decodeProfile,
+  encodeMembers,
+  encodeMemberships,
   encodeOpsByKey,
+  type LinkedMember,
   liveOrNull,
   type MembershipOp,
   type Profile,
 } from "./profile-codec.ts";
-import { type ApplyResult, groupByKey, type ProfileStore } from "./profile-store.ts";
+import {
+  type ApplyResult,
+  groupByKey,
+  type LinkChange,
+  type LinkEdge,
+  type OriginUpdate,
+  type ProfileStore,
+} from "./profile-store.ts";
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
@@ -17,12 +27,26 @@ declare module "ioredis" {
       profileKey: string,
       optOutKey: string,
       countersKey: string,
+      linksKey: string,
       nowSec: number,
     ): Result<number, Context>;
     audRecordImpression(
       countersKey: string,
       markerKey: string,
       ...args: (string | number)[]
+    ): Result<number, Context>;
+    audPutOrigin(
+      profileKey: string,
+      optOutKey: string,
+      origin: string,
+      version: number,
+      rows: Buffer,
+    ): Result<number, Context>;
+    audSetMembers(
+      profileKey: string,
+      optOutKey: string,
+      members: Buffer,
+      nowSec: number,
     ): Result<number, Context>;
   }
 }
@@ -35,9 +59,25 @@ export const optOutKey = (typedId: string): string => `o:{${typedId}}`;
 export const countersKey = (personKey: string): string => `fc:{${personKey}}`;
 /** Set-once marker that makes counting an impression idempotent. */
 export const impressionKey = (personKey: string, imp: string): string => `imp:{${personKey}}:${imp}`;
+/** The identity graph's edges at one ID: a hash of linked ID -> "<confidence>|<source>". */
+export const linksKey = (typedId: string): string => `l:{${typedId}}`;
 
 /** Counter hashes outlive their longest bucket retention, for lifetime counts: renewed on every impression. */
 const COUNTERS_TTL_SEC = 400 * 86_400;
+
+/** Lua: stores an unlinked ID's live `rows` under `pkey` (format 1), expiring with its last membership. */
+const STORE_ROWS_LUA = `
+      local latest, forever = 0, false
+      for _, m in ipairs(rows) do
+        if m[2] == 0 then forever = true elseif m[2] > latest then latest = m[2] end
+      end
+      if #rows == 0 then
+        redis.call('DEL', pkey)
+      elseif forever then
+        redis.call('SET', pkey, cmsgpack.pack({1, rows}))
+      else
+        redis.call('SET', pkey, cmsgpack.pack({1, rows}), 'EXAT', latest)
+      end`;
 
 /**
  * The merge rules of profile-codec.ts `applyOps`, in Lua, so that concurrent loaders never lose each
@@ -45,7 +85,9 @@ const COUNTERS_TTL_SEC = 400 * 86_400;
  * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[2] = msgpack list with, for
  * each ID in KEYS order, its ops [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...].
  * Several IDs per call amortise the script's fixed cost in bulk loads. Each key expires with its last
- * membership. Returns, per ID, the membership count left, or -1 when the ID opted out (nothing written).
+ * membership; a linked ID (format 2) keeps its person, gets its own version bumped and does not expire.
+ * Returns, per ID, two numbers: the membership count left, or -1 when the ID opted out (nothing written);
+ * then 1 when the ID is linked (its person's copies are to be updated), else 0.
  */
 const APPLY_MEMBERSHIPS_LUA = `
 local now = tonumber(ARGV[1])
@@ -55,17 +97,19 @@ for k = 1, #KEYS, 2 do
   local pkey, okey = KEYS[k], KEYS[k + 1]
   if redis.call('EXISTS', okey) == 1 then
     out[#out + 1] = -1
+    out[#out + 1] = 0
   else
-    local rows = {}
+    local rows, ver, members = {}, 0, nil
     local cur = redis.call('GET', pkey)
     if cur then
       local p = cmsgpack.unpack(cur)
-      if type(p) ~= 'table' or p[1] ~= 1 or type(p[2]) ~= 'table' then
+      if type(p) ~= 'table' or (p[1] ~= 1 and p[1] ~= 2) or type(p[2]) ~= 'table' then
         return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
       end
       for _, m in ipairs(p[2]) do
         if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
       end
+      if p[1] == 2 and type(p[4]) == 'table' and #p[4] > 0 then ver, members = p[3], p[4] end
     end
     for _, o in ipairs(opsById[(k + 1) / 2]) do
       local seg, exp, gen, mingen = o[2], o[3], o[5], o[6]
@@ -77,27 +121,83 @@ for k = 1, #KEYS, 2 do
       if o[1] == 1 and (exp == 0 or exp > now) then kept[#kept + 1] = {seg, exp, o[4], gen} end
       rows = kept
     end
-    local latest, forever = 0, false
-    for _, m in ipairs(rows) do
-      if m[2] == 0 then forever = true elseif m[2] > latest then latest = m[2] end
-    end
-    if #rows == 0 then
-      redis.call('DEL', pkey)
-    elseif forever then
-      redis.call('SET', pkey, cmsgpack.pack({1, rows}))
+    if members then
+      redis.call('SET', pkey, cmsgpack.pack({2, rows, ver + 1, members}))
+      out[#out + 1] = #rows
+      out[#out + 1] = 1
     else
-      redis.call('SET', pkey, cmsgpack.pack({1, rows}), 'EXAT', latest)
+      ${STORE_ROWS_LUA}
+      out[#out + 1] = #rows
+      out[#out + 1] = 0
     end
-    out[#out + 1] = #rows
   end
 end
 return out
 `;
 
+/**
+ * Copies an origin's own memberships into a linked profile when the copy there is older (profile-codec.ts
+ * putOrigin). KEYS = profile key, opt-out key; ARGV = origin, version, msgpack rows. Returns 1 when replaced.
+ */
+const PUT_ORIGIN_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local p = cmsgpack.unpack(cur)
+if type(p) ~= 'table' or p[1] ~= 2 then return 0 end
+local v = tonumber(ARGV[2])
+for _, e in ipairs(p[4]) do
+  if e[1] == ARGV[1] then
+    if e[3] >= v then return 0 end
+    e[3] = v
+    e[4] = cmsgpack.unpack(ARGV[3])
+    redis.call('SET', KEYS[1], cmsgpack.pack(p))
+    return 1
+  end
+end
+return 0
+`;
+
+/**
+ * Sets the person of one ID (profile-codec.ts setMembers): its own memberships stay, a member's copy here
+ * that is newer than the one given stays. KEYS = profile key, opt-out key; ARGV = msgpack members, now.
+ */
+const SET_MEMBERS_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local pkey = KEYS[1]
+local now = tonumber(ARGV[2])
+local rows, ver, held = {}, 0, {}
+local cur = redis.call('GET', pkey)
+if cur then
+  local p = cmsgpack.unpack(cur)
+  if type(p) ~= 'table' or (p[1] ~= 1 and p[1] ~= 2) or type(p[2]) ~= 'table' then
+    return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
+  end
+  for _, m in ipairs(p[2]) do
+    if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
+  end
+  if p[1] == 2 then
+    ver = p[3]
+    for _, e in ipairs(p[4]) do held[e[1]] = e end
+  end
+end
+local members = cmsgpack.unpack(ARGV[1])
+if #members > 0 then
+  for _, e in ipairs(members) do
+    local h = held[e[1]]
+    if h and h[3] > e[3] then e[3] = h[3]; e[4] = h[4] end
+  end
+  redis.call('SET', pkey, cmsgpack.pack({2, rows, ver, members}))
+else
+  ${STORE_ROWS_LUA}
+end
+return 1
+`;
+
 /** Erases one ID's profile and counters and marks it opted out, in one step. Returns 1 when a profile was removed. */
 const OPT_OUT_LUA = `
 local removed = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4])
 redis.call('SET', KEYS[2], ARGV[1])
 return removed
 `;
@@ -122,6 +222,19 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
+
+/** Runs a pipeline, failing on the first command error; resolves the replies in order. */
+async function execAll(pipeline: ChainableCommander): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const [err, value] of (await pipeline.exec()) ?? []) {
+    if (err) throw err;
+    out.push(value);
+  }
+  return out;
+}
+
+/** Escapes Redis glob characters so that an ID is matched as itself. */
+const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&");
 
 export interface RedisStoreOptions {
   readonly url: string;
@@ -152,7 +265,9 @@ export class RedisProfileStore implements ProfileStore {
       lazyConnect: true,
     });
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
-    this.redis.defineCommand("audOptOut", { numberOfKeys: 3, lua: OPT_OUT_LUA });
+    this.redis.defineCommand("audOptOut", { numberOfKeys: 4, lua: OPT_OUT_LUA });
+    this.redis.defineCommand("audPutOrigin", { numberOfKeys: 2, lua: PUT_ORIGIN_LUA });
+    this.redis.defineCommand("audSetMembers", { numberOfKeys: 2, lua: SET_MEMBERS_LUA });
     this.redis.defineCommand("audRecordImpression", { numberOfKeys: 2, lua: RECORD_IMPRESSION_LUA });
     // Errors surface through commands and readiness; an unhandled 'error' event would kill the process.
     this.redis.on("error", () => {});
@@ -179,6 +294,7 @@ export class RedisProfileStore implements ProfileStore {
   async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult> {
     const groups = [...groupByKey(ops)];
     const skippedKeys: string[] = [];
+    const linkedKeys: string[] = [];
     for (let start = 0; start < groups.length; start += WRITE_PIPELINE_IDS) {
       const slice = groups.slice(start, start + WRITE_PIPELINE_IDS);
       const pipeline = this.redis.pipeline();
@@ -197,21 +313,105 @@ export class RedisProfileStore implements ProfileStore {
       for (let c = 0; c < results.length; c++) {
         const [err, counts] = results[c] as [Error | null, number[]];
         if (err) throw err;
-        for (let j = 0; j < counts.length; j++) {
-          if (counts[j] === -1) skippedKeys.push((slice[c * IDS_PER_SCRIPT + j] as [string, unknown])[0]);
+        for (let j = 0; j < counts.length; j += 2) {
+          const key = (slice[c * IDS_PER_SCRIPT + j / 2] as [string, unknown])[0];
+          if (counts[j] === -1) skippedKeys.push(key);
+          else if (counts[j + 1] === 1) linkedKeys.push(key);
         }
       }
     }
-    return { skippedKeys };
+    return { skippedKeys, linkedKeys };
+  }
+
+  async putOrigins(updates: readonly OriginUpdate[], _nowSec: number): Promise<void> {
+    if (updates.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const u of updates) {
+      pipeline.audPutOrigin(
+        profileKey(u.target),
+        optOutKey(u.target),
+        u.origin,
+        u.version,
+        encodeMemberships(u.memberships),
+      );
+    }
+    await execAll(pipeline);
+  }
+
+  async setMembers(
+    views: readonly { key: string; members: readonly LinkedMember[] }[],
+    nowSec: number,
+  ): Promise<void> {
+    if (views.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const v of views) {
+      pipeline.audSetMembers(profileKey(v.key), optOutKey(v.key), encodeMembers(v.members), nowSec);
+    }
+    await execAll(pipeline);
+  }
+
+  async readLinks(keys: readonly string[]): Promise<Map<string, Map<string, LinkEdge>>> {
+    const out = new Map<string, Map<string, LinkEdge>>();
+    if (keys.length === 0) return out;
+    const pipeline = this.redis.pipeline();
+    for (const k of keys) pipeline.hgetall(linksKey(k));
+    const results = await execAll(pipeline);
+    for (let i = 0; i < keys.length; i++) {
+      const edges = new Map<string, LinkEdge>();
+      for (const [other, v] of Object.entries(results[i] as Record<string, string>)) {
+        const bar = v.indexOf("|");
+        edges.set(other, { confidence: Number(v.slice(0, bar)), source: v.slice(bar + 1) });
+      }
+      out.set(keys[i] as string, edges);
+    }
+    return out;
+  }
+
+  async writeLinks(changes: readonly LinkChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const c of changes) {
+      if (c.edge === null) {
+        pipeline.hdel(linksKey(c.a), c.b);
+        pipeline.hdel(linksKey(c.b), c.a);
+      } else {
+        const v = `${c.edge.confidence}|${c.edge.source}`;
+        pipeline.hset(linksKey(c.a), c.b, v);
+        pipeline.hset(linksKey(c.b), c.a, v);
+      }
+    }
+    await execAll(pipeline);
+  }
+
+  async addCounters(keys: readonly string[], delta: Counters): Promise<void> {
+    if (delta.size === 0 || keys.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const k of keys) {
+      for (const [f, n] of delta) pipeline.hincrby(countersKey(k), f, n);
+      pipeline.expire(countersKey(k), COUNTERS_TTL_SEC);
+    }
+    await execAll(pipeline);
+  }
+
+  async deleteCounters(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const k of keys) pipeline.del(countersKey(k));
+    await execAll(pipeline);
   }
 
   async optOut(keys: readonly string[], nowSec: number): Promise<number> {
     const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.audOptOut(profileKey(key), optOutKey(key), countersKey(key), nowSec);
+    for (const key of keys) {
+      pipeline.audOptOut(profileKey(key), optOutKey(key), countersKey(key), linksKey(key), nowSec);
+    }
     let erased = 0;
-    for (const [err, removed] of (await pipeline.exec()) ?? []) {
-      if (err) throw err;
-      erased += removed as number;
+    for (const removed of await execAll(pipeline)) erased += removed as number;
+    // Impression markers name the ID in their key: found by pattern (an admin path, not the hot one).
+    for (const key of keys) {
+      const stream = this.redis.scanStream({ match: `imp:{${escapeGlob(key)}}:*`, count: 1_000 });
+      for await (const found of stream)
+        if ((found as string[]).length > 0) await this.redis.del(...(found as string[]));
     }
     return erased;
   }

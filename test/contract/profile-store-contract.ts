@@ -202,6 +202,86 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
       expect(await store.readCounters("bu:gone", t)).toEqual(new Map());
     });
 
+    it("keeps links on both sides of an edge, and drops them with the opt-out", async () => {
+      await store.writeLinks([
+        { a: "bu:l1", b: "ifa:l2", edge: { confidence: 1, source: "login" } },
+        { a: "bu:l1", b: "hem:l3", edge: { confidence: 0.5, source: "vendor|x" } },
+      ]);
+      const links = await store.readLinks(["bu:l1", "ifa:l2", "bu:none"]);
+      expect(links.get("bu:l1")).toEqual(
+        new Map([
+          ["ifa:l2", { confidence: 1, source: "login" }],
+          ["hem:l3", { confidence: 0.5, source: "vendor|x" }],
+        ]),
+      );
+      expect(links.get("ifa:l2")).toEqual(new Map([["bu:l1", { confidence: 1, source: "login" }]]));
+      expect(links.get("bu:none")).toEqual(new Map());
+      await store.writeLinks([{ a: "ifa:l2", b: "bu:l1", edge: null }]);
+      expect((await store.readLinks(["bu:l1"])).get("bu:l1")).toEqual(
+        new Map([["hem:l3", { confidence: 0.5, source: "vendor|x" }]]),
+      );
+      await store.optOut(["bu:l1"], now());
+      expect((await store.readLinks(["bu:l1"])).get("bu:l1")).toEqual(new Map());
+    });
+
+    it("holds a person under a linked ID: own memberships, members' copies, versions guarded", async () => {
+      const t = now();
+      await store.applyMemberships([add("bu:p1", "own")], t);
+      const copy = { segment: "theirs", expiresAt: 0, source: "s", generation: 0 };
+      await store.setMembers(
+        [{ key: "bu:p1", members: [{ key: "ifa:p2", confidence: 0.9, version: 3, memberships: [copy] }] }],
+        t,
+      );
+      let [p] = await store.readProfiles(["bu:p1"], t);
+      expect(segmentsOf(p ?? null)).toEqual(["own"]);
+      expect(p?.link?.members).toEqual([{ key: "ifa:p2", confidence: 0.9, version: 3, memberships: [copy] }]);
+      // A load on a linked ID says so, bumps its own version and keeps its person.
+      const applied = await store.applyMemberships([add("bu:p1", "own2"), add("bu:solo", "x")], t);
+      expect(applied.linkedKeys).toEqual(["bu:p1"]);
+      [p] = await store.readProfiles(["bu:p1"], t);
+      expect(p?.link?.version).toBe(1);
+      expect(p?.link?.members.map((m) => m.key)).toEqual(["ifa:p2"]);
+      // An older copy never replaces a newer one; a newer one does; an unknown origin adds nobody.
+      const newer = { ...copy, segment: "newer" };
+      await store.putOrigins(
+        [
+          { target: "bu:p1", origin: "ifa:p2", version: 2, memberships: [newer] },
+          { target: "bu:p1", origin: "ifa:stranger", version: 9, memberships: [newer] },
+        ],
+        t,
+      );
+      [p] = await store.readProfiles(["bu:p1"], t);
+      expect(p?.link?.members).toEqual([{ key: "ifa:p2", confidence: 0.9, version: 3, memberships: [copy] }]);
+      await store.putOrigins([{ target: "bu:p1", origin: "ifa:p2", version: 4, memberships: [newer] }], t);
+      // setMembers with an older copy keeps the newer one held.
+      await store.setMembers(
+        [{ key: "bu:p1", members: [{ key: "ifa:p2", confidence: 1, version: 1, memberships: [] }] }],
+        t,
+      );
+      [p] = await store.readProfiles(["bu:p1"], t);
+      expect(p?.link?.members).toEqual([{ key: "ifa:p2", confidence: 1, version: 4, memberships: [newer] }]);
+      // A linked ID with nothing of its own still reads (its person does).
+      await store.applyMemberships([remove("bu:p1", "own"), remove("bu:p1", "own2")], t);
+      [p] = await store.readProfiles(["bu:p1"], t);
+      expect(p?.memberships).toEqual([]);
+      expect(p?.link?.members.length).toBe(1);
+      // An empty person unlinks: an ID with nothing left reads as absent.
+      await store.setMembers([{ key: "bu:p1", members: [] }], t);
+      expect(await store.readProfiles(["bu:p1"], t)).toEqual([null]);
+    });
+
+    it("adds and drops counters under many keys", async () => {
+      const t = now();
+      await store.recordImpression("bu:c1", "i1", fieldsFor("c||", t), 60, t);
+      const delta = await store.readCounters("bu:c1", t);
+      await store.addCounters(["bu:c1", "bu:c2"], delta);
+      const doubled = await store.readCounters("bu:c1", t);
+      for (const [f, n] of delta) expect(doubled.get(f)).toBe(n * 2);
+      expect(await store.readCounters("bu:c2", t)).toEqual(delta);
+      await store.deleteCounters(["bu:c1", "bu:c2"]);
+      expect(await store.readCounters("bu:c1", t)).toEqual(new Map());
+    });
+
     it("answers ping", async () => {
       expect(await store.ping()).toBe(true);
     });

@@ -109,13 +109,13 @@ describe("RedisProfileStore specifics", () => {
 
   it("refuses to merge into a profile of an unknown format version, leaving it untouched", async () => {
     const store = await openStore(server.url);
-    const future = new Packr({ useRecords: false }).pack([2, { new: "layout" }]);
-    await store.redis.set(profileKey("bu:v2"), future);
+    const future = new Packr({ useRecords: false }).pack([3, { new: "layout" }]);
+    await store.redis.set(profileKey("bu:v3"), future);
     await expect(
       store.applyMemberships(
         [
           {
-            key: "bu:v2",
+            key: "bu:v3",
             op: "add",
             segment: "1",
             expiresAt: 0,
@@ -127,8 +127,8 @@ describe("RedisProfileStore specifics", () => {
         now(),
       ),
     ).rejects.toThrow(/AUD_ERR_CODEC/);
-    expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v2"))) as Buffer, future)).toBe(0);
-    await expect(store.readProfiles(["bu:v2"], now())).rejects.toThrow(/unsupported profile format/);
+    expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v3"))) as Buffer, future)).toBe(0);
+    await expect(store.readProfiles(["bu:v3"], now())).rejects.toThrow(/unsupported profile format/);
   });
 
   it("reads all keys of a call in one MGET", async () => {

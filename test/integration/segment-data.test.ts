@@ -424,6 +424,7 @@ describe("admin API authentication", () => {
     ["PUT", "/v1/admin/caps"],
     ["GET", "/v1/admin/caps/c1"],
     ["DELETE", "/v1/admin/caps/c1"],
+    ["POST", "/v1/admin/links"],
   ];
 
   it("covers every admin route the server has", () => {

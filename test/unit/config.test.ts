@@ -30,6 +30,7 @@ describe("loadConfig defaults", () => {
       cacheNegativeTtlMs: 5_000,
       defaultExchange: "",
       capCountersCacheMs: 1_000,
+      maxPersonIds: 32,
       eventTokenSecret: undefined,
       catalogReloadMs: 30_000,
       seedDemoData: true,

@@ -54,6 +54,13 @@ class CountingStore implements ProfileStore {
     return this.inner.ping();
   }
 
+  readonly addCounters = this.inner.addCounters.bind(this.inner);
+  readonly deleteCounters = this.inner.deleteCounters.bind(this.inner);
+  readonly readLinks = this.inner.readLinks.bind(this.inner);
+  readonly writeLinks = this.inner.writeLinks.bind(this.inner);
+  readonly putOrigins = this.inner.putOrigins.bind(this.inner);
+  readonly setMembers = this.inner.setMembers.bind(this.inner);
+
   optOut(keys: readonly string[], nowSec: number): Promise<number> {
     return this.inner.optOut(keys, nowSec);
   }

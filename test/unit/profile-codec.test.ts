@@ -113,7 +113,7 @@ describe("encodeProfile / decodeProfile", () => {
   });
 
   it("throws CodecError on a higher format version", () => {
-    expect(codecError(pack([2, []])).message).toBe("unsupported profile format (version 2)");
+    expect(codecError(pack([3, []])).message).toBe("unsupported profile format (version 3)");
   });
 
   it("throws CodecError when the value is not [version, rows]", () => {
