@@ -92,8 +92,11 @@ interface Scenario {
   readonly kind: Kind;
   /** Service env on top of REDIS_URL/PORT/HOST/LOG_LEVEL; null for the bare uWS server. */
   readonly env: Record<string, string> | null;
-  /** The Redis the service uses: the main one, or the one with cap rules and counters ((e) and (f)). */
-  readonly redis: "main" | "caps";
+  /**
+   * The Redis the service uses: the main one, the one with cap rules and counters ((e) and (f)), or the one
+   * whose users are linked into persons ((g)).
+   */
+  readonly redis: "main" | "caps" | "linked";
   /** Lookup bodies (bare and lookup scenarios; empty for events). */
   readonly pool: readonly Body[];
   /** Path the bodies are posted to. */
@@ -244,7 +247,7 @@ async function verifyLookups(server: ServerChild, s: Scenario): Promise<string> 
       capped?: string[];
       remaining?: Record<string, number | null>;
     };
-    const want = expectedSegments(body).join();
+    const want = expectedSegments(body, s.redis === "linked").join();
     let problem: string | null = null;
     if (r.status !== 200) problem = `status ${r.status}`;
     else if (service && (answer.degraded !== false || answer.segments?.join() !== want))
@@ -517,6 +520,14 @@ async function main(): Promise<number> {
     `caps Redis: seeded the ${HOT_USERS.toLocaleString("en-US")} hot users in ${(capsSeeded.ms / 1000).toFixed(1)} s`,
   );
 
+  // (g): the same users, linked into persons of 4 IDs (as the identity graph stores them), in a Redis of their own.
+  const linkedRedis = await startBenchRedis();
+  const linkedSeeded = await seedUsers(linkedRedis.server.url, USERS, true);
+  log(
+    `linked Redis: seeded ${USERS.toLocaleString("en-US")} users as persons of 4 IDs in ${(linkedSeeded.ms / 1000).toFixed(1)} s ` +
+      `(${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis)`,
+  );
+
   const t = performance.now();
   const templates = loadTemplates(join(ROOT, "openrtb-samples"));
   const common = { users: USERS, unknownShare: UNKNOWN_SHARE };
@@ -596,6 +607,15 @@ async function main(): Promise<number> {
       warmCache: false,
       capped: false,
     },
+    {
+      ...lookup,
+      key: "g",
+      label: "lookup, linked persons",
+      env: { HTTP_SERVER: "uws", CACHE_TTL_MS: "0" },
+      redis: "linked",
+      pool: missPool,
+      warmCache: false,
+    },
   ];
 
   // All servers stay up (idle ones cost nothing) so that the rounds can interleave them: a drift in the
@@ -604,7 +624,8 @@ async function main(): Promise<number> {
   const running: Running[] = [];
   for (const s of scenarios) {
     try {
-      running.push(await prepare(s, s.redis === "caps" ? capsRedis : mainRedis));
+      const redis = s.redis === "caps" ? capsRedis : s.redis === "linked" ? linkedRedis : mainRedis;
+      running.push(await prepare(s, redis));
     } catch (err) {
       const message = (err as Error).message;
       log(`(${s.key}) ${s.label}: FAILED: ${message}`);
@@ -671,6 +692,7 @@ async function main(): Promise<number> {
       notes: [
         `(e) posts the cache-hit bodies to \`${CAPS_LOOKUP_PATH}\`; \`CAP_COUNTERS_CACHE_MS\` is left at its default (1000 ms)`,
         `(f) sends \`GET /v1/events/imp?type=&id=&campaign=&imp=\`, a unique impression id each`,
+        `(g) posts the bodies of (c) to a third redis-server holding the same ${USERS.toLocaleString("en-US")} users linked into persons of 4 IDs (users 4k..4k+3), each ID's profile carrying its person as the identity graph writes it (${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis); its answers are checked against the union of the persons' segments`,
         `(e) and (f) use a second redis-server of their own (cap rules apply to every instance on a Redis, so on the main one they would reach (b), (c) and (d) too), holding the ${HOT_USERS.toLocaleString("en-US")} hot users, the cap rules and the counters; the redis CPU column of (e) and (f) is that server's`,
       ],
     },
@@ -687,7 +709,7 @@ async function main(): Promise<number> {
 const budgetS =
   180 +
   Math.ceil(USERS / 50_000) +
-  6 * (DURATION_S + WARMUP_S + 45) +
+  7 * (DURATION_S + WARMUP_S + 45) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {

@@ -1,7 +1,7 @@
 // Bid request bodies: the OpenRTB samples as templates, their user IDs replaced by synthetic known or unknown users.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type IdKind, KINDS, prng, rawId, segmentsOf, UID2_SOURCE } from "./users.ts";
+import { type IdKind, KINDS, personOf, prng, rawId, segmentsOf, UID2_SOURCE } from "./users.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -123,9 +123,14 @@ export function buildPool(templates: readonly Template[], spec: PoolSpec): Body[
   return out;
 }
 
-/** The segments the service should answer for a body: the sorted union of its known users' segments. */
-export function expectedSegments(body: Body): string[] {
+/**
+ * The segments the service should answer for a body: the sorted union of its known users' segments, or,
+ * where users are linked into persons ((g)), of their persons' segments.
+ */
+export function expectedSegments(body: Body, linked = false): string[] {
   const all = new Set<string>();
-  for (const i of body.known) for (const s of segmentsOf(i)) all.add(s);
+  for (const i of body.known) {
+    for (const u of linked ? personOf(i) : [i]) for (const s of segmentsOf(u)) all.add(s);
+  }
   return [...all].sort();
 }

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { LoadResult } from "./cannon.ts";
 
-export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f";
+export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g";
 
 export interface ScenarioRow {
   readonly key: ScenarioKey;
@@ -43,6 +43,13 @@ const TARGETS: readonly Target[] = [
     den: "b",
     min: 0.9,
     about: "caps cost <= 10%: lookup with 5 capped candidate campaigns vs the same without caps",
+  },
+  {
+    num: "g",
+    den: "c",
+    min: 0.9,
+    about:
+      "identity graph within 10%: lookup of linked persons (4 IDs each) vs unlinked users, both Redis reads",
   },
 ];
 

@@ -1,8 +1,8 @@
 // Seeds a Redis with the synthetic users of users.ts, in MSET batches, and checks a sample reads back.
 import { Redis } from "ioredis";
-import { decodeProfile, encodeProfile } from "../src/profiles/profile-codec.ts";
+import { decodeProfile, encodeProfile, type Membership } from "../src/profiles/profile-codec.ts";
 import { profileKey } from "../src/profiles/redis-profile-store.ts";
-import { segmentsOf, typedId } from "./users.ts";
+import { personOf, segmentsOf, typedId } from "./users.ts";
 
 const BATCH = 1000;
 const IN_FLIGHT = 16;
@@ -13,8 +13,26 @@ export interface SeedSummary {
   readonly usedMemoryBytes: number;
 }
 
-/** Writes profiles for users 0..users-1; resolves once every write is acknowledged and a sample verified. */
-export async function seedUsers(url: string, users: number): Promise<SeedSummary> {
+const membershipsOf = (i: number): Membership[] =>
+  segmentsOf(i).map((segment) => ({ segment, expiresAt: 0, source: "", generation: 0 }));
+
+/**
+ * The stored profile of user i: its own memberships, and with `linked`, its person as the identity graph
+ * writes it (every other ID of the person with a copy of its memberships, format 2).
+ */
+function profileOf(i: number, linked: boolean): Buffer {
+  if (!linked) return encodeProfile(membershipsOf(i));
+  const members = personOf(i)
+    .filter((u) => u !== i)
+    .map((u) => ({ key: typedId(u), confidence: 1, version: 0, memberships: membershipsOf(u) }));
+  return encodeProfile(membershipsOf(i), { version: 0, members });
+}
+
+/**
+ * Writes profiles for users 0..users-1 (linked into persons of 4 with `linked`); resolves once every write
+ * is acknowledged and a sample verified.
+ */
+export async function seedUsers(url: string, users: number, linked = false): Promise<SeedSummary> {
   const redis = new Redis(url, { maxRetriesPerRequest: 1 });
   try {
     const started = performance.now();
@@ -24,9 +42,7 @@ export async function seedUsers(url: string, users: number): Promise<SeedSummary
       const args: (string | Buffer)[] = new Array((to - from) * 2);
       for (let i = from, k = 0; i < to; i++, k += 2) {
         args[k] = profileKey(typedId(i));
-        args[k + 1] = encodeProfile(
-          segmentsOf(i).map((segment) => ({ segment, expiresAt: 0, source: "", generation: 0 })),
-        );
+        args[k + 1] = profileOf(i, linked);
       }
       const p = redis.mset(args).finally(() => pending.delete(p));
       pending.add(p);
@@ -40,8 +56,9 @@ export async function seedUsers(url: string, users: number): Promise<SeedSummary
     const step = Math.max(1, Math.floor(users / 100));
     for (let i = 0; i < users; i += step) {
       const raw = await redis.getBuffer(profileKey(typedId(i)));
-      const got = raw === null ? null : decodeProfile(raw, 0).memberships.map((m) => m.segment);
-      if (got === null || got.join() !== segmentsOf(i).join()) {
+      const p = raw === null ? null : decodeProfile(raw, 0);
+      const got = p === null ? null : p.memberships.map((m) => m.segment);
+      if (got === null || got.join() !== segmentsOf(i).join() || (linked && p?.link?.members.length !== 3)) {
         throw new Error(`user ${i} reads back as ${JSON.stringify(got)}, expected ${segmentsOf(i).join()}`);
       }
     }

@@ -72,3 +72,12 @@ export function segmentsOf(i: number): string[] {
   }
   return out;
 }
+
+/** Users grouped into persons of PERSON_SIZE IDs ((g) only): user i belongs with the users of the same i / 4. */
+export const PERSON_SIZE = 4;
+
+/** The users of user i's person, i itself included. */
+export function personOf(i: number): number[] {
+  const first = i - (i % PERSON_SIZE);
+  return Array.from({ length: PERSON_SIZE }, (_, k) => first + k);
+}
