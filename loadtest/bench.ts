@@ -5,7 +5,14 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { detectUwsBackend } from "../src/http/uws-server.ts";
 import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
-import { type Body, buildPool, expectedSegments, loadTemplates } from "./bodies.ts";
+import {
+  BENCH_TCF_VENDOR_ID,
+  type Body,
+  buildPool,
+  expectedSegments,
+  loadTemplates,
+  withConsent,
+} from "./bodies.ts";
 import { getRequests, LoadStats, postRequests, RequestFeed, runLoad } from "./cannon.ts";
 import {
   CAP_CAMPAIGNS,
@@ -81,6 +88,14 @@ const PER_ROUND_S = Math.max(1, Math.round(DURATION_S / ROUNDS));
 const EVENT_PEOPLE = 100_000;
 const EVENTS_MAX_RATE = 40_000;
 const EVENT_POOL = EVENTS_MAX_RATE * (WARMUP_S + PER_ROUND_S * ROUNDS) + VERIFY;
+/**
+ * (h): real TCF v2.2 TC strings (made with IAB Tech Lab's encoder, test/fixtures/consent/corpus.json) that
+ * give purposes 1, 3 and 4 and vendor BENCH_TCF_VENDOR_ID consent.
+ */
+const TC_STRINGS = [
+  "CQLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA.IAAA.YAAAAAAAAAAA",
+  "CQLS0dAQLS0dAEsACBENBQFgAP_gAEPgAAYgPpQAgH0gfSB9KAEA-kD6QAAA.IAAA.YAAAAAAAAAAA",
+];
 /** The admin token of this run's (e) service (never written out). */
 const ADMIN_TOKEN = `bench-${randomBytes(16).toString("hex")}`;
 
@@ -252,7 +267,9 @@ async function verifyLookups(server: ServerChild, s: Scenario): Promise<string> 
     if (r.status !== 200) problem = `status ${r.status}`;
     else if (service && (answer.degraded !== false || answer.segments?.join() !== want))
       problem = `segments: expected [${want}]`;
-    else if (s.capped) problem = cappedProblem(answer);
+    else if (s.capped && body.capsAllowed) problem = cappedProblem(answer);
+    else if (s.capped && (answer.capped?.length !== 0 || answer.remaining !== undefined))
+      problem = "caps state handed out where the privacy gate withholds it";
     if (problem === null) ok++;
     else if (ok === i) log(`    mismatch on body ${i}: ${problem}; got ${JSON.stringify(answer)}`);
   }
@@ -298,6 +315,7 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
             PORT: String(port),
             HOST: "127.0.0.1",
             LOG_LEVEL: "warn",
+            TCF_VENDOR_ID: BENCH_TCF_VENDOR_ID,
             ...s.env,
           },
           port,
@@ -545,6 +563,8 @@ async function main(): Promise<number> {
     unknownUsers: USERS,
     seed: 2,
   });
+  // (h): the hot bodies again, each now a GDPR request with a TC string that gives the bench's vendor consent.
+  const tcfPool = withConsent(hitPool, TC_STRINGS);
   log(
     `built ${HIT_POOL + MISS_POOL} bodies from ${templates.length} samples in ${((performance.now() - t) / 1000).toFixed(1)} s`,
   );
@@ -606,6 +626,14 @@ async function main(): Promise<number> {
       path: "/v1/events/imp",
       warmCache: false,
       capped: false,
+    },
+    {
+      ...lookup,
+      key: "h",
+      label: "lookup, TCF consent",
+      env: { HTTP_SERVER: "uws", ...hitEnv },
+      pool: tcfPool,
+      warmCache: true,
     },
     {
       ...lookup,
@@ -692,6 +720,7 @@ async function main(): Promise<number> {
       notes: [
         `(e) posts the cache-hit bodies to \`${CAPS_LOOKUP_PATH}\`; \`CAP_COUNTERS_CACHE_MS\` is left at its default (1000 ms)`,
         `(f) sends \`GET /v1/events/imp?type=&id=&campaign=&imp=\`, a unique impression id each`,
+        `(h) posts the bodies of (b), each with \`regs.gdpr = 1\` and one of ${TC_STRINGS.length} real TCF v2.2 TC strings in \`user.consent\` that give purposes 1, 3, 4 and vendor ${BENCH_TCF_VENDOR_ID} (\`TCF_VENDOR_ID\` of every service here) consent: each string is decoded once, then served from the decode cache`,
         `(g) posts the bodies of (c) to a third redis-server holding the same ${USERS.toLocaleString("en-US")} users linked into persons of 4 IDs (users 4k..4k+3), each ID's profile carrying its person as the identity graph writes it (${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis); its answers are checked against the union of the persons' segments`,
         `(e) and (f) use a second redis-server of their own (cap rules apply to every instance on a Redis, so on the main one they would reach (b), (c) and (d) too), holding the ${HOT_USERS.toLocaleString("en-US")} hot users, the cap rules and the counters; the redis CPU column of (e) and (f) is that server's`,
       ],
@@ -709,7 +738,7 @@ async function main(): Promise<number> {
 const budgetS =
   180 +
   Math.ceil(USERS / 50_000) +
-  7 * (DURATION_S + WARMUP_S + 45) +
+  8 * (DURATION_S + WARMUP_S + 45) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {

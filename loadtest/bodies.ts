@@ -1,7 +1,20 @@
 // Bid request bodies: the OpenRTB samples as templates, their user IDs replaced by synthetic known or unknown users.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { DEMO_TCF_VENDOR_ID } from "../src/config.ts";
+import type { Json } from "../src/json-fields.ts";
+import { DEFAULT_PRIVACY_POLICY } from "../src/privacy/privacy-config.ts";
+import { decideAccess, type PrivacyDecision } from "../src/privacy/privacy-gate.ts";
+import { readPrivacySignals } from "../src/privacy/privacy-signals.ts";
 import { type IdKind, KINDS, personOf, prng, rawId, segmentsOf, UID2_SOURCE } from "./users.ts";
+
+/** The TCF vendor the bench's services run as (TCF_VENDOR_ID): the one the samples' TC strings consent to. */
+export const BENCH_TCF_VENDOR_ID = String(DEMO_TCF_VENDOR_ID);
+
+/** What the service's privacy gate allows for a request, under the bench's configuration. */
+export function benchAccess(req: Json): PrivacyDecision {
+  return decideAccess(readPrivacySignals(req), { ...DEFAULT_PRIVACY_POLICY, vendorId: DEMO_TCF_VENDOR_ID });
+}
 
 type Obj = Record<string, unknown>;
 
@@ -19,8 +32,16 @@ interface Template {
 
 export interface Body {
   readonly bytes: Buffer;
-  /** Indices of the known (seeded) users in the body; empty for an unknown user. */
+  /**
+   * Indices of the known (seeded) users whose segments the answer holds; empty for an unknown user, and
+   * for a request whose consent signals withhold them (COPPA; a US opt-out, as no bench segment is
+   * first-party).
+   */
   readonly known: readonly number[];
+  /** The privacy gate allows caps state for this request (not under COPPA). */
+  readonly capsAllowed: boolean;
+  /** Indices of the known users in the body, whatever the gate says. */
+  readonly seeded: readonly number[];
 }
 
 export interface PoolSpec {
@@ -118,9 +139,32 @@ export function buildPool(templates: readonly Template[], spec: PoolSpec): Body[
       if (!unknown) known.push(i);
       slot.set(req, rawId(i));
     }
-    out[n] = { bytes: Buffer.from(JSON.stringify(req)), known };
+    out[n] = gated(req, known);
   }
   return out;
+}
+
+function gated(req: Obj, seeded: readonly number[]): Body {
+  const access = benchAccess(req as Json);
+  return {
+    bytes: Buffer.from(JSON.stringify(req)),
+    known: access.personal && access.thirdParties ? seeded : [],
+    capsAllowed: access.useCaps,
+    seeded,
+  };
+}
+
+/**
+ * The same bodies as requests where GDPR applies (regs.gdpr = 1), each carrying one of `tcStrings` in
+ * user.consent: what the privacy gate costs when it has a TC string to check.
+ */
+export function withConsent(pool: readonly Body[], tcStrings: readonly string[]): Body[] {
+  return pool.map((b, n) => {
+    const req = JSON.parse(b.bytes.toString("utf8")) as Obj;
+    req.regs = { ...child(req, "regs"), gdpr: 1 };
+    req.user = { ...child(req, "user"), consent: tcStrings[n % tcStrings.length] };
+    return gated(req, b.seeded);
+  });
 }
 
 /**

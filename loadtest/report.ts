@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { LoadResult } from "./cannon.ts";
 
-export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g";
+export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h";
 
 export interface ScenarioRow {
   readonly key: ScenarioKey;

@@ -1,33 +1,8 @@
 // Configuration from environment variables, validated once at start-up; every problem reported together.
 import { z } from "zod";
+import { boolFlag, intIn, parseVars, spec, type VarSpec } from "./config-spec.ts";
 import { type AdminTokenScopes, parseAdminTokens } from "./http/admin-auth.ts";
-
-/** One environment variable: its parser (with default) and what it means. The README table is built from this. */
-interface VarSpec<T> {
-  readonly env: string;
-  readonly schema: z.ZodType<T, z.ZodTypeDef, unknown>;
-  readonly doc: string;
-  /** Shown in the reference; undefined means "unset". */
-  readonly defaultText: string | undefined;
-  /** Holds secrets: problems never echo the value. */
-  readonly secret: boolean;
-}
-
-const intIn = (min: number, max: number, dflt: number) =>
-  z.coerce
-    .number({ invalid_type_error: "must be a number" })
-    .int("must be a whole number")
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`)
-    .default(dflt);
-
-const boolFlag = (dflt: boolean) =>
-  z
-    .enum(["true", "false", "1", "0", "yes", "no"], {
-      errorMap: () => ({ message: "must be true or false" }),
-    })
-    .transform((v) => v === "true" || v === "1" || v === "yes")
-    .default(dflt ? "true" : "false");
+import { PRIVACY_CONFIG_SPEC } from "./privacy/privacy-config.ts";
 
 const redisUrl = z
   .string()
@@ -46,16 +21,6 @@ const adminTokens = z
     for (const message of problems) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
     return tokens;
   });
-
-function spec<T>(
-  env: string,
-  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
-  doc: string,
-  dflt?: string,
-  secret = false,
-): VarSpec<T> {
-  return { env, schema, doc, defaultText: dflt, secret };
-}
 
 /** Every variable the service reads. Units are in the names. */
 export const CONFIG_SPEC = {
@@ -185,6 +150,7 @@ export const CONFIG_SPEC = {
     "Log level (pino).",
     "info",
   ),
+  ...PRIVACY_CONFIG_SPEC,
 } as const;
 
 type Spec = typeof CONFIG_SPEC;
@@ -199,22 +165,18 @@ export class ConfigError extends Error {
 
 /** Reads and validates every variable; throws ConfigError listing all problems at once. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
-  const out: Record<string, unknown> = {};
-  const problems: string[] = [];
-  for (const [key, s] of Object.entries(CONFIG_SPEC) as [string, VarSpec<unknown>][]) {
-    const raw = env[s.env];
-    // A blank value means "unset" (so the default applies), except where blank is itself the default.
-    const blank = raw !== undefined && raw.trim() === "";
-    const result = s.schema.safeParse(blank && s.defaultText !== "" ? undefined : raw);
-    if (result.success) out[key] = result.data;
-    else {
-      const got = s.secret ? "" : `, got '${raw}'`;
-      problems.push(`${s.env} ${result.error.issues.map((i) => i.message).join("; ")}${got}`);
-    }
-  }
+  const { values, problems } = parseVars(CONFIG_SPEC, env);
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze(out) as Config;
+  // The embedded demo answers the GDPR samples as a consenting vendor would: their TC strings name this
+  // vendor. Only with demo data and no Redis, so that real data never rests on a vendor nobody configured.
+  if (values.redisUrl === undefined && values.seedDemoData === true && values.tcfVendorId === undefined) {
+    values.tcfVendorId = DEMO_TCF_VENDOR_ID;
+  }
+  return Object.freeze(values) as Config;
 }
+
+/** The TCF vendor the demo samples' consent strings give consent to (README, Privacy). */
+export const DEMO_TCF_VENDOR_ID = 1001;
 
 /** The configuration reference as a Markdown table; README.md carries it between config markers. */
 export function configReferenceMarkdown(): string {

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from "./config.ts";
 import { startHttpServer } from "./http/start-server.ts";
 import { detectUwsBackend } from "./http/uws-server.ts";
 import { createLogger } from "./logger.ts";
+import { redactMessage, redactPath } from "./privacy/log-redaction.ts";
 import { createService } from "./service.ts";
 
 async function main(): Promise<void> {
@@ -25,8 +26,15 @@ async function main(): Promise<void> {
     );
   }
   const service = await createService(config, log, { backend });
+  // Neither the path (an admin route names an ID) nor a store error (its keys name IDs) is logged in the clear.
   const server = await startHttpServer(config, service.routes, (err, path) =>
-    log.error({ err, path }, "request failed"),
+    log.error(
+      {
+        err: redactMessage(err instanceof Error ? (err.stack ?? err.message) : String(err)),
+        path: redactPath(path),
+      },
+      "request failed",
+    ),
   );
   log.info(
     {
@@ -38,6 +46,8 @@ async function main(): Promise<void> {
       cacheTtlMs: config.cacheTtlMs,
       cacheNegativeTtlMs: config.cacheNegativeTtlMs,
       cacheMaxEntries: config.cacheMaxEntries,
+      tcfVendorId: config.tcfVendorId ?? null,
+      tcfRequiredPurposes: config.tcfRequiredPurposes,
     },
     "audience lookup service listening",
   );

@@ -14,6 +14,8 @@ import { SegmentData } from "./ingest/segment-data.ts";
 import { readTaxonomy } from "./ingest/taxonomy-file.ts";
 import type { Logger } from "./logger.ts";
 import { createLookupHandler } from "./lookup/lookup-handler.ts";
+import { createConsentDecoder } from "./privacy/consent-decoder.ts";
+import { privacyPolicyFromConfig } from "./privacy/privacy-config.ts";
 import {
   type InvalidationBus,
   LocalInvalidationBus,
@@ -110,6 +112,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   if (config.redisUrl === undefined && config.seedDemoData) await seedDemo(data, log);
 
   const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
+  const withheldStats: Record<string, number> = {};
   const lookup = createLookupHandler({
     cache,
     counters,
@@ -119,6 +122,9 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     idsPerRequestLimit: config.idsPerRequestLimit,
     batchLimit: config.batchLimit,
     now,
+    privacy: privacyPolicyFromConfig(config),
+    consent: createConsentDecoder(),
+    withheldStats,
   });
   const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
   const routes = [
@@ -129,6 +135,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       backend: opts.backend,
       startedAtMs: now(),
       events: eventStats,
+      withheld: withheldStats,
     }),
     ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
     ...adminRoutes({ data, tokens: config.adminTokens }),

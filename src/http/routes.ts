@@ -12,6 +12,8 @@ export interface RouteDeps {
   readonly startedAtMs: number;
   /** Impression event counters (counted, duplicates, rejected, refused), until Prometheus metrics exist. */
   readonly events: object;
+  /** Answers per withheld reason (coppa, gdpr_no_consent, ...), until Prometheus metrics exist. */
+  readonly withheld: object;
 }
 
 export function buildRoutes(deps: RouteDeps): Route[] {
@@ -28,6 +30,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
           store: deps.store.kind,
           cache: { entries: deps.cache.size, bytes: deps.cache.bytes, ...deps.cache.stats },
           events: deps.events,
+          withheld: deps.withheld,
           uptimeS: Math.round((Date.now() - deps.startedAtMs) / 1000),
         }),
     },

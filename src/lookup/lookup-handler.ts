@@ -18,6 +18,10 @@ import {
 import { normaliseType, typeOfKey } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
+import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
+import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
+import { decideAccess } from "../privacy/privacy-gate.ts";
+import { readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
 import type { Membership, Profile } from "../profiles/profile-codec.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
@@ -39,6 +43,12 @@ export interface LookupOptions {
   readonly batchLimit: number;
   /** Clock in epoch milliseconds. */
   readonly now: () => number;
+  /** What consent must allow (TCF vendor and purposes, opt-out handling). */
+  readonly privacy: PrivacyPolicy;
+  /** Decoded consent strings, cached: bidders see the same strings over and over. */
+  readonly consent: ConsentDecoder;
+  /** Lifetime count of answers per withheld reason (shown in /healthz). */
+  readonly withheldStats: Record<string, number>;
 }
 
 /** The answer for one user. Field order here is the order in the JSON. */
@@ -75,9 +85,18 @@ export function createLookupHandler(
       ? readBatch(body.batch, opts)
       : body.ids !== undefined
         ? [readCompact(body, "", opts.idsPerRequestLimit)]
-        : // 2. Privacy gate: device signals (lmt) are applied while reading, so a withheld IFA is never
-          //    resolved. 3. Resolve IDs: every ID becomes a typed key.
-          [readBidRequest(body, exchangeOf(req, opts.defaultExchange), opts.idsPerRequestLimit)];
+        : // 2. Privacy gate: consent and legal signals decide what may be used, before any ID is read.
+          //    3. Resolve IDs: every ID allowed becomes a typed key (none at all when nothing personal is).
+          [
+            readBidRequest(
+              body,
+              exchangeOf(req, opts.defaultExchange),
+              opts.idsPerRequestLimit,
+              decideAccess(readPrivacySignals(body), opts.privacy, opts.consent),
+            ),
+          ];
+    for (const s of subjects)
+      for (const r of s.withheld) opts.withheldStats[r] = (opts.withheldStats[r] ?? 0) + 1;
 
     const candidates = readCandidates(req, body);
 
@@ -90,7 +109,7 @@ export function createLookupHandler(
     let pending = found instanceof Promise;
     if (snapshot.capRules().length > 0) {
       reads = subjects.map((s) => {
-        const person = personKeyOf(s.keys);
+        const person = s.useCaps ? personKeyOf(s.keys) : null;
         return person === null ? NO_COUNTERS : counters.get(person);
       });
       pending ||= reads.some((r) => r instanceof Promise);
@@ -279,16 +298,29 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
   return [...set];
 }
 
-/** Adds the live, active, non-sensitive segments of `memberships`; true when any was live. */
-function addLive(memberships: readonly Membership[], segments: Set<string>, ctx: MergeContext): boolean {
+/**
+ * Adds the live, active, non-sensitive segments of `memberships` (first-party ones only, unless
+ * `thirdParties`); true when any was live.
+ */
+function addLive(
+  memberships: readonly Membership[],
+  segments: Set<string>,
+  ctx: MergeContext,
+  thirdParties: boolean,
+): boolean {
   const { snapshot, nowSec } = ctx;
   let live = false;
   for (const m of memberships) {
     if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
     if (m.generation !== snapshot.activeGeneration(m.segment) || snapshot.isSensitive(m.segment)) continue;
+    // After an opt-out of sale or sharing, only data the caller's own users gave it: a segment of no
+    // known party is not assumed to be first-party.
+    if (!thirdParties && snapshot.get(m.segment)?.party !== "first") continue;
     segments.add(m.segment);
     if (ctx.expand) {
-      for (const a of snapshot.ancestors(m.segment)) if (!snapshot.isSensitive(a)) segments.add(a);
+      for (const a of snapshot.ancestors(m.segment)) {
+        if (!snapshot.isSensitive(a) && (thirdParties || snapshot.get(a)?.party === "first")) segments.add(a);
+      }
     }
     live = true;
   }
@@ -309,11 +341,13 @@ function merge(
   for (let i = 0; i < subject.keys.length; i++) {
     const p = profiles[i];
     if (p == null) continue;
-    let live = addLive(p.memberships, segments, ctx);
+    const third = subject.thirdParties;
+    let live = addLive(p.memberships, segments, ctx, third);
     // A linked ID carries its person: the other IDs' memberships, copied here at write time (one read).
     if (p.link !== undefined) {
       for (const member of p.link.members) {
-        if (member.confidence >= ctx.minConfidence && addLive(member.memberships, segments, ctx)) live = true;
+        if (member.confidence >= ctx.minConfidence && addLive(member.memberships, segments, ctx, third))
+          live = true;
       }
     }
     // The answer names which kinds of ID matched, never the IDs themselves.
@@ -322,7 +356,10 @@ function merge(
       if (!matched.includes(type)) matched.push(type);
     }
   }
-  const caps = capsFor(snapshot, read.counters, ctx.candidates, nowSec);
+  // Without caps state (COPPA, no GDPR consent) nothing about the person's impressions is handed out.
+  const caps = subject.useCaps
+    ? capsFor(snapshot, read.counters, ctx.candidates, nowSec)
+    : { capped: [], remaining: null };
   const answer: LookupAnswer = {
     id: subject.requestId,
     segments: [...segments].sort(),
@@ -333,7 +370,7 @@ function merge(
     withheld: subject.withheld,
   };
   if (caps.remaining !== null) answer.remaining = caps.remaining;
-  if (ctx.tokens !== null) {
+  if (ctx.tokens !== null && subject.useCaps) {
     const person = personKeyOf(subject.keys);
     if (person !== null) answer.token = ctx.tokens.issue(person);
   }

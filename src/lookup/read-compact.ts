@@ -40,5 +40,12 @@ export function readCompact(body: Json, place: string, maxIds: number): LookupSu
       keys.push(r.key);
     }
   }
-  return { requestId: typeof reqId === "string" ? reqId : null, keys, withheld: [] };
+  // The compact form carries no consent signals: a caller that uses it has applied them already.
+  return {
+    requestId: typeof reqId === "string" ? reqId : null,
+    keys,
+    withheld: [],
+    thirdParties: true,
+    useCaps: true,
+  };
 }

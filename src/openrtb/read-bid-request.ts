@@ -7,6 +7,7 @@ import { badField, missingField } from "../errors.ts";
 import { toTypedId } from "../identity/typed-id.ts";
 import { isObject, type Json, optObject, optString } from "../json-fields.ts";
 import type { LookupSubject } from "../lookup/lookup-subject.ts";
+import type { PrivacyDecision } from "../privacy/privacy-gate.ts";
 
 /** The bid request shapes accepted at the edge. */
 export type IncomingBidRequest = BidRequest26 | BidRequest25;
@@ -51,14 +52,21 @@ function readEids(user: Json, key: string, place: string, out: KeyCollector): vo
 /**
  * @param exchange namespace for user.id ("" when the caller named none: user.id is then ignored)
  * @param maxIds most typed IDs taken from one request
+ * @param access the privacy gate's decision: with nothing personal allowed no ID is taken at all, and
+ *   device.ifa only when the device signals allow it
  */
-export function readBidRequest(body: Json, exchange: string, maxIds: number): LookupSubject {
+export function readBidRequest(
+  body: Json,
+  exchange: string,
+  maxIds: number,
+  access: PrivacyDecision,
+): LookupSubject {
   const id = body.id;
   if (id === undefined || id === null) throw missingField("id");
   if (typeof id !== "string") throw badField("id", "a string");
 
-  const out = new KeyCollector(maxIds);
-  const withheld: string[] = [];
+  // Fields are read (and so validated) whatever the decision: a malformed request is a 400 either way.
+  const out = new KeyCollector(access.personal ? maxIds : 0);
 
   const user = optObject(body, "user", "user");
   if (user !== undefined) {
@@ -70,17 +78,24 @@ export function readBidRequest(body: Json, exchange: string, maxIds: number): Lo
     if (ext !== undefined) readEids(ext, "eids", "user.ext.eids", out);
   }
 
+  let ifa: string | undefined;
   const device = optObject(body, "device", "device");
   if (device !== undefined) {
-    const ifa = optString(device, "ifa", "device.ifa");
-    const lmt = device.lmt;
-    if (lmt !== undefined && lmt !== null && lmt !== 0 && lmt !== 1) throw badField("device.lmt", "0 or 1");
-    if (lmt === 1) {
-      if (ifa !== undefined) withheld.push("lmt");
-    } else {
-      out.add("ifa", ifa);
-    }
+    ifa = optString(device, "ifa", "device.ifa");
+    if (access.useIfa) out.add("ifa", ifa);
   }
+  // "lmt" says an IFA was withheld: a request that sent none had nothing withheld.
+  const withheld =
+    ifa === undefined && access.reasons.includes("lmt")
+      ? access.reasons.filter((r) => r !== "lmt")
+      : access.reasons;
 
-  return { requestId: id, keys: out.keys, withheld };
+  return {
+    requestId: id,
+    keys: out.keys,
+    withheld,
+    thirdParties: access.thirdParties,
+    // With nothing personal there is no person whose caps state could be handed out.
+    useCaps: access.useCaps && access.personal,
+  };
 }

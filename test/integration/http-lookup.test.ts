@@ -40,15 +40,30 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
   });
   afterAll(() => svc.stop());
 
-  it.each(samples.map((s) => [s.file, s.body]))("answers %s with 200 and segments", async (_file, body) => {
-    const { status, json } = await postJson(url, body, { "x-exchange": "demo-exchange" });
+  it.each(samples.filter((s) => s.file !== "coppa.json").map((s) => [s.file, s.body]))(
+    "answers %s with 200 and segments",
+    async (_file, body) => {
+      const { status, json } = await postJson(url, body, { "x-exchange": "demo-exchange" });
+      expect(status).toBe(200);
+      expect(json.id).toBe(body.id);
+      expect(json.segments.length).toBeGreaterThan(0);
+      expect(new Set(json.segments).size).toBe(json.segments.length);
+      expect(json.capped).toEqual([]);
+      expect(json.degraded).toBe(false);
+      expect(json.matched.length).toBeGreaterThan(0);
+    },
+  );
+
+  it("answers coppa.json with 200 and nothing personal, by law", async () => {
+    const { status, json } = await postJson(url, sample("coppa.json"), { "x-exchange": "demo-exchange" });
     expect(status).toBe(200);
-    expect(json.id).toBe(body.id);
-    expect(json.segments.length).toBeGreaterThan(0);
-    expect(new Set(json.segments).size).toBe(json.segments.length);
-    expect(json.capped).toEqual([]);
-    expect(json.degraded).toBe(false);
-    expect(json.matched.length).toBeGreaterThan(0);
+    expect(json).toMatchObject({
+      segments: [],
+      capped: [],
+      matched: [],
+      withheld: ["coppa"],
+      degraded: false,
+    });
   });
 
   it("takes the union of all matched IDs' segments", async () => {

@@ -37,7 +37,22 @@ describe("loadConfig defaults", () => {
       logLevel: "info",
       adminBodyLimitBytes: 1_073_741_824,
       adminTokens: new Map(),
+      // The embedded demo (no REDIS_URL, demo data) answers the GDPR samples as the vendor they name.
+      tcfVendorId: 1001,
+      tcfRequiredPurposes: [1, 3, 4],
+      tcfAllowLegitimateInterest: false,
+      firstPartyOnOptOut: true,
+      gppStates: {},
     });
+  });
+
+  it("uses the demo TCF vendor only for the embedded demo, never with real data", () => {
+    expect(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379" }).tcfVendorId).toBeUndefined();
+    expect(loadConfig({ SEED_DEMO_DATA: "false" }).tcfVendorId).toBeUndefined();
+    expect(loadConfig({ TCF_VENDOR_ID: "77" }).tcfVendorId).toBe(77);
+    expect(() => loadConfig({ TCF_VENDOR_ID: "0", GPP_STATES: "usxx=ignore" })).toThrow(
+      /TCF_VENDOR_ID must be at least 1, got '0'\n.*GPP_STATES unknown GPP section 'usxx'/s,
+    );
   });
 
   it("returns a frozen object", () => {

@@ -3,6 +3,13 @@ import { ApiError, type ErrorCode } from "../../src/errors.ts";
 import type { Json } from "../../src/json-fields.ts";
 import { readCompact } from "../../src/lookup/read-compact.ts";
 import { readBidRequest } from "../../src/openrtb/read-bid-request.ts";
+import { DEFAULT_PRIVACY_POLICY } from "../../src/privacy/privacy-config.ts";
+import { decideAccess } from "../../src/privacy/privacy-gate.ts";
+import { readPrivacySignals } from "../../src/privacy/privacy-signals.ts";
+
+/** Reads a request as the lookup does: the privacy gate first, from the request's own signals. */
+const read = (body: Json, exchange: string, maxIds: number) =>
+  readBidRequest(body, exchange, maxIds, decideAccess(readPrivacySignals(body), DEFAULT_PRIVACY_POLICY));
 
 const IFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC";
 const ZERO_IFA = "00000000-0000-0000-0000-000000000000";
@@ -35,7 +42,7 @@ describe("readBidRequest: IDs", () => {
       },
       device: { ifa: IFA, lmt: 0 },
     };
-    expect(readBidRequest(body, "ssp1", 64)).toEqual({
+    expect(read(body, "ssp1", 64)).toEqual({
       requestId: "req-1",
       keys: [
         "bu:Buyer-1",
@@ -47,24 +54,32 @@ describe("readBidRequest: IDs", () => {
         `ifa:${IFA.toLowerCase()}`,
       ],
       withheld: [],
+      thirdParties: true,
+      useCaps: true,
     });
   });
 
   it("ignores user.id when no exchange is named", () => {
-    expect(readBidRequest({ id: "r", user: { id: "u1", buyeruid: "b1" } }, "", 64).keys).toEqual(["bu:b1"]);
+    expect(read({ id: "r", user: { id: "u1", buyeruid: "b1" } }, "", 64).keys).toEqual(["bu:b1"]);
   });
 
   it("namespaces user.id by the exchange", () => {
-    expect(readBidRequest({ id: "r", user: { id: "u1" } }, "ssp-x", 64).keys).toEqual(["xu:ssp-x:u1"]);
+    expect(read({ id: "r", user: { id: "u1" } }, "ssp-x", 64).keys).toEqual(["xu:ssp-x:u1"]);
   });
 
   it("reads OpenRTB 2.5 user.ext.eids alone", () => {
     const body = { id: "r", user: { ext: { eids: [{ source: "id5-sync.com", uids: [{ id: "abc" }] }] } } };
-    expect(readBidRequest(body, "", 64).keys).toEqual(["eid:id5-sync.com:abc"]);
+    expect(read(body, "", 64).keys).toEqual(["eid:id5-sync.com:abc"]);
   });
 
   it("gives no keys for a request without user or device", () => {
-    expect(readBidRequest({ id: "r" }, "ssp", 64)).toEqual({ requestId: "r", keys: [], withheld: [] });
+    expect(read({ id: "r" }, "ssp", 64)).toEqual({
+      requestId: "r",
+      keys: [],
+      withheld: [],
+      thirdParties: true,
+      useCaps: true,
+    });
   });
 
   it("accepts null for optional objects and fields", () => {
@@ -73,8 +88,14 @@ describe("readBidRequest: IDs", () => {
       user: { buyeruid: null, eids: null, ext: null },
       device: { ifa: null, lmt: null },
     };
-    expect(readBidRequest(body, "ssp", 64)).toEqual({ requestId: "r", keys: [], withheld: [] });
-    expect(readBidRequest({ id: "r", user: null, device: null }, "", 64).keys).toEqual([]);
+    expect(read(body, "ssp", 64)).toEqual({
+      requestId: "r",
+      keys: [],
+      withheld: [],
+      thirdParties: true,
+      useCaps: true,
+    });
+    expect(read({ id: "r", user: null, device: null }, "", 64).keys).toEqual([]);
   });
 
   it("removes duplicates (same eid in 2.6 and 2.5 places, source case differing)", () => {
@@ -87,15 +108,17 @@ describe("readBidRequest: IDs", () => {
       device: { ifa: IFA },
     };
     const body2 = { ...body, device: { ifa: IFA.toLowerCase() } };
-    expect(readBidRequest(body, "", 64).keys).toEqual(["eid:uidapi.com:t", `ifa:${IFA.toLowerCase()}`]);
-    expect(readBidRequest(body2, "", 64).keys).toEqual(["eid:uidapi.com:t", `ifa:${IFA.toLowerCase()}`]);
+    expect(read(body, "", 64).keys).toEqual(["eid:uidapi.com:t", `ifa:${IFA.toLowerCase()}`]);
+    expect(read(body2, "", 64).keys).toEqual(["eid:uidapi.com:t", `ifa:${IFA.toLowerCase()}`]);
   });
 
   it("drops an all-zero IFA without failing", () => {
-    expect(readBidRequest({ id: "r", device: { ifa: ZERO_IFA } }, "", 64)).toEqual({
+    expect(read({ id: "r", device: { ifa: ZERO_IFA } }, "", 64)).toEqual({
       requestId: "r",
       keys: [],
       withheld: [],
+      thirdParties: true,
+      useCaps: true,
     });
   });
 
@@ -104,16 +127,43 @@ describe("readBidRequest: IDs", () => {
       id: "r",
       user: { buyeruid: "", eids: [{ source: "x.com", uids: [{ id: "y".repeat(257) }, { id: "ok" }] }] },
     };
-    expect(readBidRequest(body, "", 64).keys).toEqual(["eid:x.com:ok"]);
+    expect(read(body, "", 64).keys).toEqual(["eid:x.com:ok"]);
   });
 
   it("device.lmt=1 drops the ifa and reports lmt as withheld", () => {
     const body = { id: "r", user: { buyeruid: "b" }, device: { ifa: IFA, lmt: 1 } };
-    expect(readBidRequest(body, "", 64)).toEqual({ requestId: "r", keys: ["bu:b"], withheld: ["lmt"] });
+    expect(read(body, "", 64)).toEqual({
+      requestId: "r",
+      keys: ["bu:b"],
+      withheld: ["lmt"],
+      thirdParties: true,
+      useCaps: true,
+    });
   });
 
   it("device.lmt=1 without an ifa withholds nothing", () => {
-    expect(readBidRequest({ id: "r", device: { lmt: 1 } }, "", 64).withheld).toEqual([]);
+    expect(read({ id: "r", device: { lmt: 1 } }, "", 64).withheld).toEqual([]);
+    expect(read({ id: "r", device: { ext: { atts: 2 } } }, "", 64).withheld).toEqual([]);
+  });
+
+  it("an ATT status other than authorised drops the ifa too", () => {
+    const body = { id: "r", device: { ifa: IFA, ext: { atts: 2 } } };
+    expect(read(body, "", 64)).toMatchObject({ keys: [], withheld: ["lmt"] });
+    expect(read({ id: "r", device: { ifa: IFA, ext: { atts: 3 } } }, "", 64).keys).toEqual([
+      `ifa:${IFA.toLowerCase()}`,
+    ]);
+  });
+
+  it("takes no ID at all when nothing personal may be used (COPPA), but still validates", () => {
+    const body = { id: "r", regs: { coppa: 1 }, user: { buyeruid: "b" }, device: { ifa: IFA } };
+    expect(read(body, "", 64)).toEqual({
+      requestId: "r",
+      keys: [],
+      withheld: ["coppa"],
+      thirdParties: false,
+      useCaps: false,
+    });
+    expect(() => read({ id: "r", regs: { coppa: 1 }, user: { buyeruid: 5 } }, "", 64)).toThrow(ApiError);
   });
 
   it("caps the number of IDs at maxIds, keeping the first found", () => {
@@ -122,8 +172,8 @@ describe("readBidRequest: IDs", () => {
       user: { buyeruid: "b", eids: [{ source: "s.com", uids: [{ id: "1" }, { id: "2" }, { id: "3" }] }] },
       device: { ifa: IFA },
     };
-    expect(readBidRequest(body, "", 3).keys).toEqual(["bu:b", "eid:s.com:1", "eid:s.com:2"]);
-    expect(readBidRequest(body, "", 1).keys).toEqual(["bu:b"]);
+    expect(read(body, "", 3).keys).toEqual(["bu:b", "eid:s.com:1", "eid:s.com:2"]);
+    expect(read(body, "", 1).keys).toEqual(["bu:b"]);
   });
 
   it("does not count duplicates towards maxIds", () => {
@@ -131,11 +181,11 @@ describe("readBidRequest: IDs", () => {
       id: "r",
       user: { eids: [{ source: "s.com", uids: [{ id: "1" }, { id: "1" }, { id: "2" }] }] },
     };
-    expect(readBidRequest(body, "", 2).keys).toEqual(["eid:s.com:1", "eid:s.com:2"]);
+    expect(read(body, "", 2).keys).toEqual(["eid:s.com:1", "eid:s.com:2"]);
   });
 
   it("accepts an eid without uids", () => {
-    expect(readBidRequest({ id: "r", user: { eids: [{ source: "s.com" }] } }, "", 64).keys).toEqual([]);
+    expect(read({ id: "r", user: { eids: [{ source: "s.com" }] } }, "", 64).keys).toEqual([]);
   });
 });
 
@@ -196,12 +246,12 @@ describe("readBidRequest: wrong types are 400s naming the field", () => {
     ["device.lmt = '1'", { id: "r", device: { lmt: "1" } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
     ["device.lmt = true", { id: "r", device: { lmt: true } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
   ])("%s", (_label, body, code, field) => {
-    apiError(() => readBidRequest(body, "ssp", 64), code, field);
+    apiError(() => read(body, "ssp", 64), code, field);
   });
 
   it("says what was expected", () => {
     const e = apiError(
-      () => readBidRequest({ id: "r", device: { lmt: 2 } }, "", 64),
+      () => read({ id: "r", device: { lmt: 2 } }, "", 64),
       "AUD_ERR_BAD_FIELD",
       "device.lmt",
     );
@@ -209,12 +259,12 @@ describe("readBidRequest: wrong types are 400s naming the field", () => {
     expect(e.toJSON()).toEqual({
       error: { code: "AUD_ERR_BAD_FIELD", message: "device.lmt must be 0 or 1", field: "device.lmt" },
     });
-    const m = apiError(() => readBidRequest({}, "", 64), "AUD_ERR_MISSING_FIELD", "id");
+    const m = apiError(() => read({}, "", 64), "AUD_ERR_MISSING_FIELD", "id");
     expect(m.message).toBe("id is required");
   });
 
   it("checks user.id's type even when no exchange is named", () => {
-    apiError(() => readBidRequest({ id: "r", user: { id: 5 } }, "", 64), "AUD_ERR_BAD_FIELD", "user.id");
+    apiError(() => read({ id: "r", user: { id: 5 } }, "", 64), "AUD_ERR_BAD_FIELD", "user.id");
   });
 });
 
@@ -240,7 +290,13 @@ describe("readCompact", () => {
   });
 
   it("has a null requestId when id is absent", () => {
-    expect(readCompact({ ids: [] }, "", 64)).toEqual({ requestId: null, keys: [], withheld: [] });
+    expect(readCompact({ ids: [] }, "", 64)).toEqual({
+      requestId: null,
+      keys: [],
+      withheld: [],
+      thirdParties: true,
+      useCaps: true,
+    });
   });
 
   it("accepts exactly maxIds entries", () => {

@@ -1,0 +1,242 @@
+// The privacy gate through /v1/lookup on a real redis-server: every case of the consent corpus (real-format
+// TCF v2.2, GPP and US Privacy strings, malformed ones too) asserting exactly which segments come back, which
+// reasons are given and whether caps state is handed out; sensitive segments never returned, whatever the
+// consent and the request form.
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
+import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
+
+interface CorpusCase {
+  name: string;
+  /** Changes to the test policy (vendor 1001, purposes 1,3,4, no LI, first party on opt-out, all enforced). */
+  policy?: Record<string, unknown> | null;
+  request: Record<string, unknown>;
+  expect: { personal: boolean; thirdParties: boolean; useIfa: boolean; useCaps: boolean; reasons: string[] };
+}
+const corpus = JSON.parse(
+  readFileSync(new URL("../fixtures/consent/corpus.json", import.meta.url), "utf8"),
+) as {
+  vendorId: number;
+  cases: CorpusCase[];
+};
+
+const ADMIN = "privacy-admin-token-000001";
+const IFA = "3f1e2d4c-5b6a-4978-8a1b-2c3d4e5f6a7b";
+const BUYER = "privacy-user-1";
+// bu: first-party 101, second-party 301, third-party 201, sensitive 901 (and 902, child of sensitive 900).
+// ifa: first-party 102, third-party 202.
+const BU_FIRST = ["101"];
+const BU_OTHER = ["201", "301"];
+const IFA_FIRST = ["102"];
+const IFA_OTHER = ["202"];
+
+let redis: RedisServer;
+let svc: TestService;
+/** One service per policy of the corpus, on the same Redis, started when first needed. */
+const byPolicy = new Map<string, TestService>();
+
+/** The environment that configures a corpus policy. */
+function policyEnv(policy: Record<string, unknown> | null | undefined): Record<string, string> {
+  const env: Record<string, string> = { TCF_VENDOR_ID: String(corpus.vendorId) };
+  if (policy == null) return env;
+  if ("vendorId" in policy) env.TCF_VENDOR_ID = policy.vendorId === null ? "" : String(policy.vendorId);
+  if ("requiredPurposes" in policy)
+    env.TCF_REQUIRED_PURPOSES = (policy.requiredPurposes as number[]).join(",");
+  if ("allowLegitimateInterest" in policy)
+    env.TCF_ALLOW_LEGITIMATE_INTEREST = String(policy.allowLegitimateInterest);
+  if ("firstPartyOnOptOut" in policy) env.FIRST_PARTY_ON_OPTOUT = String(policy.firstPartyOnOptOut);
+  if ("gppStates" in policy) {
+    env.GPP_STATES = Object.entries(policy.gppStates as Record<string, string>)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+  }
+  return env;
+}
+
+async function serviceFor(policy: Record<string, unknown> | null | undefined): Promise<TestService> {
+  const key = JSON.stringify(policy ?? null);
+  let s = byPolicy.get(key);
+  if (s === undefined) {
+    s = await startService({ REDIS_URL: redis.url, CAP_COUNTERS_CACHE_MS: "0", ...policyEnv(policy) });
+    byPolicy.set(key, s);
+  }
+  return s;
+}
+
+async function admin(method: string, path: string, body: string, type: string) {
+  const res = await fetch(`${svc.base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": type },
+    body,
+  });
+  expect(res.status).toBe(200);
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  svc = await startService({
+    REDIS_URL: redis.url,
+    ADMIN_TOKENS: `${ADMIN}=*`,
+    TCF_VENDOR_ID: String(corpus.vendorId),
+    CAP_COUNTERS_CACHE_MS: "0",
+  });
+  await admin(
+    "PUT",
+    "/v1/admin/taxonomy",
+    [
+      "id,name,parent,party,provider,sensitive,ttl",
+      "100,Food,,first,crm,false,",
+      "101,Baking,100,first,crm,false,",
+      "102,Coffee,100,first,crm,false,",
+      "200,Autos,,third,acme,false,",
+      "201,Electric cars,200,third,acme,false,",
+      "202,SUVs,200,third,acme,false,",
+      "301,Partner travellers,,second,partner,false,",
+      "900,Health,,third,acme,true,",
+      "901,Condition X,100,third,acme,true,",
+      "902,Pharmacy shoppers,900,third,acme,false,",
+    ].join("\n"),
+    "text/csv",
+  );
+  await admin(
+    "POST",
+    "/v1/admin/memberships",
+    [
+      "type,id,segment",
+      ...[...BU_FIRST, ...BU_OTHER, "901", "902"].map((s) => `bu,${BUYER},${s}`),
+      ...[...IFA_FIRST, ...IFA_OTHER].map((s) => `ifa,${IFA},${s}`),
+    ].join("\n"),
+    "text/csv",
+  );
+  await admin("PUT", "/v1/admin/caps", "campaign,window,max\ncamp-1,1h,1\n", "text/csv");
+  // One impression for the person under each ID it may be known by: capped wherever caps state is allowed.
+  for (const [type, id] of [
+    ["bu", BUYER],
+    ["ifa", IFA],
+  ]) {
+    const q = new URLSearchParams({
+      type: type as string,
+      id: id as string,
+      campaign: "camp-1",
+      imp: `i-${type}`,
+    });
+    expect((await fetch(`${svc.base}/v1/events/imp?${q}`)).status).toBe(204);
+  }
+  // The catalog (taxonomy, rules) reaches the instance through its reload.
+  for (let i = 0; i < 100; i++) {
+    const { json } = await postJson(`${svc.base}/v1/lookup`, { ids: [{ type: "bu", id: BUYER }] });
+    if (json.segments.includes("101") && json.capped.includes("camp-1")) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+afterAll(async () => {
+  await svc?.stop();
+  for (const s of byPolicy.values()) await s.stop();
+  await redis?.stop();
+});
+
+/** The case's request with the person's two IDs put in, keeping its own device signals. */
+function withPerson(request: Record<string, unknown>): Record<string, unknown> {
+  const user = (request.user ?? {}) as Record<string, unknown>;
+  const device = (request.device ?? {}) as Record<string, unknown>;
+  return { ...request, user: { ...user, buyeruid: BUYER }, device: { ...device, ifa: IFA } };
+}
+
+function expectedSegments(e: CorpusCase["expect"]): string[] {
+  if (!e.personal) return [];
+  const out = [...BU_FIRST, ...(e.thirdParties ? BU_OTHER : [])];
+  if (e.useIfa) out.push(...IFA_FIRST, ...(e.thirdParties ? IFA_OTHER : []));
+  // 902 is a third-party segment in its own right (its parent is sensitive, it is not).
+  if (e.thirdParties) out.push("902");
+  return out.sort();
+}
+
+describe("privacy gate through /v1/lookup", () => {
+  it("has a corpus of real-format strings to drive it", () => {
+    expect(corpus.cases.length).toBeGreaterThan(50);
+    const reasons = new Set(corpus.cases.flatMap((c) => c.expect.reasons));
+    expect([...reasons].sort()).toEqual([
+      "coppa",
+      "gdpr_bad_consent",
+      "gdpr_no_consent",
+      "gpp_bad_string",
+      "gpp_optout",
+      "lmt",
+      "usp_optout",
+    ]);
+  });
+
+  it.each(corpus.cases.map((c) => [c.name, c] as const))("%s", async (_name, c) => {
+    const service = await serviceFor(c.policy);
+    const { status, json } = await postJson(
+      `${service.base}/v1/lookup?campaigns=camp-1`,
+      withPerson(c.request),
+    );
+    expect(status).toBe(200);
+    expect(json.segments).toEqual(expectedSegments(c.expect));
+    expect(json.withheld).toEqual(c.expect.reasons);
+    if (c.expect.useCaps && c.expect.personal) {
+      expect(json.capped).toEqual(["camp-1"]);
+      expect(json.remaining).toEqual({ "camp-1": 0 });
+    } else {
+      // No caps state keyed on the person is handed out.
+      expect(json.capped).toEqual([]);
+      expect(json.remaining).toBeUndefined();
+    }
+  });
+
+  it("counts every answer by withheld reason in /healthz", async () => {
+    const before = (await getJson(`${svc.base}/healthz`)).json.withheld;
+    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { coppa: 1 } }));
+    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { coppa: 1 } }));
+    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { us_privacy: "1YYN" } }));
+    const after = (await getJson(`${svc.base}/healthz`)).json.withheld;
+    expect(after.coppa - (before.coppa ?? 0)).toBe(2);
+    expect(after.usp_optout - (before.usp_optout ?? 0)).toBe(1);
+  });
+
+  it("answers 400 naming the field for wrongly typed signals, and keeps serving", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ id: "r", regs: { coppa: "yes" } }, "regs.coppa"],
+      [{ id: "r", regs: { gdpr: 2 } }, "regs.gdpr"],
+      [{ id: "r", user: { consent: 5 } }, "user.consent"],
+      [{ id: "r", regs: { gpp_sid: "7" } }, "regs.gpp_sid"],
+      [{ id: "r", device: { ext: { atts: 9 } } }, "device.ext.atts"],
+    ];
+    for (const [body, field] of cases) {
+      const { status, json } = await postJson(`${svc.base}/v1/lookup`, body);
+      expect(status).toBe(400);
+      expect(json.error.field).toBe(field);
+    }
+    expect((await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r" }))).json.segments.length).toBe(6);
+  });
+});
+
+describe("sensitive segments", () => {
+  const full = corpus.cases.find((c) => c.name === "gdpr: full consent (2.6 places)")?.request;
+  if (full === undefined) throw new Error("the corpus has no full-consent case");
+  const forms: [string, string, unknown][] = [
+    ["OpenRTB, full TCF consent", "/v1/lookup", withPerson(full)],
+    ["OpenRTB, full TCF consent, expanded", "/v1/lookup?expand=1", withPerson(full)],
+    ["OpenRTB, no signals, expanded", "/v1/lookup?expand=1", withPerson({ id: "r" })],
+    ["compact, expanded", "/v1/lookup", { ids: [{ type: "bu", id: BUYER }], expand: true }],
+    [
+      "batch, expanded",
+      "/v1/lookup",
+      { batch: [{ ids: [{ type: "bu", id: BUYER }] }, { ids: [{ type: "ifa", id: IFA }] }], expand: true },
+    ],
+  ];
+
+  it.each(forms)("are never returned: %s", async (_name, path, body) => {
+    const { status, json } = await postJson(`${svc.base}${path}`, body);
+    expect(status).toBe(200);
+    const answers = (json.results ?? [json]) as { segments: string[] }[];
+    const all = answers.flatMap((a) => a.segments);
+    expect(all.length).toBeGreaterThan(0);
+    expect(all).not.toContain("900");
+    expect(all).not.toContain("901");
+    // A non-sensitive child of a sensitive segment is itself returned; its parent never is.
+    expect(all).toContain("902");
+  });
+});

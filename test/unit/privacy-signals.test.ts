@@ -1,0 +1,151 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { ApiError } from "../../src/errors.ts";
+import type { Json } from "../../src/json-fields.ts";
+import { readPrivacySignals } from "../../src/privacy/privacy-signals.ts";
+import { CORPUS_PATH, type Corpus } from "../fixtures/consent/make-corpus.ts";
+
+const corpus = JSON.parse(readFileSync(CORPUS_PATH, "utf8")) as Corpus;
+
+const NONE = {
+  coppa: false,
+  gdpr: undefined,
+  tcString: undefined,
+  usPrivacy: undefined,
+  gpp: undefined,
+  gppSid: undefined,
+  lmt: false,
+  atts: undefined,
+};
+
+/** Runs `fn` expecting a 400 AUD_ERR_BAD_FIELD naming `field`. */
+function badField(fn: () => unknown, field: string): void {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    const e = err as ApiError;
+    expect({ status: e.status, code: e.code, field: e.field }).toEqual({
+      status: 400,
+      code: "AUD_ERR_BAD_FIELD",
+      field,
+    });
+    return;
+  }
+  throw new Error(`no error thrown for ${field}`);
+}
+
+describe("readPrivacySignals", () => {
+  it("reads nothing from a request without signals", () => {
+    expect(readPrivacySignals({ id: "r" })).toEqual(NONE);
+    expect(readPrivacySignals({ id: "r", regs: {}, user: {}, device: {} })).toEqual(NONE);
+  });
+
+  it("reads the OpenRTB 2.6 places", () => {
+    const body: Json = {
+      id: "r",
+      regs: { coppa: 1, gdpr: 1, us_privacy: "1YNN", gpp: "DBABLA~BVQqAAAAAgA", gpp_sid: [7, 8] },
+      user: { consent: "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA" },
+      device: { lmt: 1, ext: { atts: 2 } },
+    };
+    expect(readPrivacySignals(body)).toEqual({
+      coppa: true,
+      gdpr: 1,
+      tcString: "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA",
+      usPrivacy: "1YNN",
+      gpp: "DBABLA~BVQqAAAAAgA",
+      gppSid: [7, 8],
+      lmt: true,
+      atts: 2,
+    });
+  });
+
+  it("reads the OpenRTB 2.5 extension places", () => {
+    const body: Json = {
+      id: "r",
+      regs: { coppa: 0, ext: { gdpr: 0, us_privacy: "1YYN" } },
+      user: { ext: { consent: "CO" } },
+      device: { lmt: 0, ext: { atts: 3 } },
+    };
+    expect(readPrivacySignals(body)).toEqual({
+      ...NONE,
+      gdpr: 0,
+      tcString: "CO",
+      usPrivacy: "1YYN",
+      atts: 3,
+    });
+  });
+
+  it("prefers the 2.6 place when both are present", () => {
+    const body: Json = {
+      id: "r",
+      regs: { gdpr: 0, us_privacy: "1NNN", ext: { gdpr: 1, us_privacy: "1YYN" } },
+      user: { consent: "new", ext: { consent: "old" } },
+    };
+    expect(readPrivacySignals(body)).toMatchObject({ gdpr: 0, usPrivacy: "1NNN", tcString: "new" });
+  });
+
+  it("takes null as absent", () => {
+    const body: Json = {
+      id: "r",
+      regs: { coppa: null, gdpr: null, us_privacy: null, gpp: null, gpp_sid: null, ext: null },
+      user: { consent: null, ext: { consent: null } },
+      device: { lmt: null, ext: { atts: null } },
+    };
+    expect(readPrivacySignals(body)).toEqual(NONE);
+  });
+
+  it("hands back the request's own gpp_sid array, not a copy", () => {
+    const sid = [2, 6];
+    expect(readPrivacySignals({ id: "r", regs: { gpp_sid: sid } }).gppSid).toBe(sid);
+  });
+
+  it("accepts any integer section ID (an unknown one is simply not acted on)", () => {
+    expect(readPrivacySignals({ id: "r", regs: { gpp_sid: [-1, 0, 99] } }).gppSid).toEqual([-1, 0, 99]);
+  });
+
+  it.each([
+    [{ regs: "x" }, "regs"],
+    [{ regs: { coppa: "1" } }, "regs.coppa"],
+    [{ regs: { coppa: 2 } }, "regs.coppa"],
+    [{ regs: { coppa: true } }, "regs.coppa"],
+    [{ regs: { gdpr: "1" } }, "regs.gdpr"],
+    [{ regs: { ext: [] } }, "regs.ext"],
+    [{ regs: { ext: { gdpr: 1.5 } } }, "regs.ext.gdpr"],
+    [{ regs: { us_privacy: 1 } }, "regs.us_privacy"],
+    [{ regs: { ext: { us_privacy: {} } } }, "regs.ext.us_privacy"],
+    [{ regs: { gpp: 7 } }, "regs.gpp"],
+    [{ regs: { gpp_sid: 7 } }, "regs.gpp_sid"],
+    [{ regs: { gpp_sid: "7,8" } }, "regs.gpp_sid"],
+    [{ regs: { gpp_sid: [7, "8"] } }, "regs.gpp_sid[1]"],
+    [{ regs: { gpp_sid: [7.5] } }, "regs.gpp_sid[0]"],
+    [{ user: 1 }, "user"],
+    [{ user: { consent: 1 } }, "user.consent"],
+    [{ user: { ext: "x" } }, "user.ext"],
+    [{ user: { ext: { consent: ["x"] } } }, "user.ext.consent"],
+    [{ device: [] }, "device"],
+    [{ device: { lmt: "1" } }, "device.lmt"],
+    [{ device: { ext: 1 } }, "device.ext"],
+    [{ device: { ext: { atts: 4 } } }, "device.ext.atts"],
+    [{ device: { ext: { atts: "3" } } }, "device.ext.atts"],
+  ])("refuses %j naming %s", (part, field) => {
+    badField(() => readPrivacySignals({ id: "r", ...part }), field);
+  });
+
+  it("reads every corpus request without throwing", () => {
+    for (const c of corpus.cases) expect(() => readPrivacySignals(c.request), c.name).not.toThrow();
+  });
+});
+
+describe("log redaction", () => {
+  it("hashes the ID of an admin user path and every Redis key's ID, and drops queries", async () => {
+    const { idHashPrefix, redactMessage, redactPath } = await import("../../src/privacy/log-redaction.ts");
+    const h = idHashPrefix("jane@example.com");
+    expect(h).toMatch(/^[0-9a-f]{8}$/);
+    expect(redactPath("/v1/admin/users/email/jane@example.com")).toBe(`/v1/admin/users/email/#${h}`);
+    expect(redactPath("/v1/events/imp?type=bu&id=secret")).toBe("/v1/events/imp");
+    const m = redactMessage("AUD_ERR_CODEC unsupported profile format at p:{bu:cookie-9}");
+    expect(m).not.toContain("cookie-9");
+    expect(m).toBe(`AUD_ERR_CODEC unsupported profile format at p:{#${idHashPrefix("bu:cookie-9")}}`);
+  });
+});
