@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { LoadResult } from "./cannon.ts";
 
-export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h";
+export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" | "i";
 
 export interface ScenarioRow {
   readonly key: ScenarioKey;
@@ -50,6 +50,18 @@ const TARGETS: readonly Target[] = [
     min: 0.9,
     about:
       "identity graph within 10%: lookup of linked persons (4 IDs each) vs unlinked users, both Redis reads",
+  },
+  {
+    num: "h",
+    den: "b",
+    min: 0.9,
+    about: "privacy gate <= 10%: the cache-hit lookups of (b) with regs.gdpr=1 and a TC string vs without",
+  },
+  {
+    num: "i",
+    den: "b",
+    min: 0.6,
+    about: "enrich with 1,000 deal rules loaded vs lookup, both on cache hits",
   },
 ];
 

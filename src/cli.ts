@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { readCapRules } from "./capping/cap-rules-file.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { toTypedId } from "./identity/typed-id.ts";
+import { readDealRules } from "./ingest/deal-rules-file.ts";
 import type { IngestSummary } from "./ingest/load-memberships.ts";
 import { IngestInputError, membershipFormatOf, openFileInput } from "./ingest/open-input.ts";
 import { createProgress } from "./ingest/progress.ts";
@@ -25,6 +26,7 @@ const USAGE = `usage:
   audience ingest taxonomy <file.csv|file.json>
   audience ingest caps <file.csv|file.ndjson>
   audience ingest links <file>
+  audience ingest deals <file.ndjson>
   audience optout <file>
 
   Writes into the Redis at REDIS_URL. Files may be gzip-compressed (detected by content).
@@ -39,6 +41,9 @@ const USAGE = `usage:
   links: CSV header type_a,id_a,type_b,id_b[,confidence][,source][,op]; NDJSON lines
     {"ids": [{"type": "...", "id": "..."}, ...], "confidence": 1, "source": "...", "op": "add|remove"}.
     A link that would make a person larger than MAX_PERSON_IDS is refused and reported with its line.
+  deals: NDJSON, one rule a line: {"id": "deal-1", "when": "1001 AND (1002 OR NOT 1003)", "bidfloor": 2.5,
+    "bidfloorcur": "USD", "at": 1, "wseat": [...], "wadomain": [...], "formats": ["banner"], "sizes": ["300x250"]};
+    all rules valid or nothing imported (a bad expression is reported with its column).
   optout: CSV header type,id (or NDJSON): erases the IDs and keeps them out of later loads.
   Exit codes: 0 all rows applied; 1 some rows rejected; 2 usage, configuration or file error.`;
 
@@ -254,6 +259,32 @@ async function ingestLinks(args: string[]): Promise<number> {
   }
 }
 
+async function ingestDeals(args: string[]): Promise<number> {
+  const file = args[0];
+  if (file === undefined || args.length > 1) throw new CliError(USAGE);
+  const input = open(file);
+  const { data, close } = await connect();
+  try {
+    const result = await readDealRules(input.stream);
+    for (const e of result.errors) {
+      process.stderr.write(`${file}:${e.line}${e.column === undefined ? "" : `:${e.column}`}: ${e.reason}\n`);
+    }
+    if (result.errors.length > 0) {
+      process.stdout.write(`${file}: ${result.errors.length} rules rejected; nothing imported\n`);
+      return 1;
+    }
+    await data.putDealRules(result.rules);
+    process.stdout.write(`${file}: ${result.rules.length} deal rules imported\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof IngestFileError || err instanceof IngestInputError)
+      throw new CliError(`${file}: ${err.message}`);
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
 const OPT_OUT_SHAPE = { required: ["type", "id"], known: new Set(["type", "id"]) } as const;
 const OPT_OUT_BATCH = 1_000;
 
@@ -306,6 +337,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === "ingest" && what === "taxonomy") return ingestTaxonomy(rest);
   if (command === "ingest" && what === "caps") return ingestCaps(rest);
   if (command === "ingest" && what === "links") return ingestLinks(rest);
+  if (command === "ingest" && what === "deals") return ingestDeals(rest);
   if (command === "optout") return optOut(what === undefined ? rest : [what, ...rest]);
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${USAGE}\n`);

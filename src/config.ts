@@ -1,6 +1,7 @@
 // Configuration from environment variables, validated once at start-up; every problem reported together.
 import { z } from "zod";
 import { boolFlag, intIn, parseVars, spec, type VarSpec } from "./config-spec.ts";
+import { type EnrichCallers, parseEnrichCallers } from "./enrich/enrich-callers.ts";
 import { type AdminTokenScopes, parseAdminTokens } from "./http/admin-auth.ts";
 import { PRIVACY_CONFIG_SPEC } from "./privacy/privacy-config.ts";
 
@@ -20,6 +21,16 @@ const adminTokens = z
     const { tokens, problems } = parseAdminTokens(raw);
     for (const message of problems) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
     return tokens;
+  });
+
+/** ENRICH_CALLERS: parsed to key -> caller; each problem names its entry with the key redacted. */
+const enrichCallers = z
+  .string()
+  .default("")
+  .transform((raw, ctx): EnrichCallers => {
+    const { callers, problems } = parseEnrichCallers(raw);
+    for (const message of problems) ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+    return callers;
   });
 
 /** Every variable the service reads. Units are in the names. */
@@ -64,7 +75,14 @@ export const CONFIG_SPEC = {
   adminTokens: spec(
     "ADMIN_TOKENS",
     adminTokens,
-    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `caps:read`, `caps:write`, `links:write`, `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
+    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `caps:read`, `caps:write`, `links:write`, `deals:read`, `deals:write`, `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
+    "",
+    true,
+  ),
+  enrichCallers: spec(
+    "ENRICH_CALLERS",
+    enrichCallers,
+    "Callers of /v1/enrich: comma-separated `<key>=<caller>:<provider>[\\|<provider>...]`, each caller receiving the segments of the providers it names (second-party data only so) and, with `*`, of every first- and third-party provider; the key is sent as `Authorization: Bearer <key>` (at least 16 of `A-Z a-z 0-9 . _ ~ + / -`). Empty: /v1/enrich is open and gives first- and third-party data only.",
     "",
     true,
   ),

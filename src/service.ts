@@ -6,9 +6,11 @@ import { CounterCache } from "./capping/counter-cache.ts";
 import { type EventStats, eventRoutes } from "./capping/event-routes.ts";
 import { EventTokens } from "./capping/event-token.ts";
 import type { Config } from "./config.ts";
+import { createEnrichHandler } from "./enrich/enrich-handler.ts";
 import type { Route } from "./http/http-types.ts";
 import { buildRoutes } from "./http/routes.ts";
 import type { HttpBackendInfo } from "./http/uws-server.ts";
+import { readDealRules } from "./ingest/deal-rules-file.ts";
 import { openFileInput } from "./ingest/open-input.ts";
 import { SegmentData } from "./ingest/segment-data.ts";
 import { readTaxonomy } from "./ingest/taxonomy-file.ts";
@@ -31,6 +33,7 @@ import { LiveCatalog } from "./segments/live-catalog.ts";
 /** The demo dataset that makes every file in openrtb-samples/ match, for the embedded default. */
 export const DEMO_DATA_PATH = fileURLToPath(new URL("../data/demo-memberships.ndjson", import.meta.url));
 export const DEMO_TAXONOMY_PATH = fileURLToPath(new URL("../data/demo-taxonomy.csv", import.meta.url));
+export const DEMO_DEALS_PATH = fileURLToPath(new URL("../data/demo-deals.ndjson", import.meta.url));
 
 /** Bulk work (loads, erasure, catalog) may take far longer than a bid-time read. */
 const BULK_COMMAND_TIMEOUT_MS = 30_000;
@@ -113,6 +116,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
 
   const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
   const withheldStats: Record<string, number> = {};
+  const consent = createConsentDecoder();
   const lookup = createLookupHandler({
     cache,
     counters,
@@ -123,8 +127,18 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     batchLimit: config.batchLimit,
     now,
     privacy: privacyPolicyFromConfig(config),
-    consent: createConsentDecoder(),
+    consent,
     withheldStats,
+  });
+  const enrich = createEnrichHandler({
+    cache,
+    catalog,
+    callers: config.enrichCallers,
+    defaultExchange: config.defaultExchange,
+    idsPerRequestLimit: config.idsPerRequestLimit,
+    privacy: privacyPolicyFromConfig(config),
+    consent,
+    now,
   });
   const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
   const routes = [
@@ -137,6 +151,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       events: eventStats,
       withheld: withheldStats,
     }),
+    { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
     ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
     ...adminRoutes({ data, tokens: config.adminTokens }),
   ];
@@ -202,6 +217,10 @@ async function seedDemo(data: SegmentData, log: Logger): Promise<void> {
   if (taxonomy.errors.length > 0)
     throw new Error(`demo taxonomy is invalid: ${JSON.stringify(taxonomy.errors)}`);
   await data.putSegments(taxonomy.segments);
+  const deals = await readDealRules(openFileInput(DEMO_DEALS_PATH).stream);
+  if (deals.errors.length > 0)
+    throw new Error(`demo deal rules are invalid: ${JSON.stringify(deals.errors)}`);
+  await data.putDealRules(deals.rules);
   const summary = await data.loadMemberships(openFileInput(DEMO_DATA_PATH).stream, { format: "ndjson" });
   log.info(
     { store: "memory", segments: taxonomy.segments.length, demoRows: summary.loaded },

@@ -12,6 +12,7 @@ import {
   type Route,
 } from "../http/http-types.ts";
 import { toTypedId } from "../identity/typed-id.ts";
+import { type DealRulesResult, readDealRules } from "../ingest/deal-rules-file.ts";
 import { decompressIfGzip, IngestInputError } from "../ingest/open-input.ts";
 import { type FileFormat, IngestFileError } from "../ingest/record-reader.ts";
 import { DataRequestError, type SegmentData } from "../ingest/segment-data.ts";
@@ -180,6 +181,54 @@ export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
         if (deleted === 0)
           throw new ApiError("AUD_ERR_NOT_FOUND", "no cap rules for this campaign", "campaign");
         return jsonAnswer(200, { deleted });
+      }),
+    },
+    {
+      method: "GET",
+      path: "/v1/admin/deals",
+      body: "none",
+      handler: guard("deals:read", async () =>
+        jsonAnswer(200, { rules: data.catalog.current.deals.rules.map((r) => r.def) }),
+      ),
+    },
+    {
+      method: "PUT",
+      path: "/v1/admin/deals",
+      body: "stream",
+      handler: guard("deals:write", async (req) => {
+        let result: DealRulesResult;
+        try {
+          result = await readDealRules(decompressIfGzip(req.stream as Readable));
+        } catch (err) {
+          if (err instanceof IngestFileError || err instanceof IngestInputError) {
+            throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
+          }
+          throw err;
+        }
+        if (result.errors.length > 0) return rowErrors(result.errors);
+        await data.putDealRules(result.rules);
+        return jsonAnswer(200, { imported: result.rules.length });
+      }),
+    },
+    {
+      method: "GET",
+      path: "/v1/admin/deals/:id",
+      body: "none",
+      handler: guard("deals:read", async (req) => {
+        const rule = data.catalog.current.deals.get(req.params[0] ?? "");
+        if (rule === undefined) throw new ApiError("AUD_ERR_NOT_FOUND", "no such deal rule", "id");
+        return jsonAnswer(200, rule.def);
+      }),
+    },
+    {
+      method: "DELETE",
+      path: "/v1/admin/deals/:id",
+      body: "none",
+      handler: guard("deals:write", async (req) => {
+        const id = req.params[0] ?? "";
+        if (!(await data.deleteDealRule(id)))
+          throw new ApiError("AUD_ERR_NOT_FOUND", "no such deal rule", "id");
+        return jsonAnswer(200, { deleted: id });
       }),
     },
     {

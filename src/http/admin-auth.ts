@@ -15,6 +15,8 @@ export const ADMIN_SCOPES = [
   "caps:read",
   "caps:write",
   "links:write",
+  "deals:read",
+  "deals:write",
   "*",
 ] as const;
 

@@ -6,6 +6,7 @@ import { IdentityGraph, type LinkOp, type LinkOutcome } from "../identity/identi
 import type { InvalidationBus } from "../profiles/invalidation-bus.ts";
 import type { LinkedMember, Membership } from "../profiles/profile-codec.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
+import type { DealRuleDef } from "../segments/deal-rule.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import type { SegmentDef } from "../segments/segment-def.ts";
 import { readLinkRows } from "./link-rows.ts";
@@ -99,6 +100,18 @@ export class SegmentData {
   async putCapRules(rules: readonly CapRule[]): Promise<void> {
     await this.catalog.store.putCapRules(rules);
     await this.#catalogChanged();
+  }
+
+  /** Inserts or replaces deal rules (already validated); every instance recompiles them without a restart. */
+  async putDealRules(rules: readonly DealRuleDef[]): Promise<void> {
+    await this.catalog.store.putDealRules(rules);
+    await this.#catalogChanged();
+  }
+
+  async deleteDealRule(id: string): Promise<boolean> {
+    const deleted = await this.catalog.store.deleteDealRule(id);
+    if (deleted) await this.#catalogChanged();
+    return deleted;
   }
 
   async deleteCapRules(campaign: string): Promise<number> {

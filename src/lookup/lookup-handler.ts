@@ -15,7 +15,7 @@ import {
   MSGPACK_TYPE,
   queryParam,
 } from "../http/http-types.ts";
-import { normaliseType, typeOfKey } from "../identity/typed-id.ts";
+import { typeOfKey } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
 import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
@@ -23,11 +23,12 @@ import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess } from "../privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
-import type { Membership, Profile } from "../profiles/profile-codec.ts";
-import type { CatalogSnapshot } from "../segments/catalog.ts";
+import type { Profile } from "../profiles/profile-codec.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
+import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { readCompact } from "./read-compact.ts";
+import { exchangeOf, parseJsonObject } from "./request-parts.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
@@ -171,20 +172,14 @@ function readCandidates(req: HttpRequestData, body: Json): string[] | null {
 const MAX_CANDIDATES = 100;
 
 /** What merging needs besides the profiles. */
-interface MergeContext {
-  readonly snapshot: CatalogSnapshot;
-  /** Add each segment's ancestors (membership of a child implies its parents). */
-  readonly expand: boolean;
+interface MergeContext extends LiveSegmentRules {
   /** Campaigns the caller may bid for: the answer says how many impressions each has left. */
   readonly candidates: readonly string[] | null;
-  /** Linked IDs below this confidence are left out of the person (1 = deterministic links only). */
-  readonly minConfidence: number;
   readonly tokens: EventTokens | null;
-  nowSec: number;
 }
 
 /** `?min_confidence=0.8` on any form, or `"min_confidence": 0.8` in the compact and batch forms. */
-function readMinConfidence(req: HttpRequestData, body: Json): number {
+export function readMinConfidence(req: HttpRequestData, body: Json): number {
   const q = queryParam(req.query, "min_confidence");
   let v: unknown;
   if (q !== "") v = Number(q);
@@ -196,7 +191,7 @@ function readMinConfidence(req: HttpRequestData, body: Json): number {
 }
 
 /** `?expand=1` on any form, or `"expand": true` in the compact and batch forms. */
-function wantsExpansion(req: HttpRequestData, body: Json): boolean {
+export function wantsExpansion(req: HttpRequestData, body: Json): boolean {
   const q = queryParam(req.query, "expand");
   if (q === "1" || q === "true") return true;
   const e = body.expand;
@@ -248,31 +243,6 @@ function respond(
   return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
 }
 
-function parseJsonObject(bytes: Buffer): Json {
-  let v: unknown;
-  try {
-    v = JSON.parse(bytes.toString("utf8"));
-  } catch (err) {
-    throw new ApiError("AUD_ERR_BAD_JSON", `body is not valid JSON: ${(err as Error).message}`, "");
-  }
-  if (!isObject(v)) throw badField("body", "a JSON object");
-  return v;
-}
-
-/** The exchange that namespaces user.id: x-exchange header, else ?exchange=, else the configured default. */
-function exchangeOf(req: HttpRequestData, dflt: string): string {
-  const named = req.exchange !== "" ? req.exchange : queryParam(req.query, "exchange");
-  if (named === "") return dflt;
-  const ex = named.toLowerCase();
-  if (normaliseType(`xu:${ex}`) === null) {
-    throw badField(
-      req.exchange !== "" ? "x-exchange" : "exchange",
-      "an exchange name of letters, digits, '.', '_' or '-'",
-    );
-  }
-  return ex;
-}
-
 function readBatch(batch: unknown, opts: LookupOptions): LookupSubject[] {
   if (!Array.isArray(batch)) throw badField("batch", "an array of {id, ids} objects");
   if (batch.length > opts.batchLimit) {
@@ -298,35 +268,6 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
   return [...set];
 }
 
-/**
- * Adds the live, active, non-sensitive segments of `memberships` (first-party ones only, unless
- * `thirdParties`); true when any was live.
- */
-function addLive(
-  memberships: readonly Membership[],
-  segments: Set<string>,
-  ctx: MergeContext,
-  thirdParties: boolean,
-): boolean {
-  const { snapshot, nowSec } = ctx;
-  let live = false;
-  for (const m of memberships) {
-    if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
-    if (m.generation !== snapshot.activeGeneration(m.segment) || snapshot.isSensitive(m.segment)) continue;
-    // After an opt-out of sale or sharing, only data the caller's own users gave it: a segment of no
-    // known party is not assumed to be first-party.
-    if (!thirdParties && snapshot.get(m.segment)?.party !== "first") continue;
-    segments.add(m.segment);
-    if (ctx.expand) {
-      for (const a of snapshot.ancestors(m.segment)) {
-        if (!snapshot.isSensitive(a) && (thirdParties || snapshot.get(a)?.party === "first")) segments.add(a);
-      }
-    }
-    live = true;
-  }
-  return live;
-}
-
 /** Unites the live segments of one subject's profiles (`profiles[i]` belongs to `subject.keys[i]`). */
 function merge(
   subject: LookupSubject,
@@ -341,15 +282,7 @@ function merge(
   for (let i = 0; i < subject.keys.length; i++) {
     const p = profiles[i];
     if (p == null) continue;
-    const third = subject.thirdParties;
-    let live = addLive(p.memberships, segments, ctx, third);
-    // A linked ID carries its person: the other IDs' memberships, copied here at write time (one read).
-    if (p.link !== undefined) {
-      for (const member of p.link.members) {
-        if (member.confidence >= ctx.minConfidence && addLive(member.memberships, segments, ctx, third))
-          live = true;
-      }
-    }
+    const live = addProfile(p, segments, ctx, subject.thirdParties);
     // The answer names which kinds of ID matched, never the IDs themselves.
     if (live) {
       const type = typeOfKey(subject.keys[i] as string);

@@ -1,12 +1,14 @@
 // Where the taxonomy and segment generations live: a few small Redis hashes (or memory), read whole.
 import type { Redis } from "ioredis";
 import { type CapRule, scopeKey } from "../capping/cap-rule.ts";
+import type { DealRuleDef } from "./deal-rule.ts";
 import type { SegmentDef } from "./segment-def.ts";
 
 export interface CatalogData {
   readonly segments: SegmentDef[];
   readonly generations: Map<string, number>;
   readonly capRules: CapRule[];
+  readonly dealRules: DealRuleDef[];
 }
 
 export interface CatalogStore {
@@ -23,12 +25,17 @@ export interface CatalogStore {
   putCapRules(rules: readonly CapRule[]): Promise<void>;
   /** Removes every rule of a campaign; resolves how many there were. */
   deleteCapRules(campaign: string): Promise<number>;
+  /** Inserts or replaces these deal rules (by deal id). */
+  putDealRules(rules: readonly DealRuleDef[]): Promise<void>;
+  /** Resolves false when there was no such deal rule. */
+  deleteDealRule(id: string): Promise<boolean>;
 }
 
 export class MemoryCatalogStore implements CatalogStore {
   readonly #segments = new Map<string, SegmentDef>();
   readonly #generations = new Map<string, number>();
   readonly #caps = new Map<string, CapRule>();
+  readonly #deals = new Map<string, DealRuleDef>();
   #sequence = 0;
 
   async load(): Promise<CatalogData> {
@@ -36,7 +43,16 @@ export class MemoryCatalogStore implements CatalogStore {
       segments: [...this.#segments.values()],
       generations: new Map(this.#generations),
       capRules: [...this.#caps.values()],
+      dealRules: [...this.#deals.values()],
     };
+  }
+
+  async putDealRules(rules: readonly DealRuleDef[]): Promise<void> {
+    for (const r of rules) this.#deals.set(r.id, r);
+  }
+
+  async deleteDealRule(id: string): Promise<boolean> {
+    return this.#deals.delete(id);
   }
 
   async putCapRules(rules: readonly CapRule[]): Promise<void> {
@@ -77,22 +93,36 @@ export const CATALOG_KEYS = {
   generations: "cat:generations",
   sequence: "cat:generation-seq",
   capRules: "cat:caps",
+  dealRules: "cat:deals",
 } as const;
 
 export class RedisCatalogStore implements CatalogStore {
   constructor(readonly redis: Redis) {}
 
   async load(): Promise<CatalogData> {
-    const [segs, gens, caps] = await Promise.all([
+    const [segs, gens, caps, deals] = await Promise.all([
       this.redis.hgetall(CATALOG_KEYS.segments),
       this.redis.hgetall(CATALOG_KEYS.generations),
       this.redis.hgetall(CATALOG_KEYS.capRules),
+      this.redis.hgetall(CATALOG_KEYS.dealRules),
     ]);
     return {
       segments: Object.values(segs).map((json) => JSON.parse(json) as SegmentDef),
       generations: new Map(Object.entries(gens).map(([s, g]) => [s, Number(g)])),
       capRules: Object.values(caps).map((json) => JSON.parse(json) as CapRule),
+      dealRules: Object.values(deals).map((json) => JSON.parse(json) as DealRuleDef),
     };
+  }
+
+  async putDealRules(rules: readonly DealRuleDef[]): Promise<void> {
+    if (rules.length === 0) return;
+    const fields: string[] = [];
+    for (const r of rules) fields.push(r.id, JSON.stringify(r));
+    await this.redis.hset(CATALOG_KEYS.dealRules, ...fields);
+  }
+
+  async deleteDealRule(id: string): Promise<boolean> {
+    return (await this.redis.hdel(CATALOG_KEYS.dealRules, id)) === 1;
   }
 
   async putCapRules(rules: readonly CapRule[]): Promise<void> {

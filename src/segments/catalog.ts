@@ -1,6 +1,8 @@
 // The segment catalog as one immutable snapshot: taxonomy, ancestors, and each segment's active generation.
 // A lookup takes the snapshot once and uses it throughout, so a swap mid-request cannot mix two loads.
 import type { CapRule } from "../capping/cap-rule.ts";
+import { DealIndex } from "./deal-index.ts";
+import type { DealRuleDef } from "./deal-rule.ts";
 import type { SegmentDef } from "./segment-def.ts";
 
 export class CatalogSnapshot {
@@ -10,12 +12,16 @@ export class CatalogSnapshot {
   readonly #sensitive: ReadonlySet<string>;
   readonly #capRules: readonly CapRule[];
   readonly #capRulesByCampaign = new Map<string, CapRule[]>();
+  /** Deal rules, compiled once for this snapshot. */
+  readonly deals: DealIndex;
 
   constructor(
     defs: readonly SegmentDef[],
     generations: ReadonlyMap<string, number>,
     capRules: readonly CapRule[] = [],
+    dealRules: readonly DealRuleDef[] = [],
   ) {
+    this.deals = new DealIndex(dealRules);
     this.#capRules = capRules;
     for (const r of capRules) {
       const list = this.#capRulesByCampaign.get(r.campaign);

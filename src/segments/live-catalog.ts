@@ -23,7 +23,7 @@ export class LiveCatalog {
   /** Reads the stored catalog and swaps it in; the old snapshot stays valid for whoever holds it. */
   async reload(): Promise<CatalogSnapshot> {
     const data = await this.store.load();
-    const next = new CatalogSnapshot(data.segments, data.generations, data.capRules);
+    const next = new CatalogSnapshot(data.segments, data.generations, data.capRules, data.dealRules);
     if (!sameGenerations(this.#snapshot.generations(), next.generations())) this.beforeGenerationsChange();
     this.#snapshot = next;
     return next;

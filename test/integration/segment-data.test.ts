@@ -425,6 +425,10 @@ describe("admin API authentication", () => {
     ["GET", "/v1/admin/caps/c1"],
     ["DELETE", "/v1/admin/caps/c1"],
     ["POST", "/v1/admin/links"],
+    ["GET", "/v1/admin/deals"],
+    ["PUT", "/v1/admin/deals"],
+    ["GET", "/v1/admin/deals/d1"],
+    ["DELETE", "/v1/admin/deals/d1"],
   ];
 
   it("covers every admin route the server has", () => {
@@ -433,7 +437,7 @@ describe("admin API authentication", () => {
       .map((r) => `${r.method} ${r.path}`);
     const tested = routes.map(
       ([m, p]) =>
-        `${m} ${p.replace("/101", "/:id").replace("/bu/x", "/:type/:id").replace("/caps/c1", "/caps/:campaign")}`,
+        `${m} ${p.replace("/101", "/:id").replace("/bu/x", "/:type/:id").replace("/caps/c1", "/caps/:campaign").replace("/deals/d1", "/deals/:id")}`,
     );
     expect(tested.sort()).toEqual(served.sort());
   });

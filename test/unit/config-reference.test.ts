@@ -22,6 +22,7 @@ describe("configuration reference", () => {
       expect(table).toContain(`| \`${spec.env}\` |`);
       const applied = defaults[key];
       if (spec.defaultText === undefined) expect(applied).toBeUndefined();
+      else if (applied instanceof Map) expect(applied.size === 0 ? "" : "set").toBe(spec.defaultText);
       else if (applied?.constructor === Object) {
         // A per-name table (GPP_STATES) is written as name=value pairs.
         const pairs = Object.entries(applied as object).map(([k, v]) => `${k}=${String(v)}`);

@@ -1,0 +1,153 @@
+// POST /v1/enrich — for SSPs and ad servers, before a bid request goes out: the person's segments in
+// user.data (with segtax) and the deals they unlock in imp[].pmp.deals. Top to bottom: caller, parse, privacy
+// gate, resolve IDs, fetch profiles (cache, one round trip), segments the caller may receive, deals, write.
+import { ApiError, badField } from "../errors.ts";
+import { type HttpAnswer, type HttpRequestData, JSON_TYPE, queryParam } from "../http/http-types.ts";
+import { isObject, type Json } from "../json-fields.ts";
+import { addProfile, type LiveSegmentRules } from "../lookup/live-segments.ts";
+import { readMinConfidence, wantsExpansion } from "../lookup/lookup-handler.ts";
+import { exchangeOf, parseJsonObject } from "../lookup/request-parts.ts";
+import { readBidRequest } from "../openrtb/read-bid-request.ts";
+import {
+  enrichedRequest,
+  enrichmentFragment,
+  enrichmentMutations,
+  planEnrichment,
+  userDataOf,
+} from "../openrtb/write-enrichment.ts";
+import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
+import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
+import { decideAccess, type PrivacyDecision } from "../privacy/privacy-gate.ts";
+import { readPrivacySignals } from "../privacy/privacy-signals.ts";
+import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
+import type { CatalogSnapshot } from "../segments/catalog.ts";
+import { impMatches } from "../segments/deal-index.ts";
+import type { DealRuleDef } from "../segments/deal-rule.ts";
+import type { LiveCatalog } from "../segments/live-catalog.ts";
+import { ANONYMOUS, callerOf, type EnrichCaller, type EnrichCallers, mayReceive } from "./enrich-callers.ts";
+
+export interface EnrichOptions {
+  readonly cache: ProfileCache;
+  readonly catalog: LiveCatalog;
+  readonly callers: EnrichCallers;
+  readonly defaultExchange: string;
+  readonly idsPerRequestLimit: number;
+  readonly privacy: PrivacyPolicy;
+  readonly consent: ConsentDecoder;
+  readonly now: () => number;
+}
+
+type Format = "request" | "fragment" | "mutations";
+
+const MAX_IMPS = 100;
+
+export function createEnrichHandler(
+  opts: EnrichOptions,
+): (req: HttpRequestData) => HttpAnswer | Promise<HttpAnswer> {
+  const open = opts.callers.size === 0;
+  return function enrich(req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> {
+    // 1. Caller: what it may receive (an open service gives first- and third-party data only).
+    const caller = open ? ANONYMOUS : callerOf(opts.callers, bearer(req.authorization));
+    if (caller === null)
+      throw new ApiError(
+        "AUD_ERR_UNAUTHORIZED",
+        "an enrich caller's key is required (Authorization: Bearer <key>)",
+      );
+    const format = readFormat(req);
+    const snapshot = opts.catalog.current;
+    // 2. Parse: a BidRequest with its impressions.
+    const body = parseJsonObject(req.body);
+    const imps = readImps(body);
+    // 3. Privacy gate, then 4. resolve the IDs it allows.
+    const access = decideAccess(readPrivacySignals(body), opts.privacy, opts.consent);
+    const subject = readBidRequest(
+      body,
+      exchangeOf(req, opts.defaultExchange),
+      opts.idsPerRequestLimit,
+      access,
+    );
+    const rules: LiveSegmentRules = {
+      snapshot,
+      nowSec: 0,
+      expand: wantsExpansion(req, body),
+      minConfidence: readMinConfidence(req, body),
+    };
+    // 5. Profiles: from cache, or all misses in one store round trip.
+    const found = opts.cache.getMany(subject.keys);
+    const finish = (batch: ProfileBatch): HttpAnswer => {
+      rules.nowSec = Math.floor(opts.now() / 1000);
+      const segments = new Set<string>();
+      for (const p of batch.profiles) if (p != null) addProfile(p, segments, rules, subject.thirdParties);
+      const visible = scoped(segments, snapshot, caller);
+      const deals = dealsFor(visible, imps, snapshot, access);
+      const plan = planEnrichment(body, userDataOf(visible, snapshot), deals);
+      const out =
+        format === "fragment"
+          ? enrichmentFragment(body, plan)
+          : format === "mutations"
+            ? enrichmentMutations(body, plan)
+            : enrichedRequest(body, plan);
+      const headers: [string, string][] = [];
+      if (subject.withheld.length > 0) headers.push(["x-audience-withheld", subject.withheld.join(",")]);
+      if (batch.degraded) headers.push(["x-audience-degraded", "1"]);
+      return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(out), headers };
+    };
+    return found instanceof Promise ? found.then(finish) : finish(found);
+  };
+}
+
+function bearer(authorization: string): string {
+  return authorization.startsWith("Bearer ") ? authorization.slice(7).trim() : "";
+}
+
+function readFormat(req: HttpRequestData): Format {
+  const f = queryParam(req.query, "format");
+  if (f === "" || f === "request") return "request";
+  if (f === "fragment" || f === "mutations") return f;
+  throw badField("format", "request, fragment or mutations");
+}
+
+function readImps(body: Json): Json[] {
+  const imp = body.imp;
+  if (!Array.isArray(imp) || imp.length === 0) throw badField("imp", "a non-empty array of Imp objects");
+  if (imp.length > MAX_IMPS)
+    throw new ApiError("AUD_ERR_TOO_MANY", `imp has ${imp.length} entries; at most ${MAX_IMPS}`, "imp");
+  for (let i = 0; i < imp.length; i++) {
+    const it = imp[i];
+    if (!isObject(it)) throw badField(`imp[${i}]`, "an Imp object");
+    if (typeof it.id !== "string") throw badField(`imp[${i}].id`, "a string");
+    if (it.pmp !== undefined && it.pmp !== null) {
+      if (!isObject(it.pmp)) throw badField(`imp[${i}].pmp`, "a Pmp object");
+      if (it.pmp.deals !== undefined && !Array.isArray(it.pmp.deals))
+        throw badField(`imp[${i}].pmp.deals`, "an array");
+    }
+  }
+  const user = body.user;
+  if (isObject(user) && user.data !== undefined && user.data !== null && !Array.isArray(user.data)) {
+    throw badField("user.data", "an array of Data objects");
+  }
+  return imp as Json[];
+}
+
+/** The segments this caller may receive: by provider, second-party data only to the partner named. */
+function scoped(segments: ReadonlySet<string>, snapshot: CatalogSnapshot, caller: EnrichCaller): string[] {
+  const out: string[] = [];
+  for (const s of segments) {
+    const def = snapshot.get(s);
+    if (mayReceive(caller, def?.provider ?? null, def?.party ?? null)) out.push(s);
+  }
+  return out.sort();
+}
+
+/** Deals per imp: the rules the visible segments unlock and the imp's format and size allow. */
+function dealsFor(
+  visible: readonly string[],
+  imps: readonly Json[],
+  snapshot: CatalogSnapshot,
+  access: PrivacyDecision,
+): DealRuleDef[][] {
+  // Audience deals rest on personal data: none where consent withholds it (not even NOT-only rules).
+  if (!access.personal || snapshot.deals.size === 0) return imps.map(() => []);
+  const matched = snapshot.deals.matching(new Set(visible));
+  return imps.map((imp) => matched.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
+}

@@ -1,0 +1,164 @@
+// Writes an enrichment into OpenRTB: the person's segments as user.data[] (OpenRTB 2.6 §3.2.21 Data,
+// §3.2.22 Segment, with the Segment Taxonomy extension `ext.segtax`) and unlocked deals in imp[].pmp.deals
+// (§3.2.11 Pmp, §3.2.12 Deal). Three forms: the whole request, the ORTB2 fragment to merge, and the IAB
+// Agentic RTB Framework's mutations. Everything the caller sent is kept.
+import type { Data, Deal, Segment } from "iab-openrtb/v26";
+import { isObject, type Json } from "../json-fields.ts";
+import type { CatalogSnapshot } from "../segments/catalog.ts";
+import type { DealRuleDef } from "../segments/deal-rule.ts";
+
+/** What to add: user.data entries (or segments to add to an entry the caller sent), deals per imp index. */
+export interface Enrichment {
+  /** One entry per provider and taxonomy; `existing` is the index of the caller's own entry it extends. */
+  readonly data: { readonly entry: Data; readonly existing: number | null }[];
+  /** Deals to add to each imp (by index in imp[]), none already there. */
+  readonly deals: readonly Deal[][];
+}
+
+/**
+ * Groups the segments by provider and taxonomy: `name` is the provider, `ext.segtax` the taxonomy number
+ * (4 = IAB Audience Taxonomy 1.1, or the provider's own registered one) with the segment's id in it; a
+ * segment without a taxonomy mapping goes out under its own id and no segtax.
+ */
+export function userDataOf(segments: Iterable<string>, snapshot: CatalogSnapshot): Data[] {
+  const groups = new Map<string, Data>();
+  for (const id of segments) {
+    const def = snapshot.get(id);
+    const name = def?.provider ?? "audience";
+    const segtax = def?.segtax ?? null;
+    const key = `${name}\n${segtax ?? ""}`;
+    let d = groups.get(key);
+    if (d === undefined) {
+      d = segtax === null ? { name, segment: [] } : { name, segment: [], ext: { segtax } };
+      groups.set(key, d);
+    }
+    const segmentId = segtax !== null && def?.segtaxId != null ? def.segtaxId : id;
+    (d.segment as Segment[]).push({ id: segmentId });
+  }
+  for (const d of groups.values())
+    (d.segment as Segment[]).sort((a, b) => ((a.id ?? "") < (b.id ?? "") ? -1 : 1));
+  // By provider, then taxonomy (none first): the same answer whatever order the memberships came in.
+  const segtaxOf = (d: Data): number => (d.ext as { segtax?: number } | undefined)?.segtax ?? -1;
+  return [...groups.values()].sort((a, b) =>
+    a.name === b.name ? segtaxOf(a) - segtaxOf(b) : (a.name ?? "") < (b.name ?? "") ? -1 : 1,
+  );
+}
+
+/** What to add to the request, leaving out what the caller already sent (no duplicate entry or deal). */
+export function planEnrichment(
+  body: Json,
+  data: readonly Data[],
+  dealsPerImp: readonly (readonly DealRuleDef[])[],
+): Enrichment {
+  const user = isObject(body.user) ? body.user : null;
+  const theirs = user !== null && Array.isArray(user.data) ? (user.data as unknown[]) : [];
+  const planned: { entry: Data; existing: number | null }[] = [];
+  for (const d of data) {
+    const segtax = (d.ext as { segtax?: number } | undefined)?.segtax ?? null;
+    const at = theirs.findIndex(
+      (t) =>
+        isObject(t) && t.name === d.name && ((isObject(t.ext) ? t.ext.segtax : undefined) ?? null) === segtax,
+    );
+    if (at < 0) {
+      planned.push({ entry: d, existing: null });
+      continue;
+    }
+    const have = new Set(
+      (Array.isArray((theirs[at] as Json).segment) ? ((theirs[at] as Json).segment as unknown[]) : [])
+        .map((s) => (isObject(s) ? s.id : undefined))
+        .filter((id) => typeof id === "string"),
+    );
+    const missing = (d.segment ?? []).filter((s) => !have.has(s.id ?? ""));
+    if (missing.length > 0) planned.push({ entry: { ...d, segment: missing }, existing: at });
+  }
+  const imps = Array.isArray(body.imp) ? (body.imp as Json[]) : [];
+  const deals = imps.map((imp, i) => {
+    const pmp = isObject(imp.pmp) ? imp.pmp : null;
+    const held = new Set(
+      (pmp !== null && Array.isArray(pmp.deals) ? (pmp.deals as unknown[]) : [])
+        .map((d) => (isObject(d) ? d.id : undefined))
+        .filter((id) => typeof id === "string"),
+    );
+    return (dealsPerImp[i] ?? []).filter((r) => !held.has(r.id)).map(toDeal);
+  });
+  return { data: planned, deals };
+}
+
+function toDeal(r: DealRuleDef): Deal {
+  const d: Deal = { id: r.id, bidfloor: r.bidfloor, bidfloorcur: r.bidfloorcur, at: r.at };
+  if (r.wseat !== null) d.wseat = [...r.wseat];
+  if (r.wadomain !== null) d.wadomain = [...r.wadomain];
+  return d;
+}
+
+/** The request with the enrichment merged in: new objects along the changed paths, the rest shared. */
+export function enrichedRequest(body: Json, e: Enrichment): Json {
+  const out: Json = { ...body };
+  if (e.data.length > 0) {
+    const user: Json = isObject(body.user) ? { ...body.user } : {};
+    const data = Array.isArray(user.data) ? [...(user.data as unknown[])] : [];
+    for (const p of e.data) {
+      if (p.existing === null) data.push(p.entry);
+      else {
+        const t = data[p.existing] as Json;
+        const segs = Array.isArray(t.segment) ? (t.segment as unknown[]) : [];
+        data[p.existing] = { ...t, segment: [...segs, ...(p.entry.segment ?? [])] };
+      }
+    }
+    user.data = data;
+    out.user = user;
+  }
+  if (e.deals.some((d) => d.length > 0)) {
+    out.imp = (body.imp as Json[]).map((imp, i) => {
+      const add = e.deals[i] ?? [];
+      if (add.length === 0) return imp;
+      const pmp: Json = isObject(imp.pmp) ? { ...imp.pmp } : {};
+      pmp.deals = [...(Array.isArray(pmp.deals) ? (pmp.deals as unknown[]) : []), ...add];
+      return { ...imp, pmp };
+    });
+  }
+  return out;
+}
+
+/** Only what to merge: `user.data` entries (new ones, or the added segments of the caller's) and each imp's new deals. */
+export function enrichmentFragment(body: Json, e: Enrichment): Json {
+  const imps = body.imp as Json[];
+  return {
+    user: { data: e.data.map((p) => p.entry) },
+    imp: imps.flatMap((imp, i) =>
+      (e.deals[i] ?? []).length > 0 ? [{ id: imp.id, pmp: { deals: e.deals[i] } }] : [],
+    ),
+  };
+}
+
+/**
+ * The same as Agentic RTB Framework (ARTF v1.0) mutations of the bid request: one ACTIVATE_SEGMENTS per
+ * user.data entry (path `/user/data/segment`, the segment ids as the IDs payload; the entry's name and
+ * segtax alongside in `data`, which the IDs payload cannot carry), one ACTIVATE_DEALS per imp (path
+ * `/imp/<imp id>`, the deal ids; the deals' terms alongside in `deals`).
+ */
+export function enrichmentMutations(body: Json, e: Enrichment): Json {
+  const mutations: Json[] = [];
+  for (const p of e.data) {
+    mutations.push({
+      intent: "ACTIVATE_SEGMENTS",
+      op: "OPERATION_ADD",
+      path: "/user/data/segment",
+      ids: { id: (p.entry.segment ?? []).map((s) => s.id) },
+      data: { name: p.entry.name, ...(p.entry.ext === undefined ? {} : { ext: p.entry.ext }) },
+    });
+  }
+  const imps = body.imp as Json[];
+  imps.forEach((imp, i) => {
+    const deals = e.deals[i] ?? [];
+    if (deals.length === 0) return;
+    mutations.push({
+      intent: "ACTIVATE_DEALS",
+      op: "OPERATION_ADD",
+      path: `/imp/${String(imp.id)}`,
+      ids: { id: deals.map((d) => d.id) },
+      deals,
+    });
+  });
+  return { id: body.id, mutations };
+}
