@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { detectUwsBackend } from "../src/http/uws-server.ts";
+import type { Json } from "../src/json-fields.ts";
 import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
 import {
   BENCH_TCF_VENDOR_ID,
@@ -33,6 +34,7 @@ import {
   startServer,
   stopAll,
 } from "./children.ts";
+import { DEAL_RULES, enrichProblem, putDealRules } from "./deals.ts";
 import { type PixelEvent, pixelEvents, verifyPixelEvents } from "./events.ts";
 import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
 import {
@@ -119,6 +121,8 @@ interface Scenario {
   readonly warmCache: boolean;
   /** Before the load: cap rules loaded and every campaign capped for everyone in the pool; answers checked. */
   readonly capped: boolean;
+  /** (i): 1,000 deal rules loaded before the load; answers are enriched bid requests. */
+  readonly deals?: boolean;
 }
 
 /** A redis-server of the bench, with a client for INFO. */
@@ -265,6 +269,7 @@ async function verifyLookups(server: ServerChild, s: Scenario): Promise<string> 
     const want = expectedSegments(body, s.redis === "linked").join();
     let problem: string | null = null;
     if (r.status !== 200) problem = `status ${r.status}`;
+    else if (s.deals === true) problem = enrichProblem(body.bytes, answer as Json, expectedSegments(body));
     else if (service && (answer.degraded !== false || answer.segments?.join() !== want))
       problem = `segments: expected [${want}]`;
     else if (s.capped && body.capsAllowed) problem = cappedProblem(answer);
@@ -323,6 +328,10 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
         });
   const url = server.baseUrl;
   if (s.capped) await setUpCaps(server, s);
+  if (s.deals === true) {
+    const n = await putDealRules(server.baseUrl, ADMIN_TOKEN);
+    log(`(${s.key}) ${n.toLocaleString("en-US")} deal rules loaded`);
+  }
   let feed: RequestFeed;
   let verified: string;
   if (s.kind === "events") {
@@ -637,6 +646,16 @@ async function main(): Promise<number> {
     },
     {
       ...lookup,
+      key: "i",
+      label: "enrich, 1,000 deal rules",
+      env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*` },
+      pool: hitPool,
+      path: "/v1/enrich",
+      warmCache: true,
+      deals: true,
+    },
+    {
+      ...lookup,
       key: "g",
       label: "lookup, linked persons",
       env: { HTTP_SERVER: "uws", CACHE_TTL_MS: "0" },
@@ -721,6 +740,7 @@ async function main(): Promise<number> {
         `(e) posts the cache-hit bodies to \`${CAPS_LOOKUP_PATH}\`; \`CAP_COUNTERS_CACHE_MS\` is left at its default (1000 ms)`,
         `(f) sends \`GET /v1/events/imp?type=&id=&campaign=&imp=\`, a unique impression id each`,
         `(h) posts the bodies of (b), each with \`regs.gdpr = 1\` and one of ${TC_STRINGS.length} real TCF v2.2 TC strings in \`user.consent\` that give purposes 1, 3, 4 and vendor ${BENCH_TCF_VENDOR_ID} (\`TCF_VENDOR_ID\` of every service here) consent: each string is decoded once, then served from the decode cache`,
+        `(i) posts the bodies of (b) to \`/v1/enrich\` with ${DEAL_RULES.toLocaleString("en-US")} deal rules loaded (each naming three segments in a nested AND / OR / NOT, a third with a format condition), on the main Redis; its answers (whole enriched requests) are checked for the expected user.data and deals`,
         `(g) posts the bodies of (c) to a third redis-server holding the same ${USERS.toLocaleString("en-US")} users linked into persons of 4 IDs (users 4k..4k+3), each ID's profile carrying its person as the identity graph writes it (${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis); its answers are checked against the union of the persons' segments`,
         `(e) and (f) use a second redis-server of their own (cap rules apply to every instance on a Redis, so on the main one they would reach (b), (c) and (d) too), holding the ${HOT_USERS.toLocaleString("en-US")} hot users, the cap rules and the counters; the redis CPU column of (e) and (f) is that server's`,
       ],
@@ -738,7 +758,7 @@ async function main(): Promise<number> {
 const budgetS =
   180 +
   Math.ceil(USERS / 50_000) +
-  8 * (DURATION_S + WARMUP_S + 45) +
+  9 * (DURATION_S + WARMUP_S + 45) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {

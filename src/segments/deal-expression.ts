@@ -23,8 +23,10 @@ export type DealPredicate = (segments: ReadonlySet<string>) => boolean;
 
 export interface CompiledExpression {
   readonly test: DealPredicate;
-  /** Every segment id the expression names (to index rules by segment). */
+  /** Every segment id the expression names. */
   readonly segments: readonly string[];
+  /** Segments the expression cannot match without (its top-level AND's plain ids): the rule's index keys. */
+  readonly required: readonly string[];
   /** True when some assignment with none of the named segments matches (a NOT-only expression). */
   readonly matchesWithoutSegments: boolean;
 }
@@ -80,6 +82,11 @@ function tokenize(src: string): Token[] {
   return out;
 }
 
+type Node =
+  | { readonly k: "id"; readonly id: string }
+  | { readonly k: "not"; readonly e: Node }
+  | { readonly k: "and" | "or"; readonly parts: readonly Node[] };
+
 /** Parses and compiles; throws DealExpressionError naming the column of the first problem. */
 export function compileDealExpression(src: string): CompiledExpression {
   if (src.length > MAX_EXPRESSION_LENGTH) {
@@ -94,37 +101,22 @@ export function compileDealExpression(src: string): CompiledExpression {
   const named = new Set<string>();
   const peek = (): Token => tokens[pos] as Token;
 
-  const parseOr = (depth: number): DealPredicate => {
-    const parts = [parseAnd(depth)];
-    while (peek().kind === "or") {
+  const parseList = (kind: "and" | "or", next: (depth: number) => Node, depth: number): Node => {
+    const parts = [next(depth)];
+    while (peek().kind === kind) {
       pos++;
-      parts.push(parseAnd(depth));
+      parts.push(next(depth));
     }
-    if (parts.length === 1) return parts[0] as DealPredicate;
-    return (s) => {
-      for (const p of parts) if (p(s)) return true;
-      return false;
-    };
+    return parts.length === 1 ? (parts[0] as Node) : { k: kind, parts };
   };
-  const parseAnd = (depth: number): DealPredicate => {
-    const parts = [parseUnary(depth)];
-    while (peek().kind === "and") {
-      pos++;
-      parts.push(parseUnary(depth));
-    }
-    if (parts.length === 1) return parts[0] as DealPredicate;
-    return (s) => {
-      for (const p of parts) if (!p(s)) return false;
-      return true;
-    };
-  };
-  const parseUnary = (depth: number): DealPredicate => {
+  const parseOr = (depth: number): Node => parseList("or", parseAnd, depth);
+  const parseAnd = (depth: number): Node => parseList("and", parseUnary, depth);
+  const parseUnary = (depth: number): Node => {
     if (depth > MAX_DEPTH) throw new DealExpressionError(`nested deeper than ${MAX_DEPTH}`, peek().column);
     const t = peek();
     if (t.kind === "not") {
       pos++;
-      const inner = parseUnary(depth + 1);
-      return (s) => !inner(s);
+      return { k: "not", e: parseUnary(depth + 1) };
     }
     if (t.kind === "(") {
       pos++;
@@ -136,16 +128,49 @@ export function compileDealExpression(src: string): CompiledExpression {
     if (t.kind === "id") {
       pos++;
       named.add(t.text);
-      const id = t.text;
-      return (s) => s.has(id);
+      return { k: "id", id: t.text };
     }
     const what = t.kind === "end" ? "end of expression" : `'${t.text}'`;
     throw new DealExpressionError(`expected a segment id, NOT or '(', found ${what}`, t.column);
   };
 
-  const test = parseOr(0);
+  const root = parseOr(0);
   if (peek().kind !== "end") {
     throw new DealExpressionError(`expected AND, OR or the end, found '${peek().text}'`, peek().column);
   }
-  return { test, segments: [...named], matchesWithoutSegments: test(new Set()) };
+  const test = compile(root);
+  return { test, segments: [...named], required: requiredOf(root), matchesWithoutSegments: test(new Set()) };
+}
+
+function compile(n: Node): DealPredicate {
+  switch (n.k) {
+    case "id": {
+      const id = n.id;
+      return (s) => s.has(id);
+    }
+    case "not": {
+      const inner = compile(n.e);
+      return (s) => !inner(s);
+    }
+    case "and": {
+      const parts = n.parts.map(compile);
+      return (s) => {
+        for (let i = 0; i < parts.length; i++) if (!(parts[i] as DealPredicate)(s)) return false;
+        return true;
+      };
+    }
+    case "or": {
+      const parts = n.parts.map(compile);
+      return (s) => {
+        for (let i = 0; i < parts.length; i++) if ((parts[i] as DealPredicate)(s)) return true;
+        return false;
+      };
+    }
+  }
+}
+
+function requiredOf(n: Node): string[] {
+  if (n.k === "id") return [n.id];
+  if (n.k === "and") return n.parts.flatMap((p) => (p.k === "id" || p.k === "and" ? requiredOf(p) : []));
+  return [];
 }

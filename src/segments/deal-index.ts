@@ -1,33 +1,41 @@
-// The deal rules of one catalog snapshot, indexed by the segments they name: a request evaluates only the
-// rules that name one of the person's segments, plus those that can match without any (NOT-only).
+// The deal rules of one catalog snapshot, indexed by segment: a request evaluates only the rules keyed on one
+// of the person's segments (a segment the rule requires, or else each it names), plus those that can match
+// without any (NOT-only).
 import type { Json } from "../json-fields.ts";
 import { type DealRule, type DealRuleDef, toDealRule } from "./deal-rule.ts";
 
 export class DealIndex {
+  /** In deal-id order: a rule's position is its rank in every answer. */
   readonly rules: readonly DealRule[];
-  readonly #bySegment = new Map<string, DealRule[]>();
-  readonly #always: DealRule[] = [];
+  /** Segment id -> positions of the rules naming it. */
+  readonly #bySegment = new Map<string, number[]>();
+  readonly #always: number[] = [];
+  /** Per rule, the call that last looked at it: each rule is tested once per call without a Set. */
+  readonly #seen: Uint32Array;
+  #call = 0;
 
   /** Rules are compiled here, once per snapshot; a stored rule that no longer compiles is left out. */
   constructor(defs: readonly DealRuleDef[]) {
     const rules: DealRule[] = [];
     for (const def of defs) {
-      let rule: DealRule;
       try {
-        rule = toDealRule(def as unknown as Record<string, unknown>);
-      } catch {
-        continue;
-      }
-      rules.push(rule);
-      if (rule.expr.matchesWithoutSegments) this.#always.push(rule);
-      for (const s of rule.expr.segments) {
-        const list = this.#bySegment.get(s);
-        if (list === undefined) this.#bySegment.set(s, [rule]);
-        else list.push(rule);
-      }
+        rules.push(toDealRule(def as unknown as Record<string, unknown>));
+      } catch {}
     }
     rules.sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0));
     this.rules = rules;
+    this.#seen = new Uint32Array(rules.length);
+    rules.forEach((rule, i) => {
+      if (rule.expr.matchesWithoutSegments) this.#always.push(i);
+      // A rule that cannot match without some segment is looked at only for persons in it; otherwise under
+      // every segment it names (it cannot match without one of them, or it would be an "always" rule).
+      const keys = rule.expr.required.length > 0 ? [rule.expr.required[0] as string] : rule.expr.segments;
+      for (const s of keys) {
+        const list = this.#bySegment.get(s);
+        if (list === undefined) this.#bySegment.set(s, [i]);
+        else list.push(i);
+      }
+    });
   }
 
   get size(): number {
@@ -41,11 +49,26 @@ export class DealIndex {
   /** Rules whose expression the segments satisfy (impression conditions not yet applied), in id order. */
   matching(segments: ReadonlySet<string>): DealRule[] {
     if (this.rules.length === 0) return [];
-    const candidates = new Set<DealRule>(this.#always);
-    for (const s of segments) for (const r of this.#bySegment.get(s) ?? []) candidates.add(r);
-    const out: DealRule[] = [];
-    for (const r of candidates) if (r.expr.test(segments)) out.push(r);
-    return out.sort((a, b) => (a.def.id < b.def.id ? -1 : a.def.id > b.def.id ? 1 : 0));
+    if (++this.#call === 0xffff_ffff) {
+      this.#seen.fill(0);
+      this.#call = 1;
+    }
+    const call = this.#call;
+    const hits: number[] = [];
+    const consider = (i: number): void => {
+      if (this.#seen[i] === call) return;
+      this.#seen[i] = call;
+      if ((this.rules[i] as DealRule).expr.test(segments)) hits.push(i);
+    };
+    for (const i of this.#always) consider(i);
+    for (const s of segments) {
+      const list = this.#bySegment.get(s);
+      if (list !== undefined) for (const i of list) consider(i);
+    }
+    hits.sort((a, b) => a - b);
+    const out = new Array<DealRule>(hits.length);
+    for (let k = 0; k < hits.length; k++) out[k] = this.rules[hits[k] as number] as DealRule;
+    return out;
   }
 }
 

@@ -35,6 +35,13 @@ describe("deal expressions", () => {
     expect(compileDealExpression('"and" AND seg:1.a_b-c').test(has("and", "seg:1.a_b-c"))).toBe(true);
   });
 
+  it("names the segments an expression cannot match without (the keys it is indexed under)", () => {
+    expect(compileDealExpression("a AND (b OR c) AND NOT d AND (e AND f)").required).toEqual(["a", "e", "f"]);
+    expect(compileDealExpression("a OR b").required).toEqual([]);
+    expect(compileDealExpression("NOT a").required).toEqual([]);
+    expect(compileDealExpression("x").required).toEqual(["x"]);
+  });
+
   it("knows which expressions can match a person with none of their segments", () => {
     expect(compileDealExpression("a AND NOT b").matchesWithoutSegments).toBe(false);
     expect(compileDealExpression("NOT b").matchesWithoutSegments).toBe(true);
@@ -104,6 +111,29 @@ describe("deal rules", () => {
     } catch (err) {
       expect((err as DealRuleError).column).toBe(15);
       expect((err as Error).message).toBe("when: expected ')' at column 15");
+    }
+  });
+});
+
+describe("deal index", () => {
+  it("finds exactly the rules a brute-force evaluation finds, in id order", async () => {
+    const { DealIndex } = await import("../../src/segments/deal-index.ts");
+    const exprs = [
+      "a AND b",
+      "a OR NOT c",
+      "NOT (a OR b)",
+      "(a OR b) AND NOT c",
+      "c AND (a OR d)",
+      "d",
+      "NOT d AND NOT a",
+    ];
+    const defs = exprs.map((when, i) => toDealRule({ id: `r${i}`, when }).def);
+    const index = new DealIndex(defs);
+    const all = ["a", "b", "c", "d"];
+    for (let mask = 0; mask < 16; mask++) {
+      const set = new Set(all.filter((_, i) => mask & (1 << i)));
+      const brute = defs.filter((d) => compileDealExpression(d.when).test(set)).map((d) => d.id);
+      expect(index.matching(set).map((r) => r.def.id)).toEqual(brute);
     }
   });
 });
