@@ -330,6 +330,9 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
   if (s.capped) await setUpCaps(server, s);
   if (s.deals === true) {
     const n = await putDealRules(server.baseUrl, ADMIN_TOKEN);
+    // The upload's own change message comes back over pub/sub and recompiles the rules once more: let that
+    // pass before answers are checked.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
     log(`(${s.key}) ${n.toLocaleString("en-US")} deal rules loaded`);
   }
   let feed: RequestFeed;
