@@ -60,6 +60,63 @@ export const CONFIG_SPEC = {
     "Time allowed for one connection attempt to Redis.",
     "2000",
   ),
+  lookupBudgetMs: spec(
+    "LOOKUP_BUDGET_MS",
+    intIn(1, 10_000, 15),
+    "Longest a bid-time answer (/v1/lookup, /v1/enrich) waits for the store; what it has not answered by then is answered from cache with degraded=true. Less when the request's tmax, minus TMAX_MARGIN_MS, leaves less.",
+    "15",
+  ),
+  tmaxMarginMs: spec(
+    "TMAX_MARGIN_MS",
+    intIn(0, 10_000, 20),
+    "Kept back from a bid request's tmax for the rest of the bid: the store is waited for at most tmax minus this (and never more than LOOKUP_BUDGET_MS).",
+    "20",
+  ),
+  breakerFailures: spec(
+    "BREAKER_FAILURES",
+    intIn(1, 10_000, 5),
+    "Store reads failing in a row (errors or REDIS_COMMAND_TIMEOUT_MS timeouts) that open the circuit breaker: reads are then not attempted and answers are degraded at once.",
+    "5",
+  ),
+  breakerOpenMs: spec(
+    "BREAKER_OPEN_MS",
+    intIn(10, 600_000, 1_000),
+    "How long the circuit breaker stays open before one read probes the store; the probe's success closes it.",
+    "1000",
+  ),
+  maxInFlight: spec(
+    "MAX_IN_FLIGHT",
+    intIn(1, 1_000_000, 2_000),
+    "Requests worked on at once; more are shed at once (SHED_STATUS) instead of queueing. /healthz and /readyz are never shed.",
+    "2000",
+  ),
+  shedStatus: spec(
+    "SHED_STATUS",
+    z
+      .enum(["503", "204"])
+      .default("503")
+      .transform((v) => (v === "204" ? 204 : 503) as 204 | 503),
+    "Answer of a shed request: 503 with Retry-After (callers retry), or 204 no content (a bidder simply does not bid).",
+    "503",
+  ),
+  bodyTimeoutMs: spec(
+    "BODY_TIMEOUT_MS",
+    intIn(100, 600_000, 5_000),
+    "A bid-time request body not fully received within this is answered 408 and its connection closed: a slow client cannot hold the server.",
+    "5000",
+  ),
+  shutdownDrainMs: spec(
+    "SHUTDOWN_DRAIN_MS",
+    intIn(0, 600_000, 2_000),
+    "On SIGTERM, how long /readyz answers 503 while requests are still served, so that a load balancer stops sending new ones.",
+    "2000",
+  ),
+  shutdownGraceMs: spec(
+    "SHUTDOWN_GRACE_MS",
+    intIn(0, 600_000, 10_000),
+    "On SIGTERM, after the drain: how long requests in flight may take to finish before the process exits anyway.",
+    "10000",
+  ),
   bodyLimitBytes: spec(
     "BODY_LIMIT_BYTES",
     intIn(256, 16 * 1024 * 1024, 64 * 1024),

@@ -14,9 +14,11 @@ export const ERRORS = {
   AUD_ERR_FORBIDDEN: { status: 403, message: "the token lacks the scope this route requires" },
   AUD_ERR_NOT_FOUND: { status: 404, message: "no such route" },
   AUD_ERR_METHOD: { status: 405, message: "method not allowed on this route" },
+  AUD_ERR_REQUEST_TIMEOUT: { status: 408, message: "the request body did not arrive in time" },
   AUD_ERR_BODY_TOO_LARGE: { status: 413, message: "request body exceeds the configured limit" },
   AUD_ERR_INTERNAL: { status: 500, message: "internal error" },
   AUD_ERR_STORE_UNAVAILABLE: { status: 503, message: "the store did not take the write; retry" },
+  AUD_ERR_OVERLOADED: { status: 503, message: "too many requests in flight; retry" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

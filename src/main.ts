@@ -27,14 +27,18 @@ async function main(): Promise<void> {
   }
   const service = await createService(config, log, { backend });
   // Neither the path (an admin route names an ID) nor a store error (its keys name IDs) is logged in the clear.
-  const server = await startHttpServer(config, service.routes, (err, path) =>
-    log.error(
-      {
-        err: redactMessage(err instanceof Error ? (err.stack ?? err.message) : String(err)),
-        path: redactPath(path),
-      },
-      "request failed",
-    ),
+  const server = await startHttpServer(
+    config,
+    service.routes,
+    (err, path) =>
+      log.error(
+        {
+          err: redactMessage(err instanceof Error ? (err.stack ?? err.message) : String(err)),
+          path: redactPath(path),
+        },
+        "request failed",
+      ),
+    () => service.admission.draining,
   );
   log.info(
     {
@@ -52,16 +56,25 @@ async function main(): Promise<void> {
     "audience lookup service listening",
   );
 
+  // Graceful shutdown: unready first (the load balancer drains us), then no new connections, then the
+  // requests in flight finish, then the stores close; exit 0 within the grace period whatever happens.
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down");
+    service.admission.draining = true;
+    log.info({ signal, drainMs: config.shutdownDrainMs, graceMs: config.shutdownGraceMs }, "shutting down");
+    await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
     server.close();
-    service.close().finally(() => process.exit(0));
+    const drained = await service.admission.idle(config.shutdownGraceMs);
+    if (!drained)
+      log.warn({ inFlight: service.admission.inFlight }, "grace period over with requests in flight");
+    await service.close().catch((err) => log.error({ err: redactMessage(String(err)) }, "close failed"));
+    log.info({ drained }, "stopped");
+    process.exit(0);
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 main().catch((err) => {

@@ -27,6 +27,8 @@ import { MemoryProfileStore } from "./profiles/memory-profile-store.ts";
 import { ProfileCache } from "./profiles/profile-cache.ts";
 import type { ProfileStore } from "./profiles/profile-store.ts";
 import { RedisProfileStore } from "./profiles/redis-profile-store.ts";
+import { Admission } from "./reliability/admission.ts";
+import { CircuitBreaker } from "./reliability/circuit-breaker.ts";
 import { type CatalogStore, MemoryCatalogStore, RedisCatalogStore } from "./segments/catalog-store.ts";
 import { LiveCatalog } from "./segments/live-catalog.ts";
 
@@ -46,6 +48,9 @@ export interface Service {
   readonly catalog: LiveCatalog;
   /** Data management (taxonomy, loads, opt-outs), on a connection with a bulk-sized timeout. */
   readonly data: SegmentData;
+  /** Requests in flight, load shedding, and the draining flag graceful shutdown sets. */
+  readonly admission: Admission;
+  readonly breaker: CircuitBreaker;
   close(): Promise<void>;
 }
 
@@ -68,14 +73,18 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   const now = opts.now ?? Date.now;
   const backing =
     config.redisUrl === undefined ? embedded() : await redisBacked(config, config.redisUrl, log);
+  // One breaker for every bid-time read of the store: profiles and counters fail together.
+  const breaker = new CircuitBreaker({ failures: config.breakerFailures, openMs: config.breakerOpenMs, now });
   const cache = new ProfileCache(backing.store, {
     maxEntries: config.cacheMaxEntries,
     maxBytes: config.cacheMaxBytes,
     ttlMs: config.cacheTtlMs,
     negativeTtlMs: config.cacheNegativeTtlMs,
     now,
+    breaker,
   });
   const counters = new CounterCache(backing.store, {
+    breaker,
     ttlMs: config.capCountersCacheMs,
     maxEntries: Math.max(1_000, Math.floor(config.cacheMaxEntries / 4)),
     now,
@@ -129,6 +138,8 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     privacy: privacyPolicyFromConfig(config),
     consent,
     withheldStats,
+    budgetMs: config.lookupBudgetMs,
+    tmaxMarginMs: config.tmaxMarginMs,
   });
   const enrich = createEnrichHandler({
     cache,
@@ -139,9 +150,12 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     privacy: privacyPolicyFromConfig(config),
     consent,
     now,
+    budgetMs: config.lookupBudgetMs,
+    tmaxMarginMs: config.tmaxMarginMs,
   });
   const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
-  const routes = [
+  const admission = new Admission({ maxInFlight: config.maxInFlight, shedStatus: config.shedStatus });
+  const allRoutes = [
     ...buildRoutes({
       lookup,
       store: backing.store,
@@ -150,13 +164,19 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       startedAtMs: now(),
       events: eventStats,
       withheld: withheldStats,
+      admission,
+      breaker,
     }),
     { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
     ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
     ...adminRoutes({ data, tokens: config.adminTokens }),
   ];
+  // Health routes answer whatever the load: a load balancer must still see the instance.
+  const routes = admission.guard(allRoutes, new Set(["/healthz", "/readyz"]));
   return {
     routes,
+    admission,
+    breaker,
     store: backing.store,
     cache,
     catalog,

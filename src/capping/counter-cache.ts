@@ -3,9 +3,12 @@
 // this instance drops its person's entry at once, so this instance never serves its own stale count.
 import { LRUCache } from "lru-cache";
 import type { ProfileStore } from "../profiles/profile-store.ts";
+import { type CircuitBreaker, NEVER_OPEN } from "../reliability/circuit-breaker.ts";
+import { withDeadline } from "../reliability/deadline.ts";
 import { CounterIndex } from "./cap-windows.ts";
 
 const EMPTY = new CounterIndex(new Map());
+const FAILED_READ: CounterRead = Object.freeze({ counters: EMPTY, failed: true });
 
 /**
  * What a read found: the counters (indexed once here, so every lookup served from cache reuses the index),
@@ -22,9 +25,15 @@ export class CounterCache {
   readonly #inflight = new Map<string, Promise<CounterRead>>();
   readonly #now: () => number;
 
-  constructor(store: ProfileStore, opts: { ttlMs: number; maxEntries: number; now?: () => number }) {
+  readonly #breaker: CircuitBreaker;
+
+  constructor(
+    store: ProfileStore,
+    opts: { ttlMs: number; maxEntries: number; now?: () => number; breaker?: CircuitBreaker },
+  ) {
     this.#store = store;
     this.#now = opts.now ?? Date.now;
+    this.#breaker = opts.breaker ?? NEVER_OPEN;
     this.#lru =
       opts.ttlMs === 0
         ? null
@@ -36,14 +45,23 @@ export class CounterCache {
           });
   }
 
-  /** Synchronous on a hit; otherwise one store read, shared by concurrent callers for the same person. */
-  get(personKey: string): CounterRead | Promise<CounterRead> {
+  /**
+   * Synchronous on a hit; otherwise one store read, shared by concurrent callers for the same person, waited
+   * for `waitMs` at most (then: failed, so the answer says degraded).
+   */
+  get(personKey: string, waitMs?: number): CounterRead | Promise<CounterRead> {
     const hit = this.#lru?.get(personKey);
     if (hit !== undefined) return { counters: hit, failed: false };
-    const pending = this.#inflight.get(personKey);
-    if (pending !== undefined) return pending;
+    const pending = this.#inflight.get(personKey) ?? this.#read(personKey);
+    if (!(pending instanceof Promise) || waitMs === undefined) return pending;
+    return withDeadline(pending, waitMs, () => FAILED_READ);
+  }
+
+  #read(personKey: string): CounterRead | Promise<CounterRead> {
+    if (!this.#breaker.allow()) return FAILED_READ;
     const p = this.#store.readCounters(personKey, Math.floor(this.#now() / 1000)).then(
       (raw): CounterRead => {
+        this.#breaker.record(true);
         const counters = new CounterIndex(raw);
         if (this.#inflight.get(personKey) === p) {
           this.#inflight.delete(personKey);
@@ -52,8 +70,9 @@ export class CounterCache {
         return { counters, failed: false };
       },
       (): CounterRead => {
+        this.#breaker.record(false);
         if (this.#inflight.get(personKey) === p) this.#inflight.delete(personKey);
-        return { counters: EMPTY, failed: true };
+        return FAILED_READ;
       },
     );
     this.#inflight.set(personKey, p);

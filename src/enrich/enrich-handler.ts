@@ -20,6 +20,7 @@ import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess, type PrivacyDecision } from "../privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
+import { deadlineMs } from "../reliability/deadline.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 import { impMatches } from "../segments/deal-index.ts";
 import type { DealRuleDef } from "../segments/deal-rule.ts";
@@ -35,6 +36,8 @@ export interface EnrichOptions {
   readonly privacy: PrivacyPolicy;
   readonly consent: ConsentDecoder;
   readonly now: () => number;
+  readonly budgetMs: number;
+  readonly tmaxMarginMs: number;
 }
 
 type Format = "request" | "fragment" | "mutations";
@@ -73,7 +76,7 @@ export function createEnrichHandler(
       minConfidence: readMinConfidence(req, body),
     };
     // 5. Profiles: from cache, or all misses in one store round trip.
-    const found = opts.cache.getMany(subject.keys);
+    const found = opts.cache.getMany(subject.keys, deadlineMs(body.tmax, opts.budgetMs, opts.tmaxMarginMs));
     const finish = (batch: ProfileBatch): HttpAnswer => {
       rules.nowSec = Math.floor(opts.now() / 1000);
       const segments = new Set<string>();

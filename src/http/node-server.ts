@@ -15,7 +15,12 @@ import {
   type RouteGroup,
   rawParams,
 } from "./route-table.ts";
-import { DEFAULT_STREAM_BODY_LIMIT_BYTES, type RunningServer, type UwsServerOptions } from "./uws-server.ts";
+import {
+  DEFAULT_BODY_TIMEOUT_MS,
+  DEFAULT_STREAM_BODY_LIMIT_BYTES,
+  type RunningServer,
+  type UwsServerOptions,
+} from "./uws-server.ts";
 
 const NOT_FOUND = errorAnswer(new ApiError("AUD_ERR_NOT_FOUND"));
 const EMPTY = Buffer.alloc(0);
@@ -39,6 +44,9 @@ export function startNodeServer(opts: UwsServerOptions): Promise<RunningServer> 
     serve(req, res, m.route, m.group, path, query, opts);
   });
   server.keepAliveTimeout = 10_000;
+  // A client trickling its request (headers or body) is answered 408 and dropped after this.
+  server.requestTimeout = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  server.headersTimeout = server.requestTimeout;
 
   return new Promise((resolve, reject) => {
     server.once("error", reject);

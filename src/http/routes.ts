@@ -1,6 +1,8 @@
 // The route table: which path and method run which handler. Shared by both HTTP servers.
 import type { ProfileCache } from "../profiles/profile-cache.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
+import type { Admission } from "../reliability/admission.ts";
+import type { CircuitBreaker } from "../reliability/circuit-breaker.ts";
 import { jsonAnswer, type Route, type RouteHandler } from "./http-types.ts";
 import type { HttpBackendInfo } from "./uws-server.ts";
 
@@ -14,6 +16,8 @@ export interface RouteDeps {
   readonly events: object;
   /** Answers per withheld reason (coppa, gdpr_no_consent, ...), until Prometheus metrics exist. */
   readonly withheld: object;
+  readonly admission: Admission;
+  readonly breaker: CircuitBreaker;
 }
 
 export function buildRoutes(deps: RouteDeps): Route[] {
@@ -31,6 +35,12 @@ export function buildRoutes(deps: RouteDeps): Route[] {
           cache: { entries: deps.cache.size, bytes: deps.cache.bytes, ...deps.cache.stats },
           events: deps.events,
           withheld: deps.withheld,
+          breaker: { state: deps.breaker.state, ...deps.breaker.stats },
+          load: {
+            inFlight: deps.admission.inFlight,
+            shed: deps.admission.shed,
+            draining: deps.admission.draining,
+          },
           uptimeS: Math.round((Date.now() - deps.startedAtMs) / 1000),
         }),
     },
@@ -39,6 +49,9 @@ export function buildRoutes(deps: RouteDeps): Route[] {
       path: "/readyz",
       body: "none",
       handler: async () => {
+        // Draining first: a load balancer stops sending requests before the instance stops answering.
+        if (deps.admission.draining)
+          return jsonAnswer(503, { ready: false, draining: true, store: deps.store.kind });
         const ready = await deps.store.ping();
         return jsonAnswer(ready ? 200 : 503, { ready, store: deps.store.kind });
       },

@@ -8,6 +8,7 @@ export function startHttpServer(
   config: Config,
   routes: readonly Route[],
   onInternalError: (err: unknown, path: string) => void,
+  draining?: () => boolean,
 ): Promise<RunningServer> {
   const start = config.httpServer === "node" ? startNodeServer : startUwsServer;
   return start({
@@ -17,5 +18,7 @@ export function startHttpServer(
     streamBodyLimitBytes: config.adminBodyLimitBytes,
     routes,
     onInternalError,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    ...(draining === undefined ? {} : { draining }),
   });
 }

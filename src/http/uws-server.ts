@@ -45,6 +45,10 @@ export interface UwsServerOptions {
   readonly routes: readonly Route[];
   /** Called for errors that are not the caller's fault (500s). */
   readonly onInternalError: (err: unknown, path: string) => void;
+  /** A buffered body must arrive within this (BODY_TIMEOUT_MS), or 408 and the connection closed. */
+  readonly bodyTimeoutMs?: number;
+  /** True while shutting down: every answer closes its connection, so no client reuses it. */
+  readonly draining?: () => boolean;
 }
 
 export interface RunningServer {
@@ -54,6 +58,7 @@ export interface RunningServer {
 }
 
 export const DEFAULT_STREAM_BODY_LIMIT_BYTES = 1024 * 1024 * 1024;
+export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
 
 const NOT_FOUND = errorAnswer(new ApiError("AUD_ERR_NOT_FOUND"));
 const EMPTY = Buffer.alloc(0);
@@ -105,6 +110,7 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
 interface Exchange {
   aborted: boolean;
   done: boolean;
+  draining?: (() => boolean) | undefined;
 }
 
 /** The request's parameters, %-decoded; read now, as req is invalid once the route callback returns. */
@@ -129,6 +135,7 @@ function serve(
   res.onAborted(() => {
     ex.aborted = true;
   });
+  ex.draining = opts.draining;
   // Copied now: req is invalid once this function returns.
   const method = route.method;
   const path = route.path;
@@ -179,8 +186,18 @@ function serve(
   let buf: Buffer | null = expected >= 0 ? Buffer.allocUnsafe(expected) : null;
   let parts: Buffer[] | null = null;
   let received = 0;
+  // A client trickling its body cannot hold the request (and its memory) for longer than this.
+  const timer = setTimeout(() => {
+    if (ex.aborted || ex.done) return;
+    ex.done = true;
+    const answer = errorAnswer(new ApiError("AUD_ERR_REQUEST_TIMEOUT"));
+    res.cork(() => write(res, answer, true));
+  }, opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS);
   res.onData((chunk, isLast) => {
-    if (ex.done) return;
+    if (ex.done) {
+      clearTimeout(timer);
+      return;
+    }
     const view = Buffer.from(chunk);
     if (received + view.length > limit || (buf !== null && received + view.length > buf.length)) {
       tooLarge(res, ex, limit);
@@ -194,6 +211,7 @@ function serve(
     }
     received += view.length;
     if (!isLast) return;
+    clearTimeout(timer);
     const body =
       buf !== null ? buf.subarray(0, received) : parts === null ? EMPTY : Buffer.concat(parts, received);
     buf = null;
@@ -228,7 +246,7 @@ function run(
 function finish(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
   if (ex.aborted || ex.done) return;
   ex.done = true;
-  res.cork(() => write(res, answer));
+  res.cork(() => write(res, answer, ex.draining?.() === true));
 }
 
 /**

@@ -24,6 +24,7 @@ import { decideAccess } from "../privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
 import type { Profile } from "../profiles/profile-codec.ts";
+import { deadlineMs } from "../reliability/deadline.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
@@ -50,6 +51,10 @@ export interface LookupOptions {
   readonly consent: ConsentDecoder;
   /** Lifetime count of answers per withheld reason (shown in /healthz). */
   readonly withheldStats: Record<string, number>;
+  /** Longest wait for the store (LOOKUP_BUDGET_MS); less when the request's tmax leaves less. */
+  readonly budgetMs: number;
+  /** Kept back from tmax for the rest of the bid (TMAX_MARGIN_MS). */
+  readonly tmaxMarginMs: number;
 }
 
 /** The answer for one user. Field order here is the order in the JSON. */
@@ -105,13 +110,15 @@ export function createLookupHandler(
     //    when cap rules exist, each person's counters, issued in the same tick so that they travel in the
     //    same round trip (auto-pipelining) as the profile read.
     const keys = isBatch ? distinctKeys(subjects) : (subjects[0] as LookupSubject).keys;
-    const found = cache.getMany(keys);
+    // Never wait past the deadline: what the store has not answered by then is answered degraded.
+    const wait = deadlineMs(body.tmax, opts.budgetMs, opts.tmaxMarginMs);
+    const found = cache.getMany(keys, wait);
     let reads: (CounterRead | Promise<CounterRead>)[] | null = null;
     let pending = found instanceof Promise;
     if (snapshot.capRules().length > 0) {
       reads = subjects.map((s) => {
         const person = s.useCaps ? personKeyOf(s.keys) : null;
-        return person === null ? NO_COUNTERS : counters.get(person);
+        return person === null ? NO_COUNTERS : counters.get(person, wait);
       });
       pending ||= reads.some((r) => r instanceof Promise);
     }

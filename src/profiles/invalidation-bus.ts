@@ -57,7 +57,15 @@ export class RedisInvalidationBus implements InvalidationBus {
   async subscribe(handler: (msg: Invalidation) => void): Promise<void> {
     // A connection in subscriber mode can do nothing else: it gets its own, with an offline queue so the
     // SUBSCRIBE survives reconnects (ioredis re-subscribes by itself).
-    const sub = this.publisher.duplicate({ enableOfflineQueue: true, lazyConnect: false });
+    // Retried for as long as it takes: a Redis that is down at start-up must not stop the service starting.
+    const sub = this.publisher.duplicate({
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      maxRetriesPerRequest: null,
+      // No timeout either (ioredis applies any number, 0 included): a SUBSCRIBE queued while Redis is away
+      // must survive until it returns.
+      commandTimeout: undefined,
+    });
     sub.on("error", () => {});
     sub.on("message", (_channel: string, text: string) => {
       let msg: Invalidation;
@@ -68,8 +76,12 @@ export class RedisInvalidationBus implements InvalidationBus {
       }
       handler(msg);
     });
-    await sub.subscribe(INVALIDATION_CHANNEL);
     this.#subscriber = sub;
+    const subscribed = sub.subscribe(INVALIDATION_CHANNEL);
+    // With Redis up, be subscribed before going on (a change made right after start-up is then seen); with
+    // Redis down, go on: the SUBSCRIBE waits in the offline queue, and the catalog reload covers the gap.
+    if (this.publisher.status === "ready") await subscribed;
+    else subscribed.catch(() => {});
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,8 @@
 // Read-through LRU in front of the store: hits never leave the process, all misses of one call go to the
 // store in one round trip, concurrent misses for a key share one fetch, and absent IDs are remembered briefly.
 import { LRUCache } from "lru-cache";
+import { type CircuitBreaker, NEVER_OPEN } from "../reliability/circuit-breaker.ts";
+import { withDeadline } from "../reliability/deadline.ts";
 import type { Profile } from "./profile-codec.ts";
 import type { ProfileStore } from "./profile-store.ts";
 
@@ -15,6 +17,8 @@ export interface ProfileCacheOptions {
   readonly negativeTtlMs: number;
   /** Clock in epoch milliseconds (injectable for tests). */
   readonly now?: () => number;
+  /** Around store reads: open, no read is attempted and the batch is degraded at once. */
+  readonly breaker?: CircuitBreaker;
 }
 
 /** What one call found: the profiles in the order asked, and whether the store failed for any of them. */
@@ -45,14 +49,16 @@ export class ProfileCache {
   readonly #ttlMs: number;
   readonly #negativeTtlMs: number;
   readonly #now: () => number;
+  readonly #breaker: CircuitBreaker;
   /** Lifetime counters, for /healthz and the benchmark's hit ratio. */
-  readonly stats = { hits: 0, misses: 0, storeErrors: 0 };
+  readonly stats = { hits: 0, misses: 0, storeErrors: 0, deadlines: 0, breakerSkips: 0 };
 
   constructor(store: ProfileStore, opts: ProfileCacheOptions) {
     this.#store = store;
     this.#ttlMs = opts.ttlMs;
     this.#negativeTtlMs = opts.negativeTtlMs;
     this.#now = opts.now ?? Date.now;
+    this.#breaker = opts.breaker ?? NEVER_OPEN;
     this.#lru =
       opts.ttlMs === 0
         ? null
@@ -102,8 +108,10 @@ export class ProfileCache {
    * Profiles for `keys` (which must be distinct), from cache where possible and one store call for the rest.
    * Answers synchronously when everything was cached: a hit costs no promise and no trip through the
    * event loop, so the HTTP layer can write the answer inside the same uWS callback.
+   * With `waitMs`, the store is waited for that long at most: then the batch answers with what the cache
+   * held, degraded (the read goes on and fills the cache for the next request).
    */
-  getMany(keys: readonly string[]): ProfileBatch | Promise<ProfileBatch> {
+  getMany(keys: readonly string[], waitMs?: number): ProfileBatch | Promise<ProfileBatch> {
     const n = keys.length;
     const batch: ProfileBatch = {
       profiles: new Array<Profile | null>(n).fill(null),
@@ -139,7 +147,13 @@ export class ProfileCache {
     this.stats.hits += batch.hits;
     this.stats.misses += batch.misses;
     if (missKeys === null && waits === null) return batch;
-    return this.#complete(batch, missKeys, missIdx, waits);
+    const work = this.#complete(batch, missKeys, missIdx, waits);
+    if (waitMs === undefined) return work;
+    return withDeadline(work, waitMs, () => {
+      this.stats.deadlines++;
+      // A copy: the read still under way must not change an answer already given.
+      return { profiles: batch.profiles.slice(), degraded: true, hits: batch.hits, misses: batch.misses };
+    });
   }
 
   async #complete(
@@ -159,7 +173,17 @@ export class ProfileCache {
   }
 
   async #fetch(batch: ProfileBatch, keys: string[], idx: number[]): Promise<void> {
+    if (!this.#breaker.allow()) {
+      // The store has been failing: do not wait for it again until the breaker lets a probe through.
+      this.stats.breakerSkips++;
+      batch.degraded = true;
+      return;
+    }
     const fetched = this.#store.readProfiles(keys, Math.floor(this.#now() / 1000));
+    fetched.then(
+      () => this.#breaker.record(true),
+      () => this.#breaker.record(false),
+    );
     const shared = new Array<Promise<Profile | null>>(keys.length);
     for (let j = 0; j < keys.length; j++) {
       // Never rejects: concurrent callers waiting on this key see FAILED and degrade.

@@ -15,6 +15,10 @@ export interface RedisServer {
   restart(): Promise<void>;
   /** Stops it and removes its directory. */
   close(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void;
+  /** Lets a paused process go on (SIGCONT). */
+  resume(): void;
 }
 
 export function freePort(): Promise<number> {
@@ -58,9 +62,9 @@ async function waitForPing(port: number, child: ChildProcess, deadlineMs: number
 }
 
 /** Extra redis-server arguments can set e.g. maxmemory; persistence is off. */
-export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
+export async function startRedis(extraArgs: readonly string[] = [], onPort?: number): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), "audience-redis-"));
-  const port = await freePort();
+  const port = onPort ?? (await freePort());
   let child: ChildProcess | null = null;
 
   const launch = async (): Promise<void> => {
@@ -110,7 +114,14 @@ export async function startRedis(extraArgs: readonly string[] = []): Promise<Red
     url: `redis://127.0.0.1:${port}`,
     stop,
     restart: launch,
+    pause: () => {
+      (child as ChildProcess | null)?.kill("SIGSTOP");
+    },
+    resume: () => {
+      (child as ChildProcess | null)?.kill("SIGCONT");
+    },
     close: async () => {
+      (child as ChildProcess | null)?.kill("SIGCONT");
       await stop(true);
       rmSync(dir, { recursive: true, force: true });
     },

@@ -1,0 +1,71 @@
+// A circuit breaker around the store's bid-time reads. After `failures` failures in a row it opens: reads
+// are not attempted (the caller answers from cache, degraded) until `openMs` have passed; then one read is
+// let through as a probe, and its outcome closes the breaker or opens it again. A dead or paused Redis then
+// costs each request nothing, instead of a command timeout each.
+
+export type BreakerState = "closed" | "open" | "half-open";
+
+export interface BreakerOptions {
+  /** Consecutive failures that open the breaker. */
+  readonly failures: number;
+  /** How long it stays open before a probe. */
+  readonly openMs: number;
+  readonly now?: () => number;
+}
+
+export class CircuitBreaker {
+  #state: BreakerState = "closed";
+  #failures = 0;
+  #openUntil = 0;
+  #probing = false;
+  readonly #opts: BreakerOptions;
+  readonly #now: () => number;
+  /** Lifetime counts, for /healthz. */
+  readonly stats = { opened: 0, rejected: 0 };
+
+  constructor(opts: BreakerOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get state(): BreakerState {
+    if (this.#state === "open" && this.#now() >= this.#openUntil) return "half-open";
+    return this.#state;
+  }
+
+  /** Whether a read may go to the store now. In half-open state only one read (the probe) at a time. */
+  allow(): boolean {
+    if (this.#state === "closed") return true;
+    if (this.#state === "open" && this.#now() < this.#openUntil) {
+      this.stats.rejected++;
+      return false;
+    }
+    if (this.#probing) {
+      this.stats.rejected++;
+      return false;
+    }
+    this.#state = "half-open";
+    this.#probing = true;
+    return true;
+  }
+
+  /** The outcome of a read that allow() let through. */
+  record(ok: boolean): void {
+    if (ok) {
+      this.#failures = 0;
+      this.#probing = false;
+      this.#state = "closed";
+      return;
+    }
+    this.#failures++;
+    if (this.#state === "half-open" || this.#failures >= this.#opts.failures) {
+      if (this.#state !== "open") this.stats.opened++;
+      this.#state = "open";
+      this.#probing = false;
+      this.#openUntil = this.#now() + this.#opts.openMs;
+    }
+  }
+}
+
+/** A breaker that never opens: for the in-process store, which cannot fail. */
+export const NEVER_OPEN = new CircuitBreaker({ failures: Number.POSITIVE_INFINITY, openMs: 0 });

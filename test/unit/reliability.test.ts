@@ -1,0 +1,152 @@
+import { describe, expect, it } from "vitest";
+import type { HttpAnswer, HttpRequestData, Route } from "../../src/http/http-types.ts";
+import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
+import { ProfileCache } from "../../src/profiles/profile-cache.ts";
+import { Admission } from "../../src/reliability/admission.ts";
+import { CircuitBreaker } from "../../src/reliability/circuit-breaker.ts";
+import { deadlineMs, withDeadline } from "../../src/reliability/deadline.ts";
+
+describe("circuit breaker", () => {
+  it("opens after the failures in a row, lets one probe through after openMs, and closes on its success", () => {
+    let now = 1_000;
+    const b = new CircuitBreaker({ failures: 3, openMs: 500, now: () => now });
+    expect(b.state).toBe("closed");
+    b.record(false);
+    b.record(true); // a success resets the run
+    b.record(false);
+    b.record(false);
+    expect(b.allow()).toBe(true);
+    b.record(false);
+    expect(b.state).toBe("open");
+    expect(b.allow()).toBe(false);
+    now += 499;
+    expect(b.allow()).toBe(false);
+    now += 1;
+    expect(b.state).toBe("half-open");
+    expect(b.allow()).toBe(true); // the probe
+    expect(b.allow()).toBe(false); // only one at a time
+    b.record(false); // the probe failed: open again for openMs
+    expect(b.state).toBe("open");
+    now += 500;
+    expect(b.allow()).toBe(true);
+    b.record(true);
+    expect(b.state).toBe("closed");
+    expect(b.allow()).toBe(true);
+    expect(b.stats).toEqual({ opened: 2, rejected: 3 });
+  });
+
+  it("keeps the cache from calling a failing store while open, and degrades at once", async () => {
+    const store = new MemoryProfileStore();
+    let calls = 0;
+    store.readProfiles = async () => {
+      calls++;
+      throw new Error("down");
+    };
+    const breaker = new CircuitBreaker({ failures: 2, openMs: 60_000 });
+    const cache = new ProfileCache(store, {
+      maxEntries: 10,
+      maxBytes: 1e6,
+      ttlMs: 1000,
+      negativeTtlMs: 0,
+      breaker,
+    });
+    for (let i = 0; i < 5; i++) expect((await cache.getMany([`bu:${i}`])).degraded).toBe(true);
+    expect(calls).toBe(2);
+    expect(cache.stats.breakerSkips).toBe(3);
+  });
+});
+
+describe("deadline", () => {
+  it("is the budget, or tmax minus the margin when that is less, never below 1 ms", () => {
+    expect(deadlineMs(undefined, 15, 20)).toBe(15);
+    expect(deadlineMs(300, 15, 20)).toBe(15);
+    expect(deadlineMs(30, 15, 20)).toBe(10);
+    expect(deadlineMs(10, 15, 20)).toBe(1);
+    expect(deadlineMs("100", 15, 20)).toBe(15);
+    expect(deadlineMs(-5, 15, 20)).toBe(15);
+  });
+
+  it("answers the fallback when the work is late, and the work when it is not", async () => {
+    const late = new Promise<string>((r) => setTimeout(() => r("late"), 200));
+    expect(await withDeadline(late, 10, () => "fallback")).toBe("fallback");
+    expect(await withDeadline(Promise.resolve("on time"), 50, () => "fallback")).toBe("on time");
+    await expect(withDeadline(Promise.reject(new Error("x")), 50, () => "f")).rejects.toThrow("x");
+  });
+
+  it("makes the cache answer a slow store's misses degraded at the deadline, keeping what it held", async () => {
+    const store = new MemoryProfileStore();
+    await store.applyMemberships(
+      [
+        {
+          key: "bu:held",
+          op: "add",
+          segment: "1",
+          expiresAt: 0,
+          source: "",
+          generation: 0,
+          minGeneration: 0,
+        },
+      ],
+      0,
+    );
+    const cache = new ProfileCache(store, { maxEntries: 10, maxBytes: 1e6, ttlMs: 60_000, negativeTtlMs: 0 });
+    await cache.getMany(["bu:held"]);
+    const real = store.readProfiles.bind(store);
+    store.readProfiles = (keys, now) => new Promise((r) => setTimeout(() => r(real(keys, now)), 300));
+    const t = performance.now();
+    const batch = await cache.getMany(["bu:held", "bu:slow"], 20);
+    expect(performance.now() - t).toBeLessThan(250);
+    expect(batch.degraded).toBe(true);
+    expect(batch.profiles[0]?.memberships.map((m) => m.segment)).toEqual(["1"]);
+    expect(batch.profiles[1]).toBeNull();
+    expect(cache.stats.deadlines).toBe(1);
+  });
+});
+
+describe("admission", () => {
+  const req = {} as HttpRequestData;
+  const slow = (): Route => ({
+    method: "POST",
+    path: "/v1/lookup",
+    body: "buffered",
+    handler: () =>
+      new Promise<HttpAnswer>((r) => setTimeout(() => r({ status: 200, contentType: "x", body: "ok" }), 20)),
+  });
+
+  it.each([
+    [503, 503],
+    [204, 204],
+  ] as const)(
+    "sheds past maxInFlight with %i, never the exempt routes, and counts",
+    async (shedStatus, status) => {
+      const a = new Admission({ maxInFlight: 2, shedStatus });
+      const health: Route = {
+        method: "GET",
+        path: "/healthz",
+        body: "none",
+        handler: () => ({ status: 200, contentType: "x", body: "" }),
+      };
+      const [lookup, healthz] = a.guard([slow(), health], new Set(["/healthz"])) as [Route, Route];
+      const first = [lookup.handler(req), lookup.handler(req)];
+      const shed = (await lookup.handler(req)) as HttpAnswer;
+      expect(shed.status).toBe(status);
+      if (status === 503) expect(JSON.parse(String(shed.body)).error.code).toBe("AUD_ERR_OVERLOADED");
+      expect(((await healthz.handler(req)) as HttpAnswer).status).toBe(200);
+      expect(a.inFlight).toBe(2);
+      await Promise.all(first);
+      expect(a.inFlight).toBe(0);
+      expect(a.shed).toBe(1);
+      expect(await a.idle(10)).toBe(true);
+    },
+  );
+
+  it("idle() waits for the requests in flight, or gives up after its time", async () => {
+    const a = new Admission({ maxInFlight: 10, shedStatus: 503 });
+    const [lookup] = a.guard([slow()], new Set()) as [Route];
+    const p = lookup.handler(req);
+    expect(await a.idle(1)).toBe(false);
+    const drained = a.idle(1_000);
+    await p;
+    expect(await drained).toBe(true);
+  });
+});
