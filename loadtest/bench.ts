@@ -36,6 +36,7 @@ import {
 } from "./children.ts";
 import { DEAL_RULES, enrichProblem, putDealRules } from "./deals.ts";
 import { type PixelEvent, pixelEvents, verifyPixelEvents } from "./events.ts";
+import { runFaultBench } from "./fault.ts";
 import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
 import {
   clean,
@@ -530,6 +531,7 @@ function envText(env: Record<string, string> | null): string {
 
 async function main(): Promise<number> {
   const backend = detectUwsBackend();
+  if (process.argv.slice(2).includes("fault")) return runFaultBench(ROOT, log, backend.detail);
   log(
     `load test: ${USERS.toLocaleString("en-US")} users, ${CONNECTIONS} connections, ` +
       `${DURATION_S} s measured per scenario in ${ROUNDS} interleaved round(s), ${WARMUP_S} s warm-up`,
