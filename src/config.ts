@@ -219,6 +219,12 @@ export const CONFIG_SPEC = {
     "Load data/demo-memberships.ndjson into the embedded store at start-up (ignored with REDIS_URL).",
     "true",
   ),
+  metricsEnabled: spec(
+    "METRICS_ENABLED",
+    boolFlag(true),
+    "Count and time every request for /metrics and /status. false: only the figures read at scrape time (cache, breaker, events, withheld) remain.",
+    "true",
+  ),
   logLevel: spec(
     "LOG_LEVEL",
     z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -261,4 +267,15 @@ export function configReferenceMarkdown(): string {
     return `| \`${s.env}\` | ${dflt} | ${s.doc} |`;
   });
   return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
+}
+
+/** The configuration for the start-up log: every value but the secrets (of those, only how many are set). */
+export function configSummary(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(CONFIG_SPEC) as [string, VarSpec<unknown>][]) {
+    const v = (config as unknown as Record<string, unknown>)[key];
+    if (s.secret) out[key] = v instanceof Map ? `${v.size} set` : v === undefined ? "unset" : "set";
+    else out[key] = v instanceof Map ? Object.fromEntries(v) : v;
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 // Composition root: config -> service -> HTTP server -> signals.
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, configSummary, loadConfig } from "./config.ts";
 import { startHttpServer } from "./http/start-server.ts";
 import { detectUwsBackend } from "./http/uws-server.ts";
 import { createLogger } from "./logger.ts";
@@ -43,15 +43,9 @@ async function main(): Promise<void> {
   log.info(
     {
       port: server.port,
-      host: config.host,
       http: config.httpServer === "node" ? "node:http" : backend.detail,
       store: service.store.kind,
-      bodyLimitBytes: config.bodyLimitBytes,
-      cacheTtlMs: config.cacheTtlMs,
-      cacheNegativeTtlMs: config.cacheNegativeTtlMs,
-      cacheMaxEntries: config.cacheMaxEntries,
-      tcfVendorId: config.tcfVendorId ?? null,
-      tcfRequiredPurposes: config.tcfRequiredPurposes,
+      config: configSummary(config),
     },
     "audience lookup service listening",
   );

@@ -8,6 +8,7 @@ import { EventTokens } from "./capping/event-token.ts";
 import type { Config } from "./config.ts";
 import { createEnrichHandler } from "./enrich/enrich-handler.ts";
 import type { Route } from "./http/http-types.ts";
+import { operatorRoutes } from "./http/operator-routes.ts";
 import { buildRoutes } from "./http/routes.ts";
 import type { HttpBackendInfo } from "./http/uws-server.ts";
 import { readDealRules } from "./ingest/deal-rules-file.ts";
@@ -16,6 +17,7 @@ import { SegmentData } from "./ingest/segment-data.ts";
 import { readTaxonomy } from "./ingest/taxonomy-file.ts";
 import type { Logger } from "./logger.ts";
 import { createLookupHandler } from "./lookup/lookup-handler.ts";
+import { Metrics } from "./metrics.ts";
 import { createConsentDecoder } from "./privacy/consent-decoder.ts";
 import { privacyPolicyFromConfig } from "./privacy/privacy-config.ts";
 import {
@@ -75,13 +77,36 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     config.redisUrl === undefined ? embedded() : await redisBacked(config, config.redisUrl, log);
   // One breaker for every bid-time read of the store: profiles and counters fail together.
   const breaker = new CircuitBreaker({ failures: config.breakerFailures, openMs: config.breakerOpenMs, now });
-  const cache = new ProfileCache(backing.store, {
+  const answerStats = { degraded: 0, capped: 0 };
+  const ingestStats = { loaded: 0, rejected: 0 };
+  const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
+  const withheldStats: Record<string, number> = {};
+  let admission: Admission | null = null;
+  let cache: ProfileCache | null = null;
+  const metrics = new Metrics(
+    {
+      cache: () => {
+        const c = cache as ProfileCache;
+        return { ...c.stats, entries: c.size, bytes: c.bytes };
+      },
+      breaker: () => ({ state: breaker.state, ...breaker.stats }),
+      events: () => eventStats,
+      withheld: () => withheldStats,
+      load: () => ({ inFlight: admission?.inFlight ?? 0, shed: admission?.shed ?? 0 }),
+      answers: () => answerStats,
+      ingest: () => ingestStats,
+    },
+    now,
+  );
+  const live = config.metricsEnabled ? metrics.live : null;
+  cache = new ProfileCache(backing.store, {
     maxEntries: config.cacheMaxEntries,
     maxBytes: config.cacheMaxBytes,
     ttlMs: config.cacheTtlMs,
     negativeTtlMs: config.cacheNegativeTtlMs,
     now,
     breaker,
+    ...(config.metricsEnabled ? { onStoreRead: (s: number, ok: boolean) => metrics.storeRead(s, ok) } : {}),
   });
   const counters = new CounterCache(backing.store, {
     breaker,
@@ -124,7 +149,6 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   if (config.redisUrl === undefined && config.seedDemoData) await seedDemo(data, log);
 
   const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
-  const withheldStats: Record<string, number> = {};
   const consent = createConsentDecoder();
   const lookup = createLookupHandler({
     cache,
@@ -140,6 +164,14 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     withheldStats,
     budgetMs: config.lookupBudgetMs,
     tmaxMarginMs: config.tmaxMarginMs,
+    observe: (hits, lookups, degraded, capped) => {
+      if (degraded) answerStats.degraded++;
+      answerStats.capped += capped;
+      if (live !== null) {
+        live.cache(hits, lookups);
+        if (degraded) live.degraded();
+      }
+    },
   });
   const enrich = createEnrichHandler({
     cache,
@@ -153,8 +185,9 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     budgetMs: config.lookupBudgetMs,
     tmaxMarginMs: config.tmaxMarginMs,
   });
-  const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
-  const admission = new Admission({ maxInFlight: config.maxInFlight, shedStatus: config.shedStatus });
+  admission = new Admission({ maxInFlight: config.maxInFlight, shedStatus: config.shedStatus }, () =>
+    live?.shed(),
+  );
   const allRoutes = [
     ...buildRoutes({
       lookup,
@@ -169,10 +202,14 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     }),
     { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
     ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
-    ...adminRoutes({ data, tokens: config.adminTokens }),
+    ...adminRoutes({ data, tokens: config.adminTokens, log, ingest: ingestStats }),
+    ...operatorRoutes({ metrics, store: backing.store, breaker }),
   ];
   // Health routes answer whatever the load: a load balancer must still see the instance.
-  const routes = admission.guard(allRoutes, new Set(["/healthz", "/readyz"]));
+  const exempt = new Set(["/healthz", "/readyz", "/metrics", "/status", "/status.json", "/openapi.json"]);
+  const guarded = admission.guard(allRoutes, exempt);
+  // Requests are counted and timed where they are answered, shed ones included.
+  const routes = config.metricsEnabled ? metrics.instrument(guarded) : guarded;
   return {
     routes,
     admission,

@@ -22,19 +22,51 @@ import {
   TaxonomyFileError,
   type TaxonomyResult,
 } from "../ingest/taxonomy-file.ts";
+import type { Logger } from "../logger.ts";
+import { idHashPrefix } from "../privacy/log-redaction.ts";
 import { SEGMENT_ID_RE } from "../segments/segment-def.ts";
 
 export interface AdminDeps {
   readonly data: SegmentData;
   readonly tokens: AdminTokenScopes;
+  /** One line per admin action: who (the token's hash prefix), what, how many rows. */
+  readonly log?: Logger;
+  /** Membership rows loaded and rejected through this API (for metrics). */
+  readonly ingest?: { loaded: number; rejected: number };
 }
 
 /** Largest JSON taxonomy held in memory while parsing (the taxonomy is thousands of rows, not millions). */
 const TAXONOMY_JSON_LIMIT_BYTES = 32 * 1024 * 1024;
 
-export function adminRoutes({ data, tokens }: AdminDeps): Route[] {
+export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
   const guard = (scope: string, handler: (req: HttpRequestData) => Promise<HttpAnswer>) =>
-    requireScope(tokens, scope, handler);
+    requireScope(tokens, scope, logged(handler));
+  // Who did what: never the token or an ID in the clear (hash prefixes), with the rows an upload moved.
+  const logged =
+    (handler: (req: HttpRequestData) => Promise<HttpAnswer>) =>
+    async (req: HttpRequestData): Promise<HttpAnswer> => {
+      const who = idHashPrefix(req.authorization.replace(/^Bearer\s+/i, ""));
+      let status = 500;
+      let rows: unknown;
+      try {
+        const answer = await handler(req);
+        status = answer.status;
+        if (answer.contentType === "application/json" && status === 200) {
+          const b = JSON.parse(String(answer.body)) as Record<string, unknown>;
+          rows = b.loaded ?? b.imported ?? b.linked ?? b.deleted ?? undefined;
+          if (req.path === "/v1/admin/memberships" && ingest !== undefined) {
+            ingest.loaded += Number(b.loaded ?? 0);
+            ingest.rejected += Number(b.rejected ?? 0);
+          }
+        }
+        return answer;
+      } catch (err) {
+        status = (err as { status?: number }).status ?? 500;
+        throw err;
+      } finally {
+        log?.info({ admin: who, method: req.method, route: req.path, status, rows }, "admin action");
+      }
+    };
 
   return [
     {

@@ -55,6 +55,8 @@ export interface LookupOptions {
   readonly budgetMs: number;
   /** Kept back from tmax for the rest of the bid (TMAX_MARGIN_MS). */
   readonly tmaxMarginMs: number;
+  /** Told of every answer: cache hits and IDs looked up, whether degraded, campaigns capped (metrics). */
+  readonly observe: (hits: number, lookups: number, degraded: boolean, capped: number) => void;
 }
 
 /** The answer for one user. Field order here is the order in the JSON. */
@@ -140,9 +142,10 @@ export function createLookupHandler(
         isBatch,
         ctx,
         now,
+        opts.observe,
       );
     return Promise.all([found, reads === null ? null : Promise.all(reads)]).then(([batch, counterReads]) =>
-      respond(req, subjects, keys, batch, counterReads, isBatch, ctx, now),
+      respond(req, subjects, keys, batch, counterReads, isBatch, ctx, now, opts.observe),
     );
   };
 }
@@ -216,6 +219,7 @@ function respond(
   isBatch: boolean,
   ctx: MergeContext,
   now: () => number,
+  observe: LookupOptions["observe"],
 ): HttpAnswer {
   // 5. Merge each subject's profiles: only live memberships of each segment's active generation, never a
   //    sensitive segment, ancestors added when asked.
@@ -244,6 +248,10 @@ function respond(
       found.degraded,
     );
   }
+  const answers = "results" in payload ? payload.results : [payload];
+  let capped = 0;
+  for (const a of answers) capped += a.capped.length;
+  observe(found.hits, found.hits + found.misses, payload.degraded, capped);
   // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
   if (req.accept.includes(MSGPACK_TYPE))
     return { status: 200, contentType: MSGPACK_TYPE, body: msgpack.pack(payload) };

@@ -19,6 +19,8 @@ export interface ProfileCacheOptions {
   readonly now?: () => number;
   /** Around store reads: open, no read is attempted and the batch is degraded at once. */
   readonly breaker?: CircuitBreaker;
+  /** Told of each store round trip (seconds, success), for the latency metric. */
+  readonly onStoreRead?: (seconds: number, ok: boolean) => void;
 }
 
 /** What one call found: the profiles in the order asked, and whether the store failed for any of them. */
@@ -51,7 +53,8 @@ export class ProfileCache {
   readonly #now: () => number;
   readonly #breaker: CircuitBreaker;
   /** Lifetime counters, for /healthz and the benchmark's hit ratio. */
-  readonly stats = { hits: 0, misses: 0, storeErrors: 0, deadlines: 0, breakerSkips: 0 };
+  readonly stats = { hits: 0, misses: 0, storeErrors: 0, deadlines: 0, breakerSkips: 0, evictions: 0 };
+  readonly #onStoreRead: (seconds: number, ok: boolean) => void;
 
   constructor(store: ProfileStore, opts: ProfileCacheOptions) {
     this.#store = store;
@@ -59,6 +62,7 @@ export class ProfileCache {
     this.#negativeTtlMs = opts.negativeTtlMs;
     this.#now = opts.now ?? Date.now;
     this.#breaker = opts.breaker ?? NEVER_OPEN;
+    this.#onStoreRead = opts.onStoreRead ?? (() => {});
     this.#lru =
       opts.ttlMs === 0
         ? null
@@ -74,6 +78,9 @@ export class ProfileCache {
             perf: { now: this.#now },
             // Read the clock on every check: the default caches it for 1 ms, which also hides an injected clock.
             ttlResolution: 0,
+            dispose: (_v, _k, reason) => {
+              if (reason === "evict") this.stats.evictions++;
+            },
           });
   }
 
@@ -179,10 +186,17 @@ export class ProfileCache {
       batch.degraded = true;
       return;
     }
+    const t0 = performance.now();
     const fetched = this.#store.readProfiles(keys, Math.floor(this.#now() / 1000));
     fetched.then(
-      () => this.#breaker.record(true),
-      () => this.#breaker.record(false),
+      () => {
+        this.#breaker.record(true);
+        this.#onStoreRead((performance.now() - t0) / 1000, true);
+      },
+      () => {
+        this.#breaker.record(false);
+        this.#onStoreRead((performance.now() - t0) / 1000, false);
+      },
     );
     const shared = new Array<Promise<Profile | null>>(keys.length);
     for (let j = 0; j < keys.length; j++) {

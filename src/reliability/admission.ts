@@ -20,7 +20,11 @@ export class Admission {
   shed = 0;
   readonly #idle: (() => void)[] = [];
 
-  constructor(readonly opts: AdmissionOptions) {}
+  constructor(
+    readonly opts: AdmissionOptions,
+    /** Told of each shed request (the status page counts them per second). */
+    readonly onShed: () => void = () => {},
+  ) {}
 
   /** Wraps the handlers of `routes` (but not those named in `exempt`, such as the health routes). */
   guard(routes: readonly Route[], exempt: ReadonlySet<string>): Route[] {
@@ -34,6 +38,7 @@ export class Admission {
       const handler = (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {
         if (this.inFlight >= this.opts.maxInFlight) {
           this.shed++;
+          this.onShed();
           return shedAnswer;
         }
         this.inFlight++;

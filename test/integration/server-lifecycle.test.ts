@@ -55,6 +55,16 @@ describe("slow clients", () => {
     }
   });
 
+  it("closes a connection that sends nothing (idle clients are timed out)", async () => {
+    const port = Number(new URL(svc.base).port);
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    const started = performance.now();
+    await new Promise((resolve) => socket.on("close", resolve));
+    // uWebSockets.js times idle HTTP connections out after 10 s.
+    expect(performance.now() - started).toBeLessThan(15_000);
+  }, 20_000);
+
   it("keeps serving while many clients trickle their headers", async () => {
     const port = Number(new URL(svc.base).port);
     const sockets = Array.from({ length: 100 }, () => {

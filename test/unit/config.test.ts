@@ -43,6 +43,7 @@ describe("loadConfig defaults", () => {
       eventTokenSecret: undefined,
       catalogReloadMs: 30_000,
       seedDemoData: true,
+      metricsEnabled: true,
       logLevel: "info",
       adminBodyLimitBytes: 1_073_741_824,
       adminTokens: new Map(),
@@ -201,5 +202,21 @@ describe("loadConfig rejects wrong values", () => {
     expect(err.message).toBe(
       "invalid configuration:\n  PORT must be a number, got 'abc'\n  SEED_DEMO_DATA must be true or false, got 'maybe'",
     );
+  });
+});
+
+describe("configSummary", () => {
+  it("shows every setting for the start-up log, never a secret", async () => {
+    const { configSummary } = await import("../../src/config.ts");
+    const secret = "a-very-secret-admin-token-123456";
+    const summary = configSummary(
+      loadConfig({ ADMIN_TOKENS: `${secret}=*`, EVENT_TOKEN_SECRET: "s".repeat(40), PORT: "9000" }),
+    );
+    expect(summary.port).toBe(9000);
+    expect(summary.adminTokens).toBe("1 set");
+    expect(summary.eventTokenSecret).toBe("set");
+    expect(summary.enrichCallers).toBe("0 set");
+    expect(JSON.stringify(summary)).not.toContain(secret);
+    expect(JSON.stringify(summary)).not.toContain("s".repeat(40));
   });
 });

@@ -296,7 +296,14 @@ describe("ProfileCache", () => {
       store.failWith = new Error("redis timeout");
       const r = await cache.getMany(["bu:a", "bu:b"]);
       expect(r).toEqual({ profiles: [null, profileOf("autos")], degraded: true, hits: 1, misses: 1 });
-      expect(cache.stats).toEqual({ hits: 1, misses: 2, storeErrors: 1, deadlines: 0, breakerSkips: 0 });
+      expect(cache.stats).toEqual({
+        hits: 1,
+        misses: 2,
+        storeErrors: 1,
+        deadlines: 0,
+        breakerSkips: 0,
+        evictions: 0,
+      });
 
       store.failWith = null;
       const again = await cache.getMany(["bu:a"]);
@@ -320,7 +327,14 @@ describe("ProfileCache", () => {
       expect(r3).toEqual({ profiles: [null, null], degraded: true, hits: 0, misses: 2 });
       // Two store reads (["bu:a"], ["bu:b"]), both failed; waiters are not counted as store errors.
       expect(store.readCount).toBe(2);
-      expect(cache.stats).toEqual({ hits: 0, misses: 4, storeErrors: 2, deadlines: 0, breakerSkips: 0 });
+      expect(cache.stats).toEqual({
+        hits: 0,
+        misses: 4,
+        storeErrors: 2,
+        deadlines: 0,
+        breakerSkips: 0,
+        evictions: 0,
+      });
       await realTick();
       expect(unhandled).toEqual([]);
     });
@@ -380,14 +394,35 @@ describe("ProfileCache", () => {
 
   it("counts hits, misses and store errors over its lifetime", async () => {
     const cache = makeCache();
-    expect(cache.stats).toEqual({ hits: 0, misses: 0, storeErrors: 0, deadlines: 0, breakerSkips: 0 });
+    expect(cache.stats).toEqual({
+      hits: 0,
+      misses: 0,
+      storeErrors: 0,
+      deadlines: 0,
+      breakerSkips: 0,
+      evictions: 0,
+    });
     await cache.getMany(["bu:a", "bu:b"]);
     await cache.getMany(["bu:a", "bu:b", "bu:c"]);
-    expect(cache.stats).toEqual({ hits: 2, misses: 3, storeErrors: 0, deadlines: 0, breakerSkips: 0 });
+    expect(cache.stats).toEqual({
+      hits: 2,
+      misses: 3,
+      storeErrors: 0,
+      deadlines: 0,
+      breakerSkips: 0,
+      evictions: 0,
+    });
     store.failWith = new Error("down");
     await cache.getMany(["bu:x"]);
     await cache.getMany(["bu:y"]);
-    expect(cache.stats).toEqual({ hits: 2, misses: 5, storeErrors: 2, deadlines: 0, breakerSkips: 0 });
+    expect(cache.stats).toEqual({
+      hits: 2,
+      misses: 5,
+      storeErrors: 2,
+      deadlines: 0,
+      breakerSkips: 0,
+      evictions: 0,
+    });
   });
 
   it("clear() empties the cache", async () => {

@@ -1,0 +1,59 @@
+// What operators read: /metrics (Prometheus), /status (the live page) and its /status.json, /openapi.json.
+import type { Metrics } from "../metrics.ts";
+import type { ProfileStore } from "../profiles/profile-store.ts";
+import type { CircuitBreaker } from "../reliability/circuit-breaker.ts";
+import { STATUS_PAGE_HTML } from "../status/status-page.ts";
+import { jsonAnswer, type Route } from "./http-types.ts";
+import { OPENAPI } from "./openapi.ts";
+
+export interface OperatorDeps {
+  readonly metrics: Metrics;
+  readonly store: ProfileStore;
+  readonly breaker: CircuitBreaker;
+}
+
+const NO_STORE: readonly (readonly [string, string])[] = [["cache-control", "no-store"]];
+const OPENAPI_JSON = JSON.stringify(OPENAPI);
+
+export function operatorRoutes({ metrics, store, breaker }: OperatorDeps): Route[] {
+  return [
+    {
+      method: "GET",
+      path: "/metrics",
+      body: "none",
+      handler: async () => ({
+        status: 200,
+        contentType: metrics.registry.contentType,
+        body: await metrics.registry.metrics(),
+        headers: NO_STORE,
+      }),
+    },
+    {
+      method: "GET",
+      path: "/status",
+      body: "none",
+      handler: () => ({ status: 200, contentType: "text/html; charset=utf-8", body: STATUS_PAGE_HTML }),
+    },
+    {
+      method: "GET",
+      path: "/status.json",
+      body: "none",
+      handler: async () => ({
+        ...jsonAnswer(200, {
+          now: Date.now(),
+          requests: metrics.live.total,
+          live: metrics.live.snapshot(120),
+          store: { kind: store.kind, ready: await store.ping() },
+          breaker: { state: breaker.state, ...breaker.stats },
+        }),
+        headers: NO_STORE,
+      }),
+    },
+    {
+      method: "GET",
+      path: "/openapi.json",
+      body: "none",
+      handler: () => ({ status: 200, contentType: "application/json", body: OPENAPI_JSON }),
+    },
+  ];
+}

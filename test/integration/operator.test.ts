@@ -1,0 +1,230 @@
+// What operators see: Prometheus metrics that move with known requests, an OpenAPI description that matches
+// the router and real answers, the status page's figures.
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OPENAPI } from "../../src/http/openapi.ts";
+import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
+
+const ADMIN = "operator-admin-token-00001";
+let svc: TestService;
+
+beforeAll(async () => {
+  svc = await startService({ ADMIN_TOKENS: `${ADMIN}=*`, TCF_VENDOR_ID: "1001" });
+});
+afterAll(() => svc?.stop());
+
+async function metricsText(): Promise<string> {
+  const r = await fetch(`${svc.base}/metrics`);
+  expect(r.status).toBe(200);
+  expect(r.headers.get("content-type")).toMatch(/^text\/plain/);
+  return r.text();
+}
+
+/** The value of one series, e.g. value(text, 'audience_withheld_total{reason="coppa"}'); 0 when absent. */
+function value(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+describe("/metrics", () => {
+  it("counts requests by route and status, withheld reasons, degraded answers and latency", async () => {
+    const before = await metricsText();
+    const ok = 'audience_http_requests_total{route="/v1/lookup",status="200"}';
+    const bad = 'audience_http_requests_total{route="/v1/lookup",status="400"}';
+    for (let i = 0; i < 3; i++) await postJson(`${svc.base}/v1/lookup`, { id: "r", regs: { coppa: 1 } });
+    await postJson(`${svc.base}/v1/lookup`, { id: 5 });
+    await postJson(`${svc.base}/v1/lookup`, {
+      id: "r",
+      regs: { us_privacy: "1YYN" },
+      user: { buyeruid: "x" },
+    });
+    const after = await metricsText();
+    expect(value(after, ok) - value(before, ok)).toBe(4);
+    expect(value(after, bad) - value(before, bad)).toBe(1);
+    const coppa = 'audience_withheld_total{reason="coppa"}';
+    expect(value(after, coppa) - value(before, coppa)).toBe(3);
+    const usp = 'audience_withheld_total{reason="usp_optout"}';
+    expect(value(after, usp) - value(before, usp)).toBe(1);
+    const count = 'audience_http_request_duration_seconds_count{route="/v1/lookup"}';
+    expect(value(after, count) - value(before, count)).toBe(5);
+    expect(after).toContain('audience_http_request_duration_seconds_bucket{le="0.0005",route="/v1/lookup"}');
+    for (const name of [
+      "audience_cache_hits_total",
+      "audience_cache_misses_total",
+      "audience_cache_evictions_total",
+      "audience_cache_entries",
+      "audience_degraded_answers_total",
+      "audience_shed_requests_total",
+      "audience_breaker_open",
+      "audience_capped_campaigns_total",
+      "audience_nodejs_eventloop_lag_seconds",
+      "audience_process_resident_memory_bytes",
+    ]) {
+      expect(after).toMatch(new RegExp(`^${name}`, "m"));
+    }
+  });
+
+  it("counts impression events by outcome and capped campaigns", async () => {
+    const put = await fetch(`${svc.base}/v1/admin/caps`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "text/csv" },
+      body: "campaign,window,max\nop-camp,1h,1\n",
+    });
+    expect(put.status).toBe(200);
+    const before = await metricsText();
+    const pixel = (imp: string) =>
+      fetch(`${svc.base}/v1/events/imp?type=bu&id=op-user&campaign=op-camp&imp=${imp}`);
+    expect((await pixel("1")).status).toBe(204);
+    expect((await pixel("1")).status).toBe(204);
+    expect((await fetch(`${svc.base}/v1/events/imp?type=bu&id=op-user&campaign=op-camp`)).status).toBe(400);
+    const { json } = await postJson(`${svc.base}/v1/lookup`, { ids: [{ type: "bu", id: "op-user" }] });
+    expect(json.capped).toEqual(["op-camp"]);
+    const after = await metricsText();
+    const d = (s: string) => value(after, s) - value(before, s);
+    expect(d('audience_impression_events_total{outcome="counted"}')).toBe(1);
+    expect(d('audience_impression_events_total{outcome="duplicate"}')).toBe(1);
+    expect(d('audience_impression_events_total{outcome="rejected"}')).toBe(1);
+    expect(d("audience_capped_campaigns_total")).toBe(1);
+  });
+});
+
+describe("/openapi.json", () => {
+  const toPattern = (p: string) => p.replace(/\{([^}]+)\}/g, ":$1");
+
+  it("documents exactly the routes the server has", async () => {
+    const { status, json } = await getJson(`${svc.base}/openapi.json`);
+    expect(status).toBe(200);
+    expect(json.openapi).toBe("3.1.0");
+    const documented = Object.entries(json.paths as Record<string, object>).flatMap(([p, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${toPattern(p)}`),
+    );
+    const served = svc.service.routes.map(
+      (r) => `${r.method} ${r.path.replace(/:(type|id|campaign)/g, ":$1")}`,
+    );
+    expect(documented.sort()).toEqual(served.sort());
+  });
+
+  it("describes the real answers of each route", async () => {
+    const ajv = new Ajv2020({ strict: false });
+    ajv.addSchema({ $id: "openapi", components: OPENAPI.components });
+    const check = async (method: string, path: string, res: Response) => {
+      const op = (
+        OPENAPI.paths as Record<
+          string,
+          Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>
+        >
+      )[path]?.[method];
+      expect(op, `${method} ${path} documented`).toBeDefined();
+      const doc = op?.responses[String(res.status)];
+      expect(doc, `${method} ${path} documents status ${res.status}`).toBeDefined();
+      const schema = doc?.content?.["application/json"]?.schema;
+      if (schema === undefined) return;
+      const body = await res.json();
+      const text = JSON.stringify(schema).replaceAll('"#/components/', '"openapi#/components/');
+      const validate = ajv.compile(JSON.parse(text));
+      expect(validate(body), `${method} ${path}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+    };
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    const sample =
+      '{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"buyeruid":"5f0c8e7a-d3b1-4c29-a6e4-9b2f71d08c35"}}';
+    const calls: [string, string, string, RequestInit][] = [
+      ["post", "/v1/lookup", "/v1/lookup", { method: "POST", body: sample }],
+      ["post", "/v1/lookup", "/v1/lookup", { method: "POST", body: "{" }],
+      ["post", "/v1/enrich", "/v1/enrich", { method: "POST", body: sample }],
+      ["get", "/v1/events/imp", "/v1/events/imp?type=bu&id=a&campaign=c&imp=i", {}],
+      [
+        "post",
+        "/v1/events",
+        "/v1/events",
+        { method: "POST", body: '{"type":"bu","id":"a","campaign":"c","imp":"j"}\n' },
+      ],
+      ["get", "/healthz", "/healthz", {}],
+      ["get", "/readyz", "/readyz", {}],
+      ["get", "/metrics", "/metrics", {}],
+      ["get", "/status", "/status", {}],
+      ["get", "/status.json", "/status.json", {}],
+      ["get", "/openapi.json", "/openapi.json", {}],
+      ["get", "/v1/admin/taxonomy", "/v1/admin/taxonomy", { headers: auth }],
+      ["get", "/v1/admin/taxonomy", "/v1/admin/taxonomy", {}],
+      [
+        "put",
+        "/v1/admin/taxonomy/{id}",
+        "/v1/admin/taxonomy/9999",
+        { method: "PUT", headers: auth, body: '{"id":"9999","name":"Test"}' },
+      ],
+      ["get", "/v1/admin/taxonomy/{id}", "/v1/admin/taxonomy/9999", { headers: auth }],
+      ["delete", "/v1/admin/taxonomy/{id}", "/v1/admin/taxonomy/9999", { method: "DELETE", headers: auth }],
+      [
+        "put",
+        "/v1/admin/taxonomy",
+        "/v1/admin/taxonomy",
+        { method: "PUT", headers: auth, body: '[{"id":"9998","name":"T"}]' },
+      ],
+      [
+        "post",
+        "/v1/admin/memberships",
+        "/v1/admin/memberships",
+        {
+          method: "POST",
+          headers: { ...auth, "content-type": "text/csv" },
+          body: "type,id,segment\nbu,op-2,1001\n",
+        },
+      ],
+      [
+        "post",
+        "/v1/admin/links",
+        "/v1/admin/links",
+        {
+          method: "POST",
+          headers: { ...auth, "content-type": "text/csv" },
+          body: "type_a,id_a,type_b,id_b\nbu,op-2,bu,op-3\n",
+        },
+      ],
+      [
+        "put",
+        "/v1/admin/deals",
+        "/v1/admin/deals",
+        { method: "PUT", headers: auth, body: '{"id":"op-deal","when":"1001"}\n' },
+      ],
+      ["get", "/v1/admin/deals", "/v1/admin/deals", { headers: auth }],
+      ["get", "/v1/admin/deals/{id}", "/v1/admin/deals/op-deal", { headers: auth }],
+      ["delete", "/v1/admin/deals/{id}", "/v1/admin/deals/op-deal", { method: "DELETE", headers: auth }],
+      [
+        "put",
+        "/v1/admin/caps",
+        "/v1/admin/caps",
+        {
+          method: "PUT",
+          headers: { ...auth, "content-type": "text/csv" },
+          body: "campaign,window,max\nop-c2,1h,2\n",
+        },
+      ],
+      ["get", "/v1/admin/caps", "/v1/admin/caps", { headers: auth }],
+      ["get", "/v1/admin/caps/{campaign}", "/v1/admin/caps/op-c2", { headers: auth }],
+      ["delete", "/v1/admin/caps/{campaign}", "/v1/admin/caps/op-c2", { method: "DELETE", headers: auth }],
+      ["get", "/v1/admin/users/{type}/{id}", "/v1/admin/users/bu/op-2", { headers: auth }],
+      [
+        "delete",
+        "/v1/admin/users/{type}/{id}",
+        "/v1/admin/users/bu/op-3",
+        { method: "DELETE", headers: auth },
+      ],
+    ];
+    for (const [method, path, url, init] of calls)
+      await check(method, path, await fetch(`${svc.base}${url}`, init));
+  });
+});
+
+describe("/status.json", () => {
+  it("has per-second figures that move with requests", async () => {
+    for (let i = 0; i < 20; i++)
+      await postJson(`${svc.base}/v1/lookup`, { ids: [{ type: "bu", id: `s-${i}` }] });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const { json } = await getJson(`${svc.base}/status.json`);
+    expect(json.store).toEqual({ kind: "memory", ready: true });
+    const recent = (json.live.seconds as { requests: number; p50: number | null }[]).slice(-3);
+    expect(recent.reduce((n, s) => n + s.requests, 0)).toBeGreaterThanOrEqual(20);
+    expect(recent.some((s) => s.p50 !== null && s.p50 > 0)).toBe(true);
+    expect(json.requests).toBeGreaterThanOrEqual(20);
+  });
+});
