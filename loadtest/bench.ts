@@ -651,6 +651,14 @@ async function main(): Promise<number> {
     },
     {
       ...lookup,
+      key: "j",
+      label: "lookup, metrics off",
+      env: { HTTP_SERVER: "uws", ...hitEnv, METRICS_ENABLED: "false" },
+      pool: hitPool,
+      warmCache: true,
+    },
+    {
+      ...lookup,
       key: "i",
       label: "enrich, 1,000 deal rules",
       env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*` },
@@ -763,7 +771,7 @@ async function main(): Promise<number> {
 const budgetS =
   180 +
   Math.ceil(USERS / 50_000) +
-  9 * (DURATION_S + WARMUP_S + 45) +
+  10 * (DURATION_S + WARMUP_S + 45) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {

@@ -3,6 +3,8 @@ import { type Logger, pino } from "pino";
 
 export type { Logger };
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: "audience-lookup" }, timestamp: pino.stdTimeFunctions.isoTime });
+/** JSON lines to stdout, or to `destination` (tests read them back). */
+export function createLogger(level: string, destination?: { write(line: string): void }): Logger {
+  const opts = { level, base: { service: "audience-lookup" }, timestamp: pino.stdTimeFunctions.isoTime };
+  return destination === undefined ? pino(opts) : pino(opts, destination);
 }

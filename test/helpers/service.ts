@@ -18,6 +18,7 @@ export type HttpEngine = "uws" | "node";
 export async function startService(
   env: Record<string, string> = {},
   engine: HttpEngine = "uws",
+  logLines?: string[],
 ): Promise<TestService> {
   const config = loadConfig({
     PORT: "0",
@@ -29,7 +30,10 @@ export async function startService(
     REDIS_COMMAND_TIMEOUT_MS: "500",
     ...env,
   });
-  const log = createLogger(config.logLevel);
+  const log =
+    logLines === undefined
+      ? createLogger(config.logLevel)
+      : createLogger(config.logLevel, { write: (line: string) => void logLines.push(line) });
   const service = await createService(config, log, { backend: detectUwsBackend() });
   const server = await startHttpServer(config, service.routes, () => {});
   return {

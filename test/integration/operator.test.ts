@@ -228,3 +228,35 @@ describe("/status.json", () => {
     expect(json.requests).toBeGreaterThanOrEqual(20);
   });
 });
+
+describe("structured logs", () => {
+  it("log each admin action with who, what and rows, never a token, ID or e-mail in the clear", async () => {
+    const lines: string[] = [];
+    const token = "logging-admin-token-000001";
+    const logged = await startService({ ADMIN_TOKENS: `${token}=*`, LOG_LEVEL: "info" }, "uws", lines);
+    try {
+      const email = "jane.doe@example.com";
+      const up = await fetch(`${logged.base}/v1/admin/memberships`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "text/csv" },
+        body: `type,id,segment\nemail,${email},1001\nbu,cookie-logged,1002\n`,
+      });
+      expect(up.status).toBe(200);
+      const del = await fetch(`${logged.base}/v1/admin/users/bu/cookie-logged`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(del.status).toBe(200);
+      const actions = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "admin action");
+      expect(actions.map((a) => [a.method, a.route, a.status, a.rows])).toEqual([
+        ["POST", "/v1/admin/memberships", 200, 2],
+        ["DELETE", "/v1/admin/users/:type/:id", 200, undefined],
+      ]);
+      expect(actions[0].admin).toMatch(/^[0-9a-f]{8}$/);
+      const all = lines.join("\n");
+      for (const secret of [token, email, "cookie-logged"]) expect(all).not.toContain(secret);
+    } finally {
+      await logged.stop();
+    }
+  });
+});
