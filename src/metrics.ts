@@ -30,6 +30,8 @@ export interface MetricSources {
   readonly ingest: () => { loaded: number; rejected: number };
 }
 
+const LOG_STEP = Math.log(1.35);
+
 /** The last minutes, second by second, for /status: requests, latency histogram, degraded, shed. */
 export class LiveFigures {
   static readonly SECONDS = 300;
@@ -66,9 +68,9 @@ export class LiveFigures {
     this.total++;
     const i = this.#slot();
     this.#requests[i] = (this.#requests[i] as number) + 1;
-    let b = 0;
     const bounds = LiveFigures.BOUNDS;
-    while (b < bounds.length - 1 && ms > (bounds[b] as number)) b++;
+    // Log-spaced bounds: the bucket is a logarithm away, not a search.
+    const b = ms <= 0.05 ? 0 : Math.min(bounds.length - 1, Math.ceil(Math.log(ms / 0.05) / LOG_STEP - 1e-9));
     const k = i * bounds.length + b;
     this.#latency[k] = (this.#latency[k] as number) + 1;
   }
@@ -139,30 +141,52 @@ export class LiveFigures {
 export class Metrics {
   readonly registry = new Registry();
   readonly live: LiveFigures;
-  readonly #requests: Counter<"route" | "status">;
-  readonly #duration: Histogram<"route">;
   readonly #storeRead: Histogram<"outcome">;
-  /** route + status -> bound counter child; route -> bound histogram child. */
-  readonly #requestChildren = new Map<string, { inc: () => void }>();
-  readonly #durationChildren = new Map<string, { observe: (v: number) => void }>();
+  /** Per route: answers by status and the latency histogram, in plain arrays read at scrape time. */
+  readonly #routes = new Map<string, RouteFigures>();
 
   constructor(sources: MetricSources, now: () => number = Date.now) {
     this.live = new LiveFigures(now);
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: "audience_" });
-    this.#requests = new Counter({
-      name: "audience_http_requests_total",
-      help: "HTTP requests answered, by route and status.",
-      labelNames: ["route", "status"],
-      registers: [r],
-    });
-    this.#duration = new Histogram({
-      name: "audience_http_request_duration_seconds",
-      help: "Time from the request's body read to its answer, by route.",
-      labelNames: ["route"],
-      buckets: LATENCY_BUCKETS,
-      registers: [r],
-    });
+    // The per-request figures are plain counters bumped on the hot path (prom-client's labelled series hash
+    // their labels on every call); these two collectors turn them into Prometheus series when scraped.
+    const routes = this.#routes;
+    r.registerMetric(
+      collector(
+        "audience_http_requests_total",
+        "HTTP requests answered, by route and status.",
+        "counter",
+        () =>
+          [...routes].flatMap(([route, f]) =>
+            [...f.statuses].map(([status, n]) => ({ labels: { route, status: String(status) }, value: n })),
+          ),
+      ),
+    );
+    r.registerMetric(
+      collector(
+        "audience_http_request_duration_seconds",
+        "Time from the request's body read to its answer, by route.",
+        "histogram",
+        () =>
+          [...routes].flatMap(([route, f]) => {
+            const out: MetricValue[] = [];
+            let cumulative = 0;
+            for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
+              cumulative += f.buckets[b] as number;
+              out.push({
+                metricName: `${f.name}_bucket`,
+                labels: { le: LATENCY_BUCKETS[b] as number, route },
+                value: cumulative,
+              });
+            }
+            out.push({ metricName: `${f.name}_bucket`, labels: { le: "+Inf", route }, value: f.count });
+            out.push({ metricName: `${f.name}_sum`, labels: { route }, value: f.sum });
+            out.push({ metricName: `${f.name}_count`, labels: { route }, value: f.count });
+            return out;
+          }),
+      ),
+    );
     this.#storeRead = new Histogram({
       name: "audience_store_read_duration_seconds",
       help: "Bid-time store round trips (profile and counter reads), by outcome.",
@@ -295,13 +319,15 @@ export class Metrics {
   instrument(routes: readonly Route[]): Route[] {
     return routes.map((r) => {
       const inner = r.handler;
-      const route = r.path;
-      const duration = this.#durationChildren.get(route) ?? this.#duration.labels(route);
-      this.#durationChildren.set(route, duration);
+      let figures = this.#routes.get(r.path);
+      if (figures === undefined) {
+        figures = new RouteFigures("audience_http_request_duration_seconds");
+        this.#routes.set(r.path, figures);
+      }
+      const f = figures;
       const done = (t0: number, status: number): void => {
         const ms = performance.now() - t0;
-        duration.observe(ms / 1000);
-        this.#counter(route, status).inc();
+        f.record(ms / 1000, status);
         this.live.request(ms);
       };
       const handler = (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {
@@ -331,16 +357,36 @@ export class Metrics {
       return { ...r, handler };
     });
   }
+}
 
-  #counter(route: string, status: number): { inc: () => void } {
-    const key = `${route} ${status}`;
-    let c = this.#requestChildren.get(key);
-    if (c === undefined) {
-      c = this.#requests.labels(route, String(status));
-      this.#requestChildren.set(key, c);
-    }
-    return c;
+/** One route's answers by status and its latency histogram (per bucket, not cumulative). */
+class RouteFigures {
+  readonly statuses = new Map<number, number>();
+  readonly buckets = new Float64Array(LATENCY_BUCKETS.length);
+  sum = 0;
+  count = 0;
+  constructor(readonly name: string) {}
+
+  record(seconds: number, status: number): void {
+    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+    this.sum += seconds;
+    this.count++;
+    let b = 0;
+    while (b < LATENCY_BUCKETS.length && seconds > (LATENCY_BUCKETS[b] as number)) b++;
+    if (b < LATENCY_BUCKETS.length) this.buckets[b] = (this.buckets[b] as number) + 1;
   }
+}
+
+interface MetricValue {
+  readonly value: number;
+  readonly labels: Record<string, string | number>;
+  readonly metricName?: string;
+}
+
+/** A metric whose series are computed when scraped, in the shape prom-client's registry formats. */
+function collector(name: string, help: string, type: "counter" | "histogram", values: () => MetricValue[]) {
+  const get = async () => ({ name, help, type, aggregator: "sum" as const, values: values() });
+  return { name, help, type, aggregator: "sum", get, reset: () => {} } as unknown as Counter;
 }
 
 function statusOf(err: unknown): number {
