@@ -1,4 +1,5 @@
 // The `audience` command: bulk data management against the Redis at REDIS_URL.
+import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { readCapRules } from "./capping/cap-rules-file.ts";
 import { ConfigError, loadConfig } from "./config.ts";
@@ -94,6 +95,19 @@ function open(file: string) {
   }
 }
 
+/** Opens the file, connects and starts the progress display: how every streamed load begins. */
+async function startLoad(file: string) {
+  const input = open(file);
+  const { data, close } = await connect();
+  const progress = createProgress({
+    out: process.stderr,
+    totalBytes: input.sizeBytes,
+    bytesDone: input.bytesRead,
+    label: file,
+  });
+  return { input, data, close, progress };
+}
+
 async function ingestMemberships(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -113,14 +127,7 @@ async function ingestMemberships(args: string[]): Promise<number> {
       `${file}: cannot tell the format; name it .csv, .ndjson or .jsonl (.gz allowed), or pass --format`,
     );
   }
-  const input = open(file);
-  const { data, close } = await connect();
-  const progress = createProgress({
-    out: process.stderr,
-    totalBytes: input.sizeBytes,
-    bytesDone: input.bytesRead,
-    label: file,
-  });
+  const { input, data, close, progress } = await startLoad(file);
   try {
     const result = await data.loadMemberships(input.stream, {
       format,
@@ -200,17 +207,41 @@ async function ingestCaps(args: string[]): Promise<number> {
   if (file === undefined || args.length > 1) throw new CliError(USAGE);
   const format = membershipFormatOf(file);
   if (format === null) throw new CliError(`${file}: cannot tell the format; name it .csv, .ndjson or .jsonl`);
+  return importRules(
+    file,
+    "rows",
+    "cap rules",
+    (input) => readCapRules(input, format),
+    (data, rules) => data.putCapRules(rules),
+  );
+}
+
+/**
+ * A rules file (caps, deals), imported whole or not at all: every bad row is printed with its line (and
+ * column, for an expression) and nothing is imported, or all of it is.
+ */
+async function importRules<R>(
+  file: string,
+  rowNoun: string,
+  ruleNoun: string,
+  read: (
+    input: Readable,
+  ) => Promise<{ rules: R[]; errors: readonly { line: number; reason: string; column?: number }[] }>,
+  put: (data: SegmentData, rules: R[]) => Promise<void>,
+): Promise<number> {
   const input = open(file);
   const { data, close } = await connect();
   try {
-    const result = await readCapRules(input.stream, format);
-    for (const e of result.errors) process.stderr.write(`${file}:${e.line}: ${e.reason}\n`);
+    const result = await read(input.stream);
+    for (const e of result.errors) {
+      process.stderr.write(`${file}:${e.line}${e.column === undefined ? "" : `:${e.column}`}: ${e.reason}\n`);
+    }
     if (result.errors.length > 0) {
-      process.stdout.write(`${file}: ${result.errors.length} rows rejected; nothing imported\n`);
+      process.stdout.write(`${file}: ${result.errors.length} ${rowNoun} rejected; nothing imported\n`);
       return 1;
     }
-    await data.putCapRules(result.rules);
-    process.stdout.write(`${file}: ${result.rules.length} cap rules imported\n`);
+    await put(data, result.rules);
+    process.stdout.write(`${file}: ${result.rules.length} ${ruleNoun} imported\n`);
     return 0;
   } catch (err) {
     if (err instanceof IngestFileError || err instanceof IngestInputError) {
@@ -227,14 +258,7 @@ async function ingestLinks(args: string[]): Promise<number> {
   if (file === undefined || args.length > 1) throw new CliError(USAGE);
   const format = membershipFormatOf(file);
   if (format === null) throw new CliError(`${file}: cannot tell the format; name it .csv, .ndjson or .jsonl`);
-  const input = open(file);
-  const { data, close } = await connect();
-  const progress = createProgress({
-    out: process.stderr,
-    totalBytes: input.sizeBytes,
-    bytesDone: input.bytesRead,
-    label: file,
-  });
+  const { input, data, close, progress } = await startLoad(file);
   try {
     const s = await data.loadLinks(input.stream, {
       format,
@@ -262,27 +286,7 @@ async function ingestLinks(args: string[]): Promise<number> {
 async function ingestDeals(args: string[]): Promise<number> {
   const file = args[0];
   if (file === undefined || args.length > 1) throw new CliError(USAGE);
-  const input = open(file);
-  const { data, close } = await connect();
-  try {
-    const result = await readDealRules(input.stream);
-    for (const e of result.errors) {
-      process.stderr.write(`${file}:${e.line}${e.column === undefined ? "" : `:${e.column}`}: ${e.reason}\n`);
-    }
-    if (result.errors.length > 0) {
-      process.stdout.write(`${file}: ${result.errors.length} rules rejected; nothing imported\n`);
-      return 1;
-    }
-    await data.putDealRules(result.rules);
-    process.stdout.write(`${file}: ${result.rules.length} deal rules imported\n`);
-    return 0;
-  } catch (err) {
-    if (err instanceof IngestFileError || err instanceof IngestInputError)
-      throw new CliError(`${file}: ${err.message}`);
-    throw err;
-  } finally {
-    await close();
-  }
+  return importRules(file, "rules", "deal rules", readDealRules, (data, rules) => data.putDealRules(rules));
 }
 
 const OPT_OUT_SHAPE = { required: ["type", "id"], known: new Set(["type", "id"]) } as const;

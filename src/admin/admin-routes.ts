@@ -1,7 +1,7 @@
 // /v1/admin/*: the data team's HTTP API — taxonomy, membership uploads (plain or atomic replace), identity
 // links, per-ID read, opt-out and erasure. Every route needs a bearer token with the route's scope.
 import type { Readable } from "node:stream";
-import { type CapRulesResult, readCapRules } from "../capping/cap-rules-file.ts";
+import { readCapRules } from "../capping/cap-rules-file.ts";
 import { ApiError, badField } from "../errors.ts";
 import { type AdminTokenScopes, requireScope } from "../http/admin-auth.ts";
 import {
@@ -12,7 +12,7 @@ import {
   type Route,
 } from "../http/http-types.ts";
 import { toTypedId } from "../identity/typed-id.ts";
-import { type DealRulesResult, readDealRules } from "../ingest/deal-rules-file.ts";
+import { readDealRules } from "../ingest/deal-rules-file.ts";
 import { decompressIfGzip, IngestInputError } from "../ingest/open-input.ts";
 import { type FileFormat, IngestFileError } from "../ingest/record-reader.ts";
 import { DataRequestError, type SegmentData } from "../ingest/segment-data.ts";
@@ -179,18 +179,10 @@ export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
           queryParam(req.query, "format") === "ndjson" || /ndjson|jsonl/.test(req.contentType)
             ? "ndjson"
             : "csv";
-        let result: CapRulesResult;
-        try {
-          result = await readCapRules(decompressIfGzip(req.stream as Readable), format);
-        } catch (err) {
-          if (err instanceof IngestFileError || err instanceof IngestInputError) {
-            throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
-          }
-          throw err;
-        }
-        if (result.errors.length > 0) return rowErrors(result.errors);
-        await data.putCapRules(result.rules);
-        return jsonAnswer(200, { imported: result.rules.length });
+        return importWhole(
+          () => readCapRules(decompressIfGzip(req.stream as Readable), format),
+          (rules) => data.putCapRules(rules),
+        );
       }),
     },
     {
@@ -228,18 +220,10 @@ export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
       path: "/v1/admin/deals",
       body: "stream",
       handler: guard("deals:write", async (req) => {
-        let result: DealRulesResult;
-        try {
-          result = await readDealRules(decompressIfGzip(req.stream as Readable));
-        } catch (err) {
-          if (err instanceof IngestFileError || err instanceof IngestInputError) {
-            throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
-          }
-          throw err;
-        }
-        if (result.errors.length > 0) return rowErrors(result.errors);
-        await data.putDealRules(result.rules);
-        return jsonAnswer(200, { imported: result.rules.length });
+        return importWhole(
+          () => readDealRules(decompressIfGzip(req.stream as Readable)),
+          (rules) => data.putDealRules(rules),
+        );
       }),
     },
     {
@@ -344,6 +328,25 @@ function parseJson(bytes: Buffer): unknown {
   } catch (err) {
     throw new ApiError("AUD_ERR_BAD_JSON", `body is not valid JSON: ${(err as Error).message}`, "body");
   }
+}
+
+/** Reads a rules upload whole and stores it only when every row is good (see rowErrors). */
+async function importWhole<R>(
+  read: () => Promise<{ rules: R[]; errors: readonly { line: number; reason: string }[] }>,
+  put: (rules: R[]) => Promise<void>,
+): Promise<HttpAnswer> {
+  let result: { rules: R[]; errors: readonly { line: number; reason: string }[] };
+  try {
+    result = await read();
+  } catch (err) {
+    if (err instanceof IngestFileError || err instanceof IngestInputError) {
+      throw new ApiError("AUD_ERR_BAD_FILE", err.message, "body");
+    }
+    throw err;
+  }
+  if (result.errors.length > 0) return rowErrors(result.errors);
+  await put(result.rules);
+  return jsonAnswer(200, { imported: result.rules.length });
 }
 
 /**

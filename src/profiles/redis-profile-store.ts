@@ -65,6 +65,16 @@ export const linksKey = (typedId: string): string => `l:{${typedId}}`;
 /** Counter hashes outlive their longest bucket retention, for lifetime counts: renewed on every impression. */
 const COUNTERS_TTL_SEC = 400 * 86_400;
 
+/** Lua: decodes the profile `cur` of `pkey` into `p` (format 1 or 2) and its live own memberships into `rows`. */
+const READ_ROWS_LUA = `
+      local p = cmsgpack.unpack(cur)
+      if type(p) ~= 'table' or (p[1] ~= 1 and p[1] ~= 2) or type(p[2]) ~= 'table' then
+        return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
+      end
+      for _, m in ipairs(p[2]) do
+        if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
+      end`;
+
 /** Lua: stores an unlinked ID's live `rows` under `pkey` (format 1), expiring with its last membership. */
 const STORE_ROWS_LUA = `
       local latest, forever = 0, false
@@ -102,13 +112,7 @@ for k = 1, #KEYS, 2 do
     local rows, ver, members = {}, 0, nil
     local cur = redis.call('GET', pkey)
     if cur then
-      local p = cmsgpack.unpack(cur)
-      if type(p) ~= 'table' or (p[1] ~= 1 and p[1] ~= 2) or type(p[2]) ~= 'table' then
-        return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
-      end
-      for _, m in ipairs(p[2]) do
-        if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
-      end
+      ${READ_ROWS_LUA}
       if p[1] == 2 and type(p[4]) == 'table' and #p[4] > 0 then ver, members = p[3], p[4] end
     end
     for _, o in ipairs(opsById[(k + 1) / 2]) do
@@ -169,13 +173,7 @@ local now = tonumber(ARGV[2])
 local rows, ver, held = {}, 0, {}
 local cur = redis.call('GET', pkey)
 if cur then
-  local p = cmsgpack.unpack(cur)
-  if type(p) ~= 'table' or (p[1] ~= 1 and p[1] ~= 2) or type(p[2]) ~= 'table' then
-    return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
-  end
-  for _, m in ipairs(p[2]) do
-    if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
-  end
+  ${READ_ROWS_LUA}
   if p[1] == 2 then
     ver = p[3]
     for _, e in ipairs(p[4]) do held[e[1]] = e end
