@@ -9,7 +9,7 @@ import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-se
 import { buildPool, loadTemplates } from "./bodies.ts";
 import { postRequests, RequestFeed, runLoad } from "./cannon.ts";
 import { sleep, startServer } from "./children.ts";
-import { machineLines } from "./report.ts";
+import { alignedTable, machineLines } from "./report.ts";
 import { seedUsers } from "./seed.ts";
 
 const USERS = 100_000;
@@ -199,12 +199,17 @@ export async function runFaultBench(
       "",
       `Probe: one lookup at a time besides the load, its latency and \`degraded\` recorded; bodies without an ID the privacy gate lets through (COPPA) need no store and are never degraded, which is why a fault phase stays below 100%`,
       "",
-      "| phase | probe answers | 5xx or errors | degraded | p99 ms | max ms |",
-      "|---|---:|---:|---:|---:|---:|",
-      ...rows.map(
-        (r) =>
-          `| ${r.name} | ${r.n} | ${r.fivexx} | ${(r.degraded * 100).toFixed(0)}% | ${r.p99.toFixed(1)} | ${r.max.toFixed(1)} |`,
-      ),
+      ...alignedTable(
+        ["phase", "probe answers", "5xx or errors", "degraded", "p99 ms", "max ms"],
+        rows.map((r) => [
+          r.name,
+          String(r.n),
+          String(r.fivexx),
+          `${(r.degraded * 100).toFixed(0)}%`,
+          r.p99.toFixed(1),
+          r.max.toFixed(1),
+        ]),
+      ).split("\n"),
       "",
       `Recovery (${RUN} probe answers in a row whole again): ${fmt(recovery(RESUME_AT))} after the resume, ${fmt(recovery(RESTART_AT))} after the restart (target: within 2 s of Redis being back)`,
       `Impressions: ${acked.size.toLocaleString("en-US")} acknowledged (204), ${refused.toLocaleString("en-US")} refusals (503 or no connection) retried until stored, ${duplicates} duplicate notices sent; counted by the service: ${counted.toLocaleString("en-US")} — ${counted === acked.size ? "exact" : "NOT EXACT"}`,

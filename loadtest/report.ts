@@ -139,12 +139,17 @@ export function textTable(rows: readonly ScenarioRow[]): string {
 
 /** A markdown table laid out as the repository's formatter (biome) writes it, so that checks stay clean. */
 function markdownTable(rows: readonly ScenarioRow[]): string {
-  const all = [HEAD, ...rows.map(cells)];
-  const widths = HEAD.map((_, c) => Math.max(3, ...all.map((r) => (r[c] as string).length)));
-  const line = (r: string[]): string =>
+  return alignedTable(HEAD, rows.map(cells));
+}
+
+/** A header and rows as an aligned markdown table: the first column left, the others right. */
+export function alignedTable(head: readonly string[], body: readonly string[][]): string {
+  const all = [head, ...body];
+  const widths = head.map((_, c) => Math.max(3, ...all.map((r) => (r[c] as string).length)));
+  const line = (r: readonly string[]): string =>
     `| ${r.map((v, c) => (c === 0 ? v.padEnd(widths[c] as number) : v.padStart(widths[c] as number))).join(" | ")} |`;
   const rule = `| ${widths.map((w, c) => (c === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
-  return [line(HEAD), rule, ...rows.map((r) => line(cells(r)))].join("\n");
+  return [line(head), rule, ...body.map(line)].join("\n");
 }
 
 export function ratioLines(rows: readonly ScenarioRow[]): string[] {
