@@ -2,7 +2,7 @@
 import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { readCapRules } from "./capping/cap-rules-file.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, redisTarget, usesRedis } from "./config.ts";
 import { toTypedId } from "./identity/typed-id.ts";
 import { readDealRules } from "./ingest/deal-rules-file.ts";
 import type { IngestSummary } from "./ingest/load-memberships.ts";
@@ -61,10 +61,11 @@ class CliError extends Error {
 /** Everything a command needs, connected; closed by the caller. */
 async function connect(): Promise<{ data: SegmentData; close: () => Promise<void> }> {
   const config = loadConfig();
-  if (config.redisUrl === undefined)
-    throw new CliError("REDIS_URL is not set: set it to the Redis to load into");
+  if (!usesRedis(config)) {
+    throw new CliError("REDIS_URL is not set: set it (or REDIS_CLUSTER_NODES) to the Redis to load into");
+  }
   const store = new RedisProfileStore({
-    url: config.redisUrl,
+    ...redisTarget(config),
     commandTimeoutMs: 30_000,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });

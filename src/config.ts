@@ -13,6 +13,25 @@ const redisUrl = z
   })
   .optional();
 
+/** REDIS_CLUSTER_NODES: `host:port,host:port` to seed nodes. */
+const clusterNodes = z
+  .string()
+  .default("")
+  .transform((raw, ctx): { host: string; port: number }[] => {
+    const out: { host: string; port: number }[] = [];
+    for (const entry of raw
+      .split(",")
+      .map((e) => e.trim())
+      .filter((e) => e !== "")) {
+      const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry);
+      const port = Number(m?.[2]);
+      if (m === null || port < 1 || port > 65535) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `entry '${entry}' must be host:port` });
+      } else out.push({ host: m[1] as string, port });
+    }
+    return out;
+  });
+
 /** ADMIN_TOKENS: parsed to token -> scopes; each problem names its entry with the token redacted. */
 const adminTokens = z
   .string()
@@ -47,6 +66,12 @@ export const CONFIG_SPEC = {
     "REDIS_URL",
     redisUrl,
     "Redis holding the profiles. Unset: the embedded in-memory store, seeded with the demo data.",
+  ),
+  redisClusterNodes: spec(
+    "REDIS_CLUSTER_NODES",
+    clusterNodes,
+    "Seed nodes of a Redis Cluster holding the profiles, comma-separated `host:port` (one is enough; more survive a node being down). Set instead of REDIS_URL.",
+    "",
   ),
   redisCommandTimeoutMs: spec(
     "REDIS_COMMAND_TIMEOUT_MS",
@@ -247,10 +272,14 @@ export class ConfigError extends Error {
 /** Reads and validates every variable; throws ConfigError listing all problems at once. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const { values, problems } = parseVars(CONFIG_SPEC, env);
+  if (values.redisUrl !== undefined && (values.redisClusterNodes as unknown[] | undefined)?.length) {
+    problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: set one (a single Redis, or a Cluster)");
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   // The embedded demo answers the GDPR samples as a consenting vendor would: their TC strings name this
   // vendor. Only with demo data and no Redis, so that real data never rests on a vendor nobody configured.
-  if (values.redisUrl === undefined && values.seedDemoData === true && values.tcfVendorId === undefined) {
+  const embedded = values.redisUrl === undefined && (values.redisClusterNodes as unknown[]).length === 0;
+  if (embedded && values.seedDemoData === true && values.tcfVendorId === undefined) {
     values.tcfVendorId = DEMO_TCF_VENDOR_ID;
   }
   return Object.freeze(values) as Config;
@@ -278,4 +307,19 @@ export function configSummary(config: Config): Record<string, unknown> {
     else out[key] = v instanceof Map ? Object.fromEntries(v) : v;
   }
   return out;
+}
+
+/** Whether the service runs on Redis (a single node or a Cluster) rather than the embedded store. */
+export function usesRedis(config: Config): boolean {
+  return config.redisUrl !== undefined || config.redisClusterNodes.length > 0;
+}
+
+/** Where the stores connect: the single Redis or the Cluster's seed nodes. */
+export function redisTarget(config: Config): {
+  url?: string;
+  clusterNodes?: { host: string; port: number }[];
+} {
+  return config.redisClusterNodes.length > 0
+    ? { clusterNodes: config.redisClusterNodes }
+    : { url: config.redisUrl as string };
 }

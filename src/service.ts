@@ -5,7 +5,7 @@ import { adminRoutes } from "./admin/admin-routes.ts";
 import { CounterCache } from "./capping/counter-cache.ts";
 import { type EventStats, eventRoutes } from "./capping/event-routes.ts";
 import { EventTokens } from "./capping/event-token.ts";
-import type { Config } from "./config.ts";
+import { type Config, redisTarget, usesRedis } from "./config.ts";
 import { createEnrichHandler } from "./enrich/enrich-handler.ts";
 import type { Route } from "./http/http-types.ts";
 import { operatorRoutes } from "./http/operator-routes.ts";
@@ -73,8 +73,7 @@ interface Backing {
 
 export async function createService(config: Config, log: Logger, opts: ServiceOptions): Promise<Service> {
   const now = opts.now ?? Date.now;
-  const backing =
-    config.redisUrl === undefined ? embedded() : await redisBacked(config, config.redisUrl, log);
+  const backing = usesRedis(config) ? await redisBacked(config, log) : embedded();
   // One breaker for every bid-time read of the store: profiles and counters fail together.
   const breaker = new CircuitBreaker({ failures: config.breakerFailures, openMs: config.breakerOpenMs, now });
   const answerStats = { degraded: 0, capped: 0 };
@@ -146,7 +145,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   const timer = setInterval(reloadCatalog, config.catalogReloadMs);
   timer.unref();
 
-  if (config.redisUrl === undefined && config.seedDemoData) await seedDemo(data, log);
+  if (!usesRedis(config) && config.seedDemoData) await seedDemo(data, log);
 
   const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
   const consent = createConsentDecoder();
@@ -237,20 +236,21 @@ function embedded(): Backing {
   };
 }
 
-async function redisBacked(config: Config, url: string, log: Logger): Promise<Backing> {
+async function redisBacked(config: Config, log: Logger): Promise<Backing> {
+  const target = redisTarget(config);
   const store = new RedisProfileStore({
-    url,
+    ...target,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
   const bulkStore = new RedisProfileStore({
-    url,
+    ...target,
     commandTimeoutMs: BULK_COMMAND_TIMEOUT_MS,
     connectTimeoutMs: config.redisConnectTimeoutMs,
   });
   try {
     await Promise.all([store.connect(), bulkStore.connect()]);
-    log.info({ store: "redis" }, "connected to Redis");
+    log.info({ store: store.kind }, "connected to Redis");
   } catch (err) {
     // Start anyway: /readyz reports not ready, lookups answer degraded, and ioredis keeps reconnecting.
     log.error(

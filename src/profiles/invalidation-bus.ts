@@ -1,6 +1,6 @@
 // Tells every instance what changed in the store, so their caches drop it at once (Redis pub/sub), instead
 // of serving it until the cache TTL runs out. Best effort: a missed message is bounded by the cache TTL.
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 
 export type Invalidation =
   /** These typed IDs changed (a load batch, an erasure). */
@@ -37,9 +37,9 @@ export class LocalInvalidationBus implements InvalidationBus {
 }
 
 export class RedisInvalidationBus implements InvalidationBus {
-  #subscriber: Redis | null = null;
+  #subscriber: Redis | Cluster | null = null;
 
-  constructor(readonly publisher: Redis) {}
+  constructor(readonly publisher: Redis | Cluster) {}
 
   async publish(msg: Invalidation): Promise<void> {
     if (msg.t === "keys" && msg.keys.length > KEYS_PER_MESSAGE) {
@@ -58,14 +58,23 @@ export class RedisInvalidationBus implements InvalidationBus {
     // A connection in subscriber mode can do nothing else: it gets its own, with an offline queue so the
     // SUBSCRIBE survives reconnects (ioredis re-subscribes by itself).
     // Retried for as long as it takes: a Redis that is down at start-up must not stop the service starting.
-    const sub = this.publisher.duplicate({
+    const subscriberOptions = {
       enableOfflineQueue: true,
       lazyConnect: false,
       maxRetriesPerRequest: null,
       // No timeout either (ioredis applies any number, 0 included): a SUBSCRIBE queued while Redis is away
       // must survive until it returns.
       commandTimeout: undefined,
-    });
+    };
+    // On a Cluster, pub/sub messages reach every node's subscribers: one subscribing node is enough.
+    const sub =
+      this.publisher instanceof Cluster
+        ? this.publisher.duplicate([], {
+            enableOfflineQueue: true,
+            lazyConnect: false,
+            redisOptions: subscriberOptions,
+          })
+        : this.publisher.duplicate(subscriberOptions);
     sub.on("error", () => {});
     sub.on("message", (_channel: string, text: string) => {
       let msg: Invalidation;

@@ -1,5 +1,5 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
-import { type ChainableCommander, Redis, type Result } from "ioredis";
+import { Cluster, Redis, type Result } from "ioredis";
 import { type Counters, RETENTION_SEC } from "../capping/counters.ts";
 import {
   decodeProfile,
@@ -221,36 +221,35 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
-/** Runs a pipeline, failing on the first command error; resolves the replies in order. */
-async function execAll(pipeline: ChainableCommander): Promise<unknown[]> {
-  const out: unknown[] = [];
-  for (const [err, value] of (await pipeline.exec()) ?? []) {
-    if (err) throw err;
-    out.push(value);
-  }
-  return out;
-}
-
 /** Escapes Redis glob characters so that an ID is matched as itself. */
 const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&");
 
 export interface RedisStoreOptions {
-  readonly url: string;
+  /** A single Redis (redis:// or rediss://)… */
+  readonly url?: string;
+  /** …or the seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES). */
+  readonly clusterNodes?: readonly { host: string; port: number }[];
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
 }
 
-/** IDs merged per script call, and per pipeline: bounds both the script's run time and reply sizes. */
+/**
+ * IDs merged per script call, and per batch of calls: bounds both the script's run time and reply sizes.
+ * On a Cluster a script sees one ID (its keys share one slot; two IDs' keys seldom do).
+ */
 const IDS_PER_SCRIPT = 50;
 const WRITE_PIPELINE_IDS = 2_000;
 
 export class RedisProfileStore implements ProfileStore {
-  readonly kind = "redis";
-  readonly redis: Redis;
+  readonly kind: "redis" | "redis-cluster";
+  /** One connection (single node) or a Cluster client that routes each command to its slot's node. */
+  readonly redis: Redis | Cluster;
+  readonly #idsPerScript: number;
 
   constructor(opts: RedisStoreOptions) {
-    this.redis = new Redis(opts.url, {
-      // Lookups issued in the same tick (many requests) leave in one write: fewer syscalls, one round trip.
+    const options = {
+      // Commands issued in the same tick (many requests, a batch of writes) leave in one write per node:
+      // fewer syscalls, one round trip per node. On a Cluster this also groups keys per node.
       enableAutoPipelining: true,
       // A bid request cannot wait for a reconnect: fail at once and answer degraded instead of queueing.
       enableOfflineQueue: false,
@@ -259,9 +258,34 @@ export class RedisProfileStore implements ProfileStore {
       // Retrying a timed-out read would only push it past the bidder's deadline.
       maxRetriesPerRequest: 0,
       // Keep reconnecting with a capped back-off; readiness reports the state meanwhile.
-      retryStrategy: (attempt) => Math.min(50 * attempt, 1_000),
+      retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
       lazyConnect: true,
-    });
+    };
+    if (opts.clusterNodes !== undefined && opts.clusterNodes.length > 0) {
+      this.kind = "redis-cluster";
+      this.#idsPerScript = 1;
+      this.redis = new Cluster([...opts.clusterNodes], {
+        enableAutoPipelining: true,
+        enableOfflineQueue: false,
+        lazyConnect: true,
+        // Slot moves and failovers answer MOVED/ASK/TRYAGAIN or CLUSTERDOWN: let ioredis follow those
+        // (a few times, fast), but never queue behind a cluster that is down.
+        maxRedirections: 8,
+        retryDelayOnFailover: 20,
+        retryDelayOnClusterDown: 50,
+        retryDelayOnTryAgain: 20,
+        clusterRetryStrategy: (times: number) => Math.min(50 * times, 1_000),
+        redisOptions: {
+          commandTimeout: opts.commandTimeoutMs,
+          connectTimeout: opts.connectTimeoutMs,
+          maxRetriesPerRequest: 0,
+        },
+      });
+    } else {
+      this.kind = "redis";
+      this.#idsPerScript = IDS_PER_SCRIPT;
+      this.redis = new Redis(opts.url ?? "redis://127.0.0.1:6379", options);
+    }
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
     this.redis.defineCommand("audOptOut", { numberOfKeys: 4, lua: OPT_OUT_LUA });
     this.redis.defineCommand("audPutOrigin", { numberOfKeys: 2, lua: PUT_ORIGIN_LUA });
@@ -280,7 +304,12 @@ export class RedisProfileStore implements ProfileStore {
     if (keys.length === 0) return []; // MGET with no keys is an error
     const redisKeys = new Array<string>(keys.length);
     for (let i = 0; i < keys.length; i++) redisKeys[i] = profileKey(keys[i] as string);
-    const values = await this.redis.mgetBuffer(redisKeys);
+    // One MGET on a single node; on a Cluster one GET per key, auto-pipelined into one round trip per node
+    // (an MGET across slots is refused there).
+    const values =
+      this.redis instanceof Cluster
+        ? await Promise.all(redisKeys.map((k) => (this.redis as Cluster).getBuffer(k)))
+        : await this.redis.mgetBuffer(redisKeys);
     const out = new Array<Profile | null>(values.length);
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
@@ -295,24 +324,27 @@ export class RedisProfileStore implements ProfileStore {
     const linkedKeys: string[] = [];
     for (let start = 0; start < groups.length; start += WRITE_PIPELINE_IDS) {
       const slice = groups.slice(start, start + WRITE_PIPELINE_IDS);
-      const pipeline = this.redis.pipeline();
-      for (let i = 0; i < slice.length; i += IDS_PER_SCRIPT) {
-        const part = slice.slice(i, i + IDS_PER_SCRIPT);
+      const per = this.#idsPerScript;
+      const calls: Promise<number[]>[] = [];
+      for (let i = 0; i < slice.length; i += per) {
+        const part = slice.slice(i, i + per);
         const keys: string[] = [];
         for (const [key] of part) keys.push(profileKey(key), optOutKey(key));
-        pipeline.audApplyMemberships(
-          keys.length,
-          ...keys,
-          nowSec,
-          encodeOpsByKey(part.map(([, ops]) => ops)),
+        calls.push(
+          this.redis.audApplyMemberships(
+            keys.length,
+            ...keys,
+            nowSec,
+            encodeOpsByKey(part.map(([, ops]) => ops)),
+          ),
         );
       }
-      const results = (await pipeline.exec()) ?? [];
+      // Issued in one tick: auto-pipelining sends them together (one write per node).
+      const results = await Promise.all(calls);
       for (let c = 0; c < results.length; c++) {
-        const [err, counts] = results[c] as [Error | null, number[]];
-        if (err) throw err;
+        const counts = results[c] as number[];
         for (let j = 0; j < counts.length; j += 2) {
-          const key = (slice[c * IDS_PER_SCRIPT + j / 2] as [string, unknown])[0];
+          const key = (slice[c * per + j / 2] as [string, unknown])[0];
           if (counts[j] === -1) skippedKeys.push(key);
           else if (counts[j + 1] === 1) linkedKeys.push(key);
         }
@@ -323,17 +355,17 @@ export class RedisProfileStore implements ProfileStore {
 
   async putOrigins(updates: readonly OriginUpdate[], _nowSec: number): Promise<void> {
     if (updates.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const u of updates) {
-      pipeline.audPutOrigin(
-        profileKey(u.target),
-        optOutKey(u.target),
-        u.origin,
-        u.version,
-        encodeMemberships(u.memberships),
-      );
-    }
-    await execAll(pipeline);
+    await Promise.all(
+      updates.map((u) =>
+        this.redis.audPutOrigin(
+          profileKey(u.target),
+          optOutKey(u.target),
+          u.origin,
+          u.version,
+          encodeMemberships(u.memberships),
+        ),
+      ),
+    );
   }
 
   async setMembers(
@@ -341,19 +373,17 @@ export class RedisProfileStore implements ProfileStore {
     nowSec: number,
   ): Promise<void> {
     if (views.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const v of views) {
-      pipeline.audSetMembers(profileKey(v.key), optOutKey(v.key), encodeMembers(v.members), nowSec);
-    }
-    await execAll(pipeline);
+    await Promise.all(
+      views.map((v) =>
+        this.redis.audSetMembers(profileKey(v.key), optOutKey(v.key), encodeMembers(v.members), nowSec),
+      ),
+    );
   }
 
   async readLinks(keys: readonly string[]): Promise<Map<string, Map<string, LinkEdge>>> {
     const out = new Map<string, Map<string, LinkEdge>>();
     if (keys.length === 0) return out;
-    const pipeline = this.redis.pipeline();
-    for (const k of keys) pipeline.hgetall(linksKey(k));
-    const results = await execAll(pipeline);
+    const results = await Promise.all(keys.map((k) => this.redis.hgetall(linksKey(k))));
     for (let i = 0; i < keys.length; i++) {
       const edges = new Map<string, LinkEdge>();
       for (const [other, v] of Object.entries(results[i] as Record<string, string>)) {
@@ -367,49 +397,50 @@ export class RedisProfileStore implements ProfileStore {
 
   async writeLinks(changes: readonly LinkChange[]): Promise<void> {
     if (changes.length === 0) return;
-    const pipeline = this.redis.pipeline();
+    const calls: Promise<number>[] = [];
     for (const c of changes) {
       if (c.edge === null) {
-        pipeline.hdel(linksKey(c.a), c.b);
-        pipeline.hdel(linksKey(c.b), c.a);
+        calls.push(this.redis.hdel(linksKey(c.a), c.b), this.redis.hdel(linksKey(c.b), c.a));
       } else {
         const v = `${c.edge.confidence}|${c.edge.source}`;
-        pipeline.hset(linksKey(c.a), c.b, v);
-        pipeline.hset(linksKey(c.b), c.a, v);
+        calls.push(this.redis.hset(linksKey(c.a), c.b, v), this.redis.hset(linksKey(c.b), c.a, v));
       }
     }
-    await execAll(pipeline);
+    await Promise.all(calls);
   }
 
   async addCounters(keys: readonly string[], delta: Counters): Promise<void> {
     if (delta.size === 0 || keys.length === 0) return;
-    const pipeline = this.redis.pipeline();
+    const calls: Promise<unknown>[] = [];
     for (const k of keys) {
-      for (const [f, n] of delta) pipeline.hincrby(countersKey(k), f, n);
-      pipeline.expire(countersKey(k), COUNTERS_TTL_SEC);
+      for (const [f, n] of delta) calls.push(this.redis.hincrby(countersKey(k), f, n));
+      calls.push(this.redis.expire(countersKey(k), COUNTERS_TTL_SEC));
     }
-    await execAll(pipeline);
+    await Promise.all(calls);
   }
 
   async deleteCounters(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const k of keys) pipeline.del(countersKey(k));
-    await execAll(pipeline);
+    await Promise.all(keys.map((k) => this.redis.del(countersKey(k))));
   }
 
   async optOut(keys: readonly string[], nowSec: number): Promise<number> {
-    const pipeline = this.redis.pipeline();
-    for (const key of keys) {
-      pipeline.audOptOut(profileKey(key), optOutKey(key), countersKey(key), linksKey(key), nowSec);
-    }
+    const removed = await Promise.all(
+      keys.map((key) =>
+        this.redis.audOptOut(profileKey(key), optOutKey(key), countersKey(key), linksKey(key), nowSec),
+      ),
+    );
     let erased = 0;
-    for (const removed of await execAll(pipeline)) erased += removed as number;
-    // Impression markers name the ID in their key: found by pattern (an admin path, not the hot one).
+    for (const r of removed) erased += r;
+    // Impression markers name the ID in their key: found by pattern on every master (an admin path, not the
+    // hot one); one ID's markers share its slot, so each DEL stays in one slot.
+    const nodes = this.redis instanceof Cluster ? this.redis.nodes("master") : [this.redis];
     for (const key of keys) {
-      const stream = this.redis.scanStream({ match: `imp:{${escapeGlob(key)}}:*`, count: 1_000 });
-      for await (const found of stream)
-        if ((found as string[]).length > 0) await this.redis.del(...(found as string[]));
+      for (const node of nodes) {
+        const stream = node.scanStream({ match: `imp:{${escapeGlob(key)}}:*`, count: 1_000 });
+        for await (const found of stream)
+          if ((found as string[]).length > 0) await this.redis.del(...(found as string[]));
+      }
     }
     return erased;
   }

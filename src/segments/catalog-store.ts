@@ -1,5 +1,5 @@
 // Where the taxonomy and segment generations live: a few small Redis hashes (or memory), read whole.
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { type CapRule, scopeKey } from "../capping/cap-rule.ts";
 import type { DealRuleDef } from "./deal-rule.ts";
 import type { SegmentDef } from "./segment-def.ts";
@@ -97,7 +97,7 @@ export const CATALOG_KEYS = {
 } as const;
 
 export class RedisCatalogStore implements CatalogStore {
-  constructor(readonly redis: Redis) {}
+  constructor(readonly redis: Redis | Cluster) {}
 
   async load(): Promise<CatalogData> {
     const [segs, gens, caps, deals] = await Promise.all([

@@ -19,6 +19,7 @@ describe("loadConfig defaults", () => {
       host: "0.0.0.0",
       httpServer: "uws",
       redisUrl: undefined,
+      redisClusterNodes: [],
       redisCommandTimeoutMs: 25,
       redisConnectTimeoutMs: 2000,
       bodyLimitBytes: 65536,
@@ -55,6 +56,18 @@ describe("loadConfig defaults", () => {
       firstPartyOnOptOut: true,
       gppStates: {},
     });
+  });
+
+  it("reads Cluster seed nodes, refusing a bad entry and REDIS_URL beside them", () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-b:7001" }).redisClusterNodes).toEqual([
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-b", port: 7001 },
+    ]);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: "host-without-port" })).toThrow(
+      /REDIS_CLUSTER_NODES entry 'host-without-port' must be host:port/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: "a:1", REDIS_URL: "redis://b:2" })).toThrow(/both set/);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "a:1" }).tcfVendorId).toBeUndefined();
   });
 
   it("uses the demo TCF vendor only for the embedded demo, never with real data", () => {
