@@ -23,6 +23,12 @@ import {
 declare module "ioredis" {
   interface RedisCommander<Context> {
     audApplyMemberships(...args: (string | number | Buffer)[]): Result<number[], Context>;
+    audApplyOne(
+      profileKey: string,
+      optOutKey: string,
+      nowSec: number,
+      ops: Buffer,
+    ): Result<number[], Context>;
     audOptOut(
       profileKey: string,
       optOutKey: string,
@@ -224,6 +230,16 @@ return 1
 /** Escapes Redis glob characters so that an ID is matched as itself. */
 const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&");
 
+/** The Lua commands defined below. */
+const SCRIPT_COMMANDS = [
+  "audApplyMemberships",
+  "audApplyOne",
+  "audOptOut",
+  "audPutOrigin",
+  "audSetMembers",
+  "audRecordImpression",
+];
+
 export interface RedisStoreOptions {
   /** A single Redis (redis:// or rediss://)… */
   readonly url?: string;
@@ -266,6 +282,9 @@ export class RedisProfileStore implements ProfileStore {
       this.#idsPerScript = 1;
       this.redis = new Cluster([...opts.clusterNodes], {
         enableAutoPipelining: true,
+        // The scripts go out one by one, routed by their keys: ioredis' auto-pipelining groups a script
+        // call under the wrong slot when several in one tick belong to different slots of one node.
+        autoPipeliningIgnoredCommands: SCRIPT_COMMANDS,
         enableOfflineQueue: false,
         lazyConnect: true,
         // Slot moves and failovers answer MOVED/ASK/TRYAGAIN or CLUSTERDOWN: let ioredis follow those
@@ -287,6 +306,9 @@ export class RedisProfileStore implements ProfileStore {
       this.redis = new Redis(opts.url ?? "redis://127.0.0.1:6379", options);
     }
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
+    // The same script for one ID, its keys declared: a Cluster client routes (and auto-pipelines) a command
+    // by its first key, which a variable key count would hide behind the count.
+    this.redis.defineCommand("audApplyOne", { numberOfKeys: 2, lua: APPLY_MEMBERSHIPS_LUA });
     this.redis.defineCommand("audOptOut", { numberOfKeys: 4, lua: OPT_OUT_LUA });
     this.redis.defineCommand("audPutOrigin", { numberOfKeys: 2, lua: PUT_ORIGIN_LUA });
     this.redis.defineCommand("audSetMembers", { numberOfKeys: 2, lua: SET_MEMBERS_LUA });

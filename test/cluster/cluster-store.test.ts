@@ -1,0 +1,97 @@
+// The store contract on a real local Redis Cluster (3 masters, 1 replica each), and the service end to end
+// on it: ingest, lookup, capping, identity links and erasure across slots and nodes.
+import type { Cluster } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
+import { describeProfileStoreContract } from "../contract/profile-store-contract.ts";
+import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.ts";
+import { postJson, startService, type TestService } from "../helpers/service.ts";
+
+let cluster: RedisCluster;
+const stores: RedisProfileStore[] = [];
+
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+}, 60_000);
+afterAll(async () => {
+  for (const s of stores) await s.close();
+  await cluster?.close();
+});
+
+async function flushAll(store: RedisProfileStore): Promise<void> {
+  const c = store.redis as Cluster;
+  await Promise.all(c.nodes("master").map((n) => n.flushdb()));
+}
+
+describeProfileStoreContract("redis cluster", {
+  fresh: async () => {
+    const store = new RedisProfileStore({
+      clusterNodes: cluster.nodes,
+      commandTimeoutMs: 2_000,
+      connectTimeoutMs: 2_000,
+    });
+    await store.connect();
+    stores.push(store);
+    expect(store.kind).toBe("redis-cluster");
+    await flushAll(store);
+    return store;
+  },
+  teardown: async () => {},
+});
+
+describe("the service on a Redis Cluster", () => {
+  const ADMIN = "cluster-admin-token-000001";
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startService({
+      REDIS_CLUSTER_NODES: cluster.env,
+      ADMIN_TOKENS: `${ADMIN}=*`,
+      CACHE_TTL_MS: "0",
+    });
+  }, 30_000);
+  afterAll(() => svc?.stop());
+
+  const admin = (method: string, path: string, body?: string) =>
+    fetch(`${svc.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "text/csv" },
+      ...(body === undefined ? {} : { body }),
+    });
+
+  it("loads, looks up, caps, links and erases across slots and nodes", async () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `c-user-${i}`);
+    const rows = ids.flatMap((id, i) => [`bu,${id},${1000 + (i % 5)}`, `bu,${id},2000`]);
+    expect(
+      (await admin("POST", "/v1/admin/memberships", `type,id,segment\n${rows.join("\n")}\n`)).status,
+    ).toBe(200);
+    // Many IDs of many slots in one lookup: one round trip per node.
+    const { json } = await postJson(`${svc.base}/v1/lookup`, {
+      ids: ids.slice(0, 20).map((id) => ({ type: "bu", id })),
+    });
+    expect(json.degraded).toBe(false);
+    expect(json.segments).toEqual(["1000", "1001", "1002", "1003", "1004", "2000"]);
+
+    expect((await admin("PUT", "/v1/admin/caps", "campaign,window,max\nc-camp,1h,1\n")).status).toBe(200);
+    const pixel = await fetch(`${svc.base}/v1/events/imp?type=bu&id=c-user-1&campaign=c-camp&imp=i1`);
+    expect(pixel.status).toBe(204);
+    const capped = await postJson(`${svc.base}/v1/lookup`, {
+      ids: [{ type: "bu", id: "c-user-1" }],
+      campaigns: ["c-camp"],
+    });
+    expect(capped.json.capped).toEqual(["c-camp"]);
+
+    expect(
+      (await admin("POST", "/v1/admin/links", "type_a,id_a,type_b,id_b\nbu,c-user-1,bu,c-user-2\n")).status,
+    ).toBe(200);
+    const linked = await postJson(`${svc.base}/v1/lookup`, {
+      ids: [{ type: "bu", id: "c-user-2" }],
+      campaigns: ["c-camp"],
+    });
+    expect(linked.json.segments).toEqual(["1001", "1002", "2000"]);
+    expect(linked.json.capped).toEqual(["c-camp"]);
+
+    expect((await admin("DELETE", "/v1/admin/users/bu/c-user-1")).status).toBe(200);
+    const after = await postJson(`${svc.base}/v1/lookup`, { ids: [{ type: "bu", id: "c-user-2" }] });
+    expect(after.json.segments).toEqual(["1002", "2000"]);
+  });
+});
