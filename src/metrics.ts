@@ -3,7 +3,7 @@
 // request) and the status page's current second. Everything else (cache, breaker, events, withheld, shed)
 // is read from the counters the service keeps anyway, when Prometheus scrapes.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { HttpAnswer, HttpRequestData, Route } from "./http/http-types.ts";
+import { type HttpAnswer, type HttpRequestData, type Route, runAndSettle } from "./http/http-types.ts";
 
 /** Seconds; fine below 5 ms, where a bid-time answer should be. */
 const LATENCY_BUCKETS = [
@@ -325,34 +325,13 @@ export class Metrics {
         this.#routes.set(r.path, figures);
       }
       const f = figures;
-      const done = (t0: number, status: number): void => {
-        const ms = performance.now() - t0;
-        f.record(ms / 1000, status);
-        this.live.request(ms);
-      };
       const handler = (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {
         const t0 = performance.now();
-        let answer: HttpAnswer | Promise<HttpAnswer>;
-        try {
-          answer = inner(req);
-        } catch (err) {
-          done(t0, statusOf(err));
-          throw err;
-        }
-        if (!(answer instanceof Promise)) {
-          done(t0, answer.status);
-          return answer;
-        }
-        return answer.then(
-          (a) => {
-            done(t0, a.status);
-            return a;
-          },
-          (err) => {
-            done(t0, statusOf(err));
-            throw err;
-          },
-        );
+        return runAndSettle(inner, req, (status) => {
+          const ms = performance.now() - t0;
+          f.record(ms / 1000, status);
+          this.live.request(ms);
+        });
       };
       return { ...r, handler };
     });
@@ -387,9 +366,4 @@ interface MetricValue {
 function collector(name: string, help: string, type: "counter" | "histogram", values: () => MetricValue[]) {
   const get = async () => ({ name, help, type, aggregator: "sum" as const, values: values() });
   return { name, help, type, aggregator: "sum", get, reset: () => {} } as unknown as Counter;
-}
-
-function statusOf(err: unknown): number {
-  const s = (err as { status?: unknown }).status;
-  return typeof s === "number" ? s : 500;
 }

@@ -149,6 +149,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
 
   const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
   const consent = createConsentDecoder();
+  const privacy = privacyPolicyFromConfig(config);
   const lookup = createLookupHandler({
     cache,
     counters,
@@ -158,7 +159,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     idsPerRequestLimit: config.idsPerRequestLimit,
     batchLimit: config.batchLimit,
     now,
-    privacy: privacyPolicyFromConfig(config),
+    privacy,
     consent,
     withheldStats,
     budgetMs: config.lookupBudgetMs,
@@ -178,7 +179,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     callers: config.enrichCallers,
     defaultExchange: config.defaultExchange,
     idsPerRequestLimit: config.idsPerRequestLimit,
-    privacy: privacyPolicyFromConfig(config),
+    privacy,
     consent,
     now,
     budgetMs: config.lookupBudgetMs,

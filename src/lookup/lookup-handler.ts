@@ -248,9 +248,9 @@ function respond(
       found.degraded,
     );
   }
-  const answers = "results" in payload ? payload.results : [payload];
   let capped = 0;
-  for (const a of answers) capped += a.capped.length;
+  if ("results" in payload) for (const a of payload.results) capped += a.capped.length;
+  else capped = payload.capped.length;
   observe(found.hits, found.hits + found.misses, payload.degraded, capped);
   // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
   if (req.accept.includes(MSGPACK_TYPE))

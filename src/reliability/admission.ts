@@ -2,7 +2,7 @@
 // instead of queueing it, and the state graceful shutdown and /readyz read. Transport-neutral: it wraps the
 // route handlers, so uWebSockets.js and node:http shed alike.
 import { ApiError } from "../errors.ts";
-import type { HttpAnswer, HttpRequestData, Route } from "../http/http-types.ts";
+import { type HttpAnswer, type HttpRequestData, type Route, runAndSettle } from "../http/http-types.ts";
 import { errorAnswer } from "../http/responses.ts";
 
 export interface AdmissionOptions {
@@ -42,18 +42,7 @@ export class Admission {
           return shedAnswer;
         }
         this.inFlight++;
-        let answer: HttpAnswer | Promise<HttpAnswer>;
-        try {
-          answer = inner(req);
-        } catch (err) {
-          this.#done();
-          throw err;
-        }
-        if (!(answer instanceof Promise)) {
-          this.#done();
-          return answer;
-        }
-        return answer.finally(() => this.#done());
+        return runAndSettle(inner, req, this.#doneOne);
       };
       return { ...r, handler };
     });
@@ -70,6 +59,8 @@ export class Admission {
       });
     });
   }
+
+  readonly #doneOne = (): void => this.#done();
 
   #done(): void {
     this.inFlight--;

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { freePort } from "./redis-server.ts";
+import { askRedis, freePort } from "./redis-server.ts";
 
 export interface RedisCluster {
   readonly nodes: readonly { host: string; port: number }[];
@@ -29,22 +29,7 @@ function run(cmd: string, args: string[]): Promise<string> {
 }
 
 async function clusterInfo(port: number): Promise<string> {
-  const r = new Redis({
-    port,
-    host: "127.0.0.1",
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  r.on("error", () => {});
-  try {
-    await r.connect();
-    return (await r.cluster("INFO")) as string;
-  } catch {
-    return "";
-  } finally {
-    r.disconnect();
-  }
+  return (await askRedis(port, async (c) => (await c.cluster("INFO")) as string)) ?? "";
 }
 
 export async function startRedisCluster(masters = 3): Promise<RedisCluster> {

@@ -34,28 +34,31 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Asks the Redis on `port` one thing over a connection of its own; null when it does not answer. */
+export async function askRedis<T>(port: number, ask: (client: Redis) => Promise<T>): Promise<T | null> {
+  const client = new Redis({
+    port,
+    host: "127.0.0.1",
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    return await ask(client);
+  } catch {
+    return null; // not up (yet)
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function waitForPing(port: number, child: ChildProcess, deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
-    const client = new Redis({
-      port,
-      host: "127.0.0.1",
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => {});
-    try {
-      await client.connect();
-      if ((await client.ping()) === "PONG") {
-        client.disconnect();
-        return;
-      }
-    } catch {
-      // not up yet
-    }
-    client.disconnect();
+    if ((await askRedis(port, (c) => c.ping())) === "PONG") return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`redis-server on port ${port} did not answer within ${deadlineMs} ms`);
