@@ -5,8 +5,7 @@ import { ApiError, badField } from "../errors.ts";
 import { type HttpAnswer, type HttpRequestData, JSON_TYPE, queryParam } from "../http/http-types.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { addProfile, type LiveSegmentRules } from "../lookup/live-segments.ts";
-import { readMinConfidence, wantsExpansion } from "../lookup/lookup-handler.ts";
-import { exchangeOf, parseJsonObject } from "../lookup/request-parts.ts";
+import { exchangeOf, parseJsonObject, readMinConfidence, wantsExpansion } from "../lookup/request-parts.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
 import {
   enrichedRequest,

@@ -29,7 +29,7 @@ import type { LiveCatalog } from "../segments/live-catalog.ts";
 import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { readCompact } from "./read-compact.ts";
-import { exchangeOf, parseJsonObject } from "./request-parts.ts";
+import { exchangeOf, parseJsonObject, readMinConfidence, wantsExpansion } from "./request-parts.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
@@ -186,28 +186,6 @@ interface MergeContext extends LiveSegmentRules {
   /** Campaigns the caller may bid for: the answer says how many impressions each has left. */
   readonly candidates: readonly string[] | null;
   readonly tokens: EventTokens | null;
-}
-
-/** `?min_confidence=0.8` on any form, or `"min_confidence": 0.8` in the compact and batch forms. */
-export function readMinConfidence(req: HttpRequestData, body: Json): number {
-  const q = queryParam(req.query, "min_confidence");
-  let v: unknown;
-  if (q !== "") v = Number(q);
-  else if (body.min_confidence !== undefined && body.min_confidence !== null && body.imp === undefined) {
-    v = body.min_confidence;
-  } else return 0;
-  if (typeof v !== "number" || !(v >= 0 && v <= 1)) throw badField("min_confidence", "a number from 0 to 1");
-  return v;
-}
-
-/** `?expand=1` on any form, or `"expand": true` in the compact and batch forms. */
-export function wantsExpansion(req: HttpRequestData, body: Json): boolean {
-  const q = queryParam(req.query, "expand");
-  if (q === "1" || q === "true") return true;
-  const e = body.expand;
-  if (e === undefined || e === null || body.imp !== undefined) return false;
-  if (typeof e !== "boolean") throw badField("expand", "a boolean");
-  return e;
 }
 
 function respond(
