@@ -1,36 +1,50 @@
 // Configuration from environment variables, validated once at start-up; every problem reported together.
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { boolFlag, intIn, parseVars, spec, type VarSpec } from "./config-spec.ts";
 import { type EnrichCallers, parseEnrichCallers } from "./enrich/enrich-callers.ts";
 import { type AdminTokenScopes, parseAdminTokens } from "./http/admin-auth.ts";
 import { PRIVACY_CONFIG_SPEC } from "./privacy/privacy-config.ts";
 
+/** `host:port,host:port`, each entry checked; for REDIS_CLUSTER_NODES and a redis-cluster:// URL. */
+function readNodes(raw: string, ctx: z.RefinementCtx): { host: string; port: number }[] {
+  const out: { host: string; port: number }[] = [];
+  for (const entry of raw
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "")) {
+    const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry);
+    const port = Number(m?.[2]);
+    if (m === null || port < 1 || port > 65535) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `entry '${entry}' must be host:port` });
+    } else out.push({ host: m[1] as string, port });
+  }
+  return out;
+}
+
+/** REDIS_URL: a single Redis, or `redis-cluster://host:port,host:port` (the Cluster's seed nodes). */
 const redisUrl = z
   .string()
   .trim()
-  .refine((v) => /^rediss?:\/\/[^\s]+$/.test(v), {
-    message: "must be redis://host:port[/db] or rediss://host:port[/db]",
+  .transform((v, ctx): string | { host: string; port: number }[] => {
+    if (v.startsWith("redis-cluster://")) {
+      const nodes = readNodes(v.slice("redis-cluster://".length), ctx);
+      if (nodes.length === 0)
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "names no host:port after redis-cluster://" });
+      return nodes;
+    }
+    if (!/^rediss?:\/\/[^\s]+$/.test(v))
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message:
+          "must be redis://host:port[/db], rediss://host:port[/db] or redis-cluster://host:port[,host:port...]",
+      });
+    return v;
   })
   .optional();
 
 /** REDIS_CLUSTER_NODES: `host:port,host:port` to seed nodes. */
-const clusterNodes = z
-  .string()
-  .default("")
-  .transform((raw, ctx): { host: string; port: number }[] => {
-    const out: { host: string; port: number }[] = [];
-    for (const entry of raw
-      .split(",")
-      .map((e) => e.trim())
-      .filter((e) => e !== "")) {
-      const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry);
-      const port = Number(m?.[2]);
-      if (m === null || port < 1 || port > 65535) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `entry '${entry}' must be host:port` });
-      } else out.push({ host: m[1] as string, port });
-    }
-    return out;
-  });
+const clusterNodes = z.string().default("").transform(readNodes);
 
 /** ADMIN_TOKENS: parsed to token -> scopes; each problem names its entry with the token redacted. */
 const adminTokens = z
@@ -62,10 +76,15 @@ export const CONFIG_SPEC = {
     "HTTP engine: uws (uWebSockets.js, the production server) or node (node:http, the benchmark baseline).",
     "uws",
   ),
+  workers: spec(
+    "WORKERS",
+    intIn(1, 1_024, 1).optional(),
+    "HTTP workers: threads each running the server on PORT (the kernel spreads connections over them), each with its own LRU cache, kept coherent through Redis pub/sub. Unset: one per core. Always 1 with the embedded store (its data lives in one thread) and with HTTP_SERVER=node.",
+  ),
   redisUrl: spec(
     "REDIS_URL",
     redisUrl,
-    "Redis holding the profiles. Unset: the embedded in-memory store, seeded with the demo data.",
+    "Redis holding the profiles: `redis://host:port[/db]` (or `rediss://`), or `redis-cluster://host:port[,host:port...]` for a Redis Cluster (the same as REDIS_CLUSTER_NODES). Unset: the embedded in-memory store, seeded with the demo data.",
   ),
   redisClusterNodes: spec(
     "REDIS_CLUSTER_NODES",
@@ -85,6 +104,17 @@ export const CONFIG_SPEC = {
     "Time allowed for one connection attempt to Redis.",
     "2000",
   ),
+  impressionReplicas: spec(
+    "IMPRESSION_REPLICAS",
+    intIn(0, 16, 0).optional(),
+    "Replicas that must confirm a counted impression (Redis WAIT) before it is acknowledged; one that is not confirmed within IMPRESSION_WAIT_MS is answered 503 and the caller's retry is counted once. Without it a master that fails right after counting loses the impression in the failover (Redis replicates asynchronously). Unset: 1 on a Cluster, 0 on a single Redis. Every master must have at least this many replicas.",
+  ),
+  impressionWaitMs: spec(
+    "IMPRESSION_WAIT_MS",
+    intIn(1, 10_000, 100),
+    "Longest an impression waits for IMPRESSION_REPLICAS to confirm it.",
+    "100",
+  ),
   lookupBudgetMs: spec(
     "LOOKUP_BUDGET_MS",
     intIn(1, 10_000, 15),
@@ -100,7 +130,7 @@ export const CONFIG_SPEC = {
   breakerFailures: spec(
     "BREAKER_FAILURES",
     intIn(1, 10_000, 5),
-    "Store reads failing in a row (errors or REDIS_COMMAND_TIMEOUT_MS timeouts) that open the circuit breaker: reads are then not attempted and answers are degraded at once.",
+    "Store reads timing out in a row (REDIS_COMMAND_TIMEOUT_MS) that open the circuit breaker: reads are then not attempted and answers are degraded at once. A read refused at once (connection down) is not counted: it costs nothing, and on a Cluster it concerns one node only.",
     "5",
   ),
   breakerOpenMs: spec(
@@ -260,7 +290,13 @@ export const CONFIG_SPEC = {
 } as const;
 
 type Spec = typeof CONFIG_SPEC;
-export type Config = { readonly [K in keyof Spec]: Spec[K] extends VarSpec<infer T> ? T : never };
+type Parsed = { readonly [K in keyof Spec]: Spec[K] extends VarSpec<infer T> ? T : never };
+/** As parsed, with what loadConfig resolves: a redis-cluster:// URL moved to the nodes, replicas defaulted. */
+export type Config = Omit<Parsed, "redisUrl" | "impressionReplicas" | "workers"> & {
+  readonly redisUrl: string | undefined;
+  readonly impressionReplicas: number;
+  readonly workers: number;
+};
 
 export class ConfigError extends Error {
   readonly code = "AUD_ERR_CONFIG";
@@ -272,9 +308,17 @@ export class ConfigError extends Error {
 /** Reads and validates every variable; throws ConfigError listing all problems at once. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const { values, problems } = parseVars(CONFIG_SPEC, env);
-  if (values.redisUrl !== undefined && (values.redisClusterNodes as unknown[] | undefined)?.length) {
+  if (Array.isArray(values.redisUrl)) {
+    if ((values.redisClusterNodes as unknown[] | undefined)?.length) {
+      problems.push("REDIS_URL and REDIS_CLUSTER_NODES both name a Cluster: set one");
+    }
+    values.redisClusterNodes = values.redisUrl;
+    values.redisUrl = undefined;
+  } else if (values.redisUrl !== undefined && (values.redisClusterNodes as unknown[] | undefined)?.length) {
     problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: set one (a single Redis, or a Cluster)");
   }
+  values.impressionReplicas ??= (values.redisClusterNodes as unknown[] | undefined)?.length ? 1 : 0;
+  values.workers ??= availableParallelism();
   if (problems.length > 0) throw new ConfigError(problems);
   // The embedded demo answers the GDPR samples as a consenting vendor would: their TC strings name this
   // vendor. Only with demo data and no Redis, so that real data never rests on a vendor nobody configured.
@@ -314,12 +358,15 @@ export function usesRedis(config: Config): boolean {
   return config.redisUrl !== undefined || config.redisClusterNodes.length > 0;
 }
 
-/** Where the stores connect: the single Redis or the Cluster's seed nodes. */
+/** Where the stores connect (the single Redis or the Cluster's seed nodes), and how writes are confirmed. */
 export function redisTarget(config: Config): {
   url?: string;
   clusterNodes?: { host: string; port: number }[];
+  impressionReplicas: number;
+  impressionWaitMs: number;
 } {
+  const writes = { impressionReplicas: config.impressionReplicas, impressionWaitMs: config.impressionWaitMs };
   return config.redisClusterNodes.length > 0
-    ? { clusterNodes: config.redisClusterNodes }
-    : { url: config.redisUrl as string };
+    ? { clusterNodes: config.redisClusterNodes, ...writes }
+    : { url: config.redisUrl as string, ...writes };
 }

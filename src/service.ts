@@ -28,7 +28,7 @@ import {
 import { MemoryProfileStore } from "./profiles/memory-profile-store.ts";
 import { ProfileCache } from "./profiles/profile-cache.ts";
 import type { ProfileStore } from "./profiles/profile-store.ts";
-import { RedisProfileStore } from "./profiles/redis-profile-store.ts";
+import { isCommandTimeout, RedisProfileStore } from "./profiles/redis-profile-store.ts";
 import { Admission } from "./reliability/admission.ts";
 import { CircuitBreaker } from "./reliability/circuit-breaker.ts";
 import { type CatalogStore, MemoryCatalogStore, RedisCatalogStore } from "./segments/catalog-store.ts";
@@ -75,7 +75,12 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   const now = opts.now ?? Date.now;
   const backing = usesRedis(config) ? await redisBacked(config, log) : embedded();
   // One breaker for every bid-time read of the store: profiles and counters fail together.
-  const breaker = new CircuitBreaker({ failures: config.breakerFailures, openMs: config.breakerOpenMs, now });
+  const breaker = new CircuitBreaker({
+    failures: config.breakerFailures,
+    openMs: config.breakerOpenMs,
+    now,
+    ...(usesRedis(config) ? { costly: isCommandTimeout } : {}),
+  });
   const answerStats = { degraded: 0, capped: 0 };
   const ingestStats = { loaded: 0, rejected: 0 };
   const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };

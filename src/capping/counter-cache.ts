@@ -69,8 +69,8 @@ export class CounterCache {
         }
         return { counters, failed: false };
       },
-      (): CounterRead => {
-        this.#breaker.record(false);
+      (err): CounterRead => {
+        this.#breaker.recordError(err);
         if (this.#inflight.get(personKey) === p) this.#inflight.delete(personKey);
         return FAILED_READ;
       },

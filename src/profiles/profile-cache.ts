@@ -193,8 +193,8 @@ export class ProfileCache {
         this.#breaker.record(true);
         this.#onStoreRead((performance.now() - t0) / 1000, true);
       },
-      () => {
-        this.#breaker.record(false);
+      (err) => {
+        this.#breaker.recordError(err);
         this.#onStoreRead((performance.now() - t0) / 1000, false);
       },
     );

@@ -1,4 +1,5 @@
 // Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
+import calculateSlot from "cluster-key-slot";
 import { Cluster, Redis, type Result } from "ioredis";
 import { type Counters, RETENTION_SEC } from "../capping/counters.ts";
 import {
@@ -23,12 +24,6 @@ import {
 declare module "ioredis" {
   interface RedisCommander<Context> {
     audApplyMemberships(...args: (string | number | Buffer)[]): Result<number[], Context>;
-    audApplyOne(
-      profileKey: string,
-      optOutKey: string,
-      nowSec: number,
-      ops: Buffer,
-    ): Result<number[], Context>;
     audOptOut(
       profileKey: string,
       optOutKey: string,
@@ -227,18 +222,11 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
+/** Replies that mean "ask another node" (or "ask again"): the Cluster client follows them for a single command. */
+const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+
 /** Escapes Redis glob characters so that an ID is matched as itself. */
 const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&");
-
-/** The Lua commands defined below. */
-const SCRIPT_COMMANDS = [
-  "audApplyMemberships",
-  "audApplyOne",
-  "audOptOut",
-  "audPutOrigin",
-  "audSetMembers",
-  "audRecordImpression",
-];
 
 export interface RedisStoreOptions {
   /** A single Redis (redis:// or rediss://)… */
@@ -247,6 +235,29 @@ export interface RedisStoreOptions {
   readonly clusterNodes?: readonly { host: string; port: number }[];
   readonly commandTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /**
+   * Replicas that must hold a counted impression before recordImpression resolves (Redis WAIT); 0 trusts
+   * the master alone. Redis replicates asynchronously: without this, a master that dies right after
+   * counting loses an impression its caller saw acknowledged.
+   */
+  readonly impressionReplicas?: number;
+  /** How long to wait for those replicas; past it the impression is reported not stored (the caller retries). */
+  readonly impressionWaitMs?: number;
+}
+
+/** ioredis' error for a command not answered within commandTimeout (it has no class of its own). */
+export const isCommandTimeout = (err: unknown): boolean =>
+  err instanceof Error && err.message === "Command timed out";
+
+/** A write the master took but too few replicas confirmed in time: not durable across a failover. */
+export class NotReplicatedError extends Error {
+  readonly code = "AUD_ERR_NOT_REPLICATED";
+  constructor(
+    readonly wanted: number,
+    readonly acked: number,
+  ) {
+    super(`write reached ${acked} of ${wanted} replicas in time`);
+  }
 }
 
 /**
@@ -261,8 +272,12 @@ export class RedisProfileStore implements ProfileStore {
   /** One connection (single node) or a Cluster client that routes each command to its slot's node. */
   readonly redis: Redis | Cluster;
   readonly #idsPerScript: number;
+  readonly #impressionReplicas: number;
+  readonly #impressionWaitMs: number;
 
   constructor(opts: RedisStoreOptions) {
+    this.#impressionReplicas = opts.impressionReplicas ?? 0;
+    this.#impressionWaitMs = opts.impressionWaitMs ?? 100;
     const options = {
       // Commands issued in the same tick (many requests, a batch of writes) leave in one write per node:
       // fewer syscalls, one round trip per node. On a Cluster this also groups keys per node.
@@ -281,10 +296,11 @@ export class RedisProfileStore implements ProfileStore {
       this.kind = "redis-cluster";
       this.#idsPerScript = 1;
       this.redis = new Cluster([...opts.clusterNodes], {
-        enableAutoPipelining: true,
-        // The scripts go out one by one, routed by their keys: ioredis' auto-pipelining groups a script
-        // call under the wrong slot when several in one tick belong to different slots of one node.
-        autoPipeliningIgnoredCommands: SCRIPT_COMMANDS,
+        // No auto-pipelining on a Cluster: ioredis handles a redirection (MOVED, ASK) per pipeline, not per
+        // command, so while slots move a pipeline mixing moved and unmoved slots fails whole (most reads and
+        // writes failed during a reshard when it was on). Every command is redirected on its own instead;
+        // reads are batched per node by #getMany, which redirects per key.
+        enableAutoPipelining: false,
         enableOfflineQueue: false,
         lazyConnect: true,
         // Slot moves and failovers answer MOVED/ASK/TRYAGAIN or CLUSTERDOWN: let ioredis follow those
@@ -306,9 +322,6 @@ export class RedisProfileStore implements ProfileStore {
       this.redis = new Redis(opts.url ?? "redis://127.0.0.1:6379", options);
     }
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
-    // The same script for one ID, its keys declared: a Cluster client routes (and auto-pipelines) a command
-    // by its first key, which a variable key count would hide behind the count.
-    this.redis.defineCommand("audApplyOne", { numberOfKeys: 2, lua: APPLY_MEMBERSHIPS_LUA });
     this.redis.defineCommand("audOptOut", { numberOfKeys: 4, lua: OPT_OUT_LUA });
     this.redis.defineCommand("audPutOrigin", { numberOfKeys: 2, lua: PUT_ORIGIN_LUA });
     this.redis.defineCommand("audSetMembers", { numberOfKeys: 2, lua: SET_MEMBERS_LUA });
@@ -326,12 +339,9 @@ export class RedisProfileStore implements ProfileStore {
     if (keys.length === 0) return []; // MGET with no keys is an error
     const redisKeys = new Array<string>(keys.length);
     for (let i = 0; i < keys.length; i++) redisKeys[i] = profileKey(keys[i] as string);
-    // One MGET on a single node; on a Cluster one GET per key, auto-pipelined into one round trip per node
-    // (an MGET across slots is refused there).
+    // One MGET on a single node; on a Cluster one pipeline of GETs per node (an MGET across slots is refused).
     const values =
-      this.redis instanceof Cluster
-        ? await Promise.all(redisKeys.map((k) => (this.redis as Cluster).getBuffer(k)))
-        : await this.redis.mgetBuffer(redisKeys);
+      this.redis instanceof Cluster ? await this.#getMany(redisKeys) : await this.redis.mgetBuffer(redisKeys);
     const out = new Array<Profile | null>(values.length);
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
@@ -361,7 +371,8 @@ export class RedisProfileStore implements ProfileStore {
           ),
         );
       }
-      // Issued in one tick: auto-pipelining sends them together (one write per node).
+      // Issued in one tick: on a single node auto-pipelining sends them together; on a Cluster each goes to
+      // its slot's node on its own, redirected on its own.
       const results = await Promise.all(calls);
       for (let c = 0; c < results.length; c++) {
         const counts = results[c] as number[];
@@ -486,7 +497,75 @@ export class RedisProfileStore implements ProfileStore {
       nowSec,
       ...fields,
     );
+    // Even a duplicate waits: its first count may be the one still on its way to the replica.
+    if (this.#impressionReplicas > 0) await this.#replicated(countersKey(personKey));
     return counted === 1;
+  }
+
+  /**
+   * WAIT on the connection that wrote `key`: it covers every write that connection made before, so it must
+   * go to the node serving the key's slot, not wherever the Cluster client would route a keyless command.
+   */
+  async #replicated(key: string): Promise<void> {
+    const node = this.redis instanceof Cluster ? this.#masterOf(key) : this.redis;
+    if (node === null) throw new NotReplicatedError(this.#impressionReplicas, 0);
+    const acked = (await node.call("WAIT", this.#impressionReplicas, this.#impressionWaitMs)) as number;
+    if (acked < this.#impressionReplicas) throw new NotReplicatedError(this.#impressionReplicas, acked);
+  }
+
+  /** The connection to the master serving `key`'s slot, as the Cluster client currently knows it. */
+  #masterOf(key: string): Redis | null {
+    const nodeKey = (this.redis as Cluster).slots[calculateSlot(key)]?.[0];
+    return nodeKey === undefined ? null : this.#node(nodeKey);
+  }
+
+  #node(nodeKey: string): Redis | null {
+    for (const node of (this.redis as Cluster).nodes("master")) {
+      if (`${node.options.host}:${node.options.port}` === nodeKey) return node;
+    }
+    return null;
+  }
+
+  /**
+   * GETs of many keys on a Cluster: one pipeline (one round trip) per master, as the slot map stands. A key
+   * answered with a redirection (its slot moved or is moving, or its master failed over) is read again on
+   * its own through the Cluster client, which follows the redirection and refreshes the slot map.
+   */
+  async #getMany(keys: readonly string[]): Promise<(Buffer | null)[]> {
+    const cluster = this.redis as Cluster;
+    const byNode = new Map<string, number[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const nodeKey = cluster.slots[calculateSlot(keys[i] as string)]?.[0] ?? "";
+      const idx = byNode.get(nodeKey);
+      if (idx === undefined) byNode.set(nodeKey, [i]);
+      else idx.push(i);
+    }
+    const out = new Array<Buffer | null>(keys.length);
+    const alone = (i: number): Promise<void> =>
+      cluster.getBuffer(keys[i] as string).then((v) => {
+        out[i] = v;
+      });
+    await Promise.all(
+      [...byNode].map(async ([nodeKey, idx]) => {
+        const node = idx.length > 1 ? this.#node(nodeKey) : null;
+        if (node === null) {
+          await Promise.all(idx.map(alone));
+          return;
+        }
+        const pipe = node.pipeline();
+        for (const i of idx) pipe.getBuffer(keys[i] as string);
+        const results = (await pipe.exec()) ?? [];
+        const again: number[] = [];
+        for (let j = 0; j < idx.length; j++) {
+          const [err, v] = results[j] ?? [new Error("no reply"), null];
+          if (err === null) out[idx[j] as number] = v as Buffer | null;
+          else if (REDIRECTED.test(err.message)) again.push(idx[j] as number);
+          else throw err;
+        }
+        await Promise.all(again.map(alone));
+      }),
+    );
+    return out;
   }
 
   async readCounters(personKey: string, _nowSec: number): Promise<Counters> {

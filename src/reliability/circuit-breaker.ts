@@ -11,6 +11,12 @@ export interface BreakerOptions {
   /** How long it stays open before a probe. */
   readonly openMs: number;
   readonly now?: () => number;
+  /**
+   * Which failures count towards opening: those that cost the caller time (timeouts). Default: all. A
+   * refused command (connection down) costs nothing, and on a Cluster counting them would let one dead
+   * node's refusals degrade the answers every other node could give.
+   */
+  readonly costly?: (err: unknown) => boolean;
 }
 
 export class CircuitBreaker {
@@ -47,6 +53,13 @@ export class CircuitBreaker {
     this.#state = "half-open";
     this.#probing = true;
     return true;
+  }
+
+  /** A read that allow() let through failed with `err`. */
+  recordError(err: unknown): void {
+    if (this.#opts.costly === undefined || this.#opts.costly(err)) this.record(false);
+    // Not counted; a probe that was refused frees the slot for the next one.
+    else this.#probing = false;
   }
 
   /** The outcome of a read that allow() let through. */

@@ -11,8 +11,20 @@ export interface RedisCluster {
   readonly nodes: readonly { host: string; port: number }[];
   /** REDIS_CLUSTER_NODES for the service. */
   readonly env: string;
-  /** Kills one master (SIGKILL): its replica is promoted after cluster-node-timeout. Returns its port. */
-  killMaster(): Promise<number>;
+  /**
+   * Kills one master (SIGKILL), the one serving `key` when given: its replica is promoted after
+   * cluster-node-timeout. Returns its port.
+   */
+  killMaster(key?: string): Promise<number>;
+  /**
+   * Starts a killed node again on its port, with its data and cluster state, as an orchestrator would: a
+   * failed-over master rejoins as a replica of the node that replaced it.
+   */
+  restart(port: number): void;
+  /** Moves `slots` hash slots, with their keys, from one master to another (`redis-cli --cluster reshard`). */
+  reshard(slots: number): Promise<void>;
+  /** Port of the master serving `key`'s slot, as a live node sees it. */
+  masterOf(key: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -38,7 +50,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(await freePort());
   const procs = new Map<number, ChildProcess>();
-  for (const port of ports) {
+  const spawnNode = (port: number): void => {
     const proc = spawn(
       "redis-server",
       [
@@ -56,6 +68,12 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         String(NODE_TIMEOUT_MS),
         "--save",
         "",
+        // As the README recommends: a shard without a master refuses only its own slots, not the cluster's.
+        "--cluster-require-full-coverage",
+        "no",
+        // Replicas sync at once rather than after the default 5 s wait for more replicas to join.
+        "--repl-diskless-sync-delay",
+        "0",
         "--appendonly",
         "yes",
         "--appendfilename",
@@ -68,7 +86,8 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       { stdio: "ignore" },
     );
     procs.set(port, proc);
-  }
+  };
+  for (const port of ports) spawnNode(port);
   const close = async (): Promise<void> => {
     await Promise.all(
       [...procs.values()].map(
@@ -104,6 +123,18 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       }
       if (!ok) throw new Error(`cluster node ${port} never reached cluster_state:ok`);
     }
+    // And every replica holds its master's data: a failover test must not promote an empty replica.
+    for (const port of ports) {
+      let synced = false;
+      for (let i = 0; i < 400 && !synced; i++) {
+        const info = (await askRedis(port, async (c) => c.info("replication"))) ?? "";
+        synced = /role:master/.test(info)
+          ? /slave0:.*state=online/.test(info)
+          : /master_link_status:up/.test(info);
+        if (!synced) await new Promise((r) => setTimeout(r, 25));
+      }
+      if (!synced) throw new Error(`cluster node ${port} never finished its replication sync`);
+    }
   } catch (err) {
     await close();
     throw err;
@@ -112,18 +143,58 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   return {
     nodes,
     env: nodes.map((n) => `${n.host}:${n.port}`).join(","),
-    killMaster: async () => {
-      const r = new Redis({ port: ports[0] as number, host: "127.0.0.1" });
-      const text = (await r.cluster("NODES")) as string;
-      r.disconnect();
-      const master = text
+    masterOf: (key) => masterOf(ports, procs, key),
+    restart: (port) => spawnNode(port),
+    reshard: async (slots) => {
+      const text =
+        (await askRedis(ports[0] as number, async (c) => (await c.cluster("NODES")) as string)) ?? "";
+      const masters = text
         .split("\n")
         .map((l) => l.split(" "))
-        .find((f) => (f[2] ?? "").includes("master") && !(f[2] ?? "").includes("fail"));
-      const port = Number((master?.[1] ?? "").split(":")[1]?.split("@")[0]);
+        .filter((f) => (f[2] ?? "").includes("master") && !(f[2] ?? "").includes("fail") && f.length > 8)
+        .map((f) => f[0] as string);
+      await run("redis-cli", [
+        "--cluster",
+        "reshard",
+        `127.0.0.1:${ports[0]}`,
+        "--cluster-from",
+        masters[0] as string,
+        "--cluster-to",
+        masters[1] as string,
+        "--cluster-slots",
+        String(slots),
+        "--cluster-yes",
+        "--cluster-pipeline",
+        "10",
+      ]);
+    },
+    killMaster: async (key) => {
+      const port = await masterOf(ports, procs, key);
       procs.get(port)?.kill("SIGKILL");
       return port;
     },
     close,
   };
+}
+
+/** The master serving `key` (or any master), read from CLUSTER NODES of a node still running. */
+async function masterOf(ports: number[], procs: Map<number, ChildProcess>, key?: string): Promise<number> {
+  const alive = ports.find((p) => procs.get(p)?.exitCode === null && procs.get(p)?.signalCode === null);
+  const r = new Redis({ port: alive as number, host: "127.0.0.1", lazyConnect: true });
+  try {
+    const slot = key === undefined ? null : ((await r.cluster("KEYSLOT", key)) as number);
+    const text = (await r.cluster("NODES")) as string;
+    for (const f of text.split("\n").map((l) => l.split(" "))) {
+      const flags = f[2] ?? "";
+      if (!flags.includes("master") || flags.includes("fail")) continue;
+      const serves = f.slice(8).some((range) => {
+        const [lo, hi] = range.split("-").map(Number);
+        return slot !== null && slot >= (lo as number) && slot <= (hi ?? lo ?? -1);
+      });
+      if (slot === null || serves) return Number((f[1] ?? "").split(":")[1]?.split("@")[0]);
+    }
+    throw new Error(`no live master serves ${key ?? "any slot"}`);
+  } finally {
+    r.disconnect();
+  }
 }

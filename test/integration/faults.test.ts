@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
+import { impressionCaller, sleep, stray, summarise, underLoad } from "../helpers/under-load.ts";
 
 const ADMIN = "faults-admin-token-000001";
 /** Roomy enough that a loaded CI machine does not miss it in the normal phases; the faults must hit it. */
@@ -11,64 +12,9 @@ const BUDGET_MS = 100;
 /** Scheduling room on top of the deadline: a loaded 2-core machine, the client in the same process. */
 const MARGIN_MS = 150;
 
-interface Sample {
-  readonly t: number;
-  readonly status: number;
-  readonly ms: number;
-  readonly degraded: boolean | null;
-  readonly segments: string[];
-}
-
 let redis: RedisServer;
 let svc: TestService;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Lookups from `loops` concurrent callers for `durationMs`, every one recorded; `at` runs faults meanwhile. */
-async function underLoad(durationMs: number, at: [number, () => unknown][]): Promise<Sample[]> {
-  const samples: Sample[] = [];
-  const start = performance.now();
-  const end = start + durationMs;
-  const loop = async (): Promise<void> => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      let status = 0;
-      let json: { degraded?: boolean; segments?: string[] } = {};
-      try {
-        const r = await postJson(`${svc.base}/v1/lookup`, { ids: [{ type: "bu", id: "fault-user" }] });
-        status = r.status;
-        json = r.json;
-      } catch {
-        status = -1; // a connection error
-      }
-      samples.push({
-        t: t0 - start,
-        status,
-        ms: performance.now() - t0,
-        degraded: json.degraded ?? null,
-        segments: json.segments ?? [],
-      });
-    }
-  };
-  const faults = at.map(async ([ms, f]) => {
-    await sleep(ms);
-    await f();
-  });
-  await Promise.all([...Array.from({ length: 8 }, loop), ...faults]);
-  return samples;
-}
-
-/** Answers degraded although Redis was there: a deadline missed now and then on a busy 2-core machine. */
-const stray = (n: number): number => Math.ceil(n * 0.01);
-
-function summarise(samples: Sample[], from: number, to: number) {
-  const window = samples.filter((s) => s.t >= from && s.t < to);
-  return {
-    n: window.length,
-    errors: window.filter((s) => s.status !== 200).length,
-    degraded: window.filter((s) => s.degraded === true).length,
-    slowest: Math.max(0, ...window.map((s) => s.ms)),
-  };
-}
+const USERS = ["fault-user"];
 
 beforeAll(async () => {
   // AOF on, so that a stop and restart keeps the counters: the outage is of the server, not of the data.
@@ -103,7 +49,7 @@ afterAll(async () => {
 
 describe("a paused Redis (SIGSTOP) under load", () => {
   it("answers 200 within the deadline, degraded while paused, normal within 2 s of its return", async () => {
-    const samples = await underLoad(3_500, [
+    const samples = await underLoad(svc.base, USERS, 3_500, [
       [500, () => redis.pause()],
       [1_200, () => redis.resume()],
     ]);
@@ -128,45 +74,12 @@ describe("a paused Redis (SIGSTOP) under load", () => {
 
 describe("a stopped and restarted Redis under load", () => {
   it("keeps answering, recovers within 2 s, and counts every impression exactly once across the outage", async () => {
-    const acked = new Set<string>();
-    let refused = 0;
-    const pending: string[] = [];
-    let next = 0;
-    const pixel = async (imp: string): Promise<number> => {
-      const q = new URLSearchParams({ type: "bu", id: "fault-user", campaign: "camp-f", imp });
-      try {
-        return (await fetch(`${svc.base}/v1/events/imp?${q}`)).status;
-      } catch {
-        return -1;
-      }
-    };
-    // A caller of the pixel: a new impression every few ms, retrying refused ones (503) until stored, and
-    // re-sending some acknowledged ones (as nurl and burl both would) to prove they are not counted twice.
-    let stopEvents = false;
-    const events = (async () => {
-      while (!stopEvents || pending.length > 0) {
-        const imp = pending.shift() ?? (stopEvents ? null : `imp-${next++}`);
-        if (imp === null) break;
-        const status = await pixel(imp);
-        if (status === 204) {
-          if (acked.has(imp)) continue;
-          acked.add(imp);
-          // A duplicate notice: whatever it is answered, it must not count.
-          if (acked.size % 10 === 0) await pixel(imp);
-        } else {
-          expect([503, -1]).toContain(status);
-          refused++;
-          pending.push(imp);
-          await sleep(20);
-        }
-      }
-    })();
-    const samples = await underLoad(4_000, [
+    const caller = impressionCaller(svc.base, "fault-user", "camp-f");
+    const samples = await underLoad(svc.base, USERS, 4_000, [
       [500, () => redis.stop()],
       [1_500, () => redis.restart()],
     ]);
-    stopEvents = true;
-    await events;
+    await caller.stop();
 
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
     expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(BUDGET_MS + MARGIN_MS);
@@ -177,14 +90,14 @@ describe("a stopped and restarted Redis under load", () => {
     const recovered = summarise(samples, 3_600, 4_000);
     expect(recovered.n).toBeGreaterThan(10);
     expect(recovered.degraded).toBeLessThanOrEqual(stray(recovered.n));
-    expect(refused).toBeGreaterThan(0);
+    expect(caller.refused).toBeGreaterThan(0);
 
     const { json } = await postJson(`${svc.base}/v1/lookup`, {
       ids: [{ type: "bu", id: "fault-user" }],
       campaigns: ["camp-f"],
     });
     expect(json.degraded).toBe(false);
-    expect(100_000 - json.remaining["camp-f"]).toBe(acked.size);
+    expect(100_000 - json.remaining["camp-f"]).toBe(caller.acked.size);
   });
 });
 

@@ -68,7 +68,7 @@ afterAll(async () => {
 
 describe("identity graph", () => {
   it("brings the segments of a cookie to the IFA and the hashed e-mail of the same person", async () => {
-    await memberships("cookie.csv", ["bu,cookie-1,1001", "bu,cookie-1,1002", "ifa," + IFA + ",2001"]);
+    await memberships("cookie.csv", ["bu,cookie-1,1001", "bu,cookie-1,1002", `ifa,${IFA},2001`]);
     expect(await segmentsOf("ifa", IFA)).toEqual(["2001"]);
     const r = await links(
       "links.csv",
@@ -87,7 +87,7 @@ describe("identity graph", () => {
   });
 
   it("propagates memberships loaded on one ID after linking to the whole person", async () => {
-    await memberships("later.csv", ["hem," + HEM + ",3001"]);
+    await memberships("later.csv", [`hem,${HEM},3001`]);
     expect(await segmentsOf("bu", "cookie-1")).toEqual(["1001", "1002", "2001", "3001"]);
     expect(await segmentsOf("ifa", IFA)).toEqual(["1001", "1002", "2001", "3001"]);
     // A removal propagates as well.

@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeProfile } from "../../src/profiles/profile-codec.ts";
-import { profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
+import { NotReplicatedError, profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
 import { describeProfileStoreContract } from "../contract/profile-store-contract.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 
@@ -174,6 +174,53 @@ describe("RedisProfileStore specifics", () => {
       expect(await store.readProfiles(["bu:down"], now())).toEqual([null]);
     } finally {
       await own.close();
+    }
+  });
+});
+
+describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
+  it("resolves once a replica has the count, and rejects when no replica confirms in time", async () => {
+    const replica = await startRedis(["--replicaof", "127.0.0.1", String(server.port)]);
+    const onReplica = new Redis(replica.port, "127.0.0.1");
+    try {
+      // Its first full sync waits for more replicas to come (repl-diskless-sync-delay) before it starts.
+      for (let i = 0; i < 200 && !/master_link_status:up/.test(await onReplica.info("replication")); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      const replicated = new RedisProfileStore({
+        url: server.url,
+        commandTimeoutMs: 1_000,
+        connectTimeoutMs: 1_000,
+        impressionReplicas: 1,
+        impressionWaitMs: 500,
+      });
+      await replicated.connect();
+      stores.push(replicated);
+      const nowSec = Math.floor(Date.now() / 1000);
+      expect(await replicated.recordImpression("bu:rep", "i1", ["l:c"], 3_600, nowSec)).toBe(true);
+      expect(await replicated.recordImpression("bu:rep", "i1", ["l:c"], 3_600, nowSec)).toBe(false);
+      expect(await onReplica.hget("fc:{bu:rep}", "l:c")).toBe("1");
+
+      // Two replicas wanted, one there: counted on the master but not confirmed, so not acknowledged; the
+      // retry the caller makes is a duplicate there and still waits for the confirmation.
+      const demanding = new RedisProfileStore({
+        url: server.url,
+        commandTimeoutMs: 1_000,
+        connectTimeoutMs: 1_000,
+        impressionReplicas: 2,
+        impressionWaitMs: 30,
+      });
+      await demanding.connect();
+      stores.push(demanding);
+      const err = await demanding.recordImpression("bu:rep", "i2", ["l:c"], 3_600, nowSec).catch((e) => e);
+      expect(err).toBeInstanceOf(NotReplicatedError);
+      expect(err).toMatchObject({ code: "AUD_ERR_NOT_REPLICATED", wanted: 2, acked: 1 });
+      await expect(demanding.recordImpression("bu:rep", "i2", ["l:c"], 3_600, nowSec)).rejects.toThrow(
+        "write reached 1 of 2 replicas in time",
+      );
+      expect(await demanding.readCounters("bu:rep", nowSec)).toEqual(new Map([["l:c", 2]]));
+    } finally {
+      onReplica.disconnect();
+      await replica.close();
     }
   });
 });

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 
@@ -20,6 +21,9 @@ describe("loadConfig defaults", () => {
       httpServer: "uws",
       redisUrl: undefined,
       redisClusterNodes: [],
+      workers: availableParallelism(),
+      impressionReplicas: 0,
+      impressionWaitMs: 100,
       redisCommandTimeoutMs: 25,
       redisConnectTimeoutMs: 2000,
       bodyLimitBytes: 65536,
@@ -68,6 +72,38 @@ describe("loadConfig defaults", () => {
     );
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: "a:1", REDIS_URL: "redis://b:2" })).toThrow(/both set/);
     expect(loadConfig({ REDIS_CLUSTER_NODES: "a:1" }).tcfVendorId).toBeUndefined();
+  });
+
+  it("reads a redis-cluster:// URL as the Cluster's seed nodes", () => {
+    const c = loadConfig({ REDIS_URL: "redis-cluster://10.0.0.1:7000,redis-b:7001" });
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.redisClusterNodes).toEqual([
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-b", port: 7001 },
+    ]);
+    expect(() => loadConfig({ REDIS_URL: "redis-cluster://" })).toThrow(
+      /REDIS_URL names no host:port after redis-cluster:\/\//,
+    );
+    expect(() => loadConfig({ REDIS_URL: "redis-cluster://a:1,b" })).toThrow(
+      /REDIS_URL entry 'b' must be host:port/,
+    );
+    expect(() => loadConfig({ REDIS_URL: "redis-cluster://a:1", REDIS_CLUSTER_NODES: "b:2" })).toThrow(
+      /both name a Cluster/,
+    );
+  });
+
+  it("confirms impressions on one replica on a Cluster and on none on a single Redis, unless told", () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "a:1" }).impressionReplicas).toBe(1);
+    expect(loadConfig({ REDIS_URL: "redis://a:1" }).impressionReplicas).toBe(0);
+    expect(loadConfig({ REDIS_URL: "redis://a:1", IMPRESSION_REPLICAS: "2" }).impressionReplicas).toBe(2);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "a:1", IMPRESSION_REPLICAS: "0" }).impressionReplicas).toBe(0);
+    expect(() => loadConfig({ IMPRESSION_REPLICAS: "17" })).toThrow(/IMPRESSION_REPLICAS must be at most 16/);
+  });
+
+  it("runs a worker per core unless WORKERS says otherwise", () => {
+    expect(loadConfig({}).workers).toBe(availableParallelism());
+    expect(loadConfig({ WORKERS: "3" }).workers).toBe(3);
+    expect(() => loadConfig({ WORKERS: "0" })).toThrow(/WORKERS must be at least 1, got '0'/);
   });
 
   it("uses the demo TCF vendor only for the embedded demo, never with real data", () => {
@@ -167,7 +203,7 @@ describe("loadConfig rejects wrong values", () => {
     expect(byVar.get("PORT")).toBe("PORT must be at most 65535, got '70000'");
     expect(byVar.get("CACHE_TTL_MS")).toBe("CACHE_TTL_MS must be a number, got 'abc'");
     expect(byVar.get("REDIS_URL")).toBe(
-      "REDIS_URL must be redis://host:port[/db] or rediss://host:port[/db], got 'localhost'",
+      "REDIS_URL must be redis://host:port[/db], rediss://host:port[/db] or redis-cluster://host:port[,host:port...], got 'localhost'",
     );
     expect(byVar.get("LOG_LEVEL")).toMatch(/^LOG_LEVEL .*'loud'/);
     for (const p of err.problems) expect(err.message).toContain(p);
@@ -185,12 +221,12 @@ describe("loadConfig rejects wrong values", () => {
     [
       "REDIS_URL",
       "http://localhost:6379",
-      "REDIS_URL must be redis://host:port[/db] or rediss://host:port[/db], got 'http://localhost:6379'",
+      "REDIS_URL must be redis://host:port[/db], rediss://host:port[/db] or redis-cluster://host:port[,host:port...], got 'http://localhost:6379'",
     ],
     [
       "REDIS_URL",
       "redis://",
-      "REDIS_URL must be redis://host:port[/db] or rediss://host:port[/db], got 'redis://'",
+      "REDIS_URL must be redis://host:port[/db], rediss://host:port[/db] or redis-cluster://host:port[,host:port...], got 'redis://'",
     ],
   ])("%s=%s", (name, raw, message) => {
     expect(configError({ [name]: raw }).problems).toEqual([message]);

@@ -35,6 +35,31 @@ describe("circuit breaker", () => {
     expect(b.stats).toEqual({ opened: 2, rejected: 3 });
   });
 
+  it("counts only the failures its predicate calls costly; a refused probe frees the next probe", () => {
+    let t = 0;
+    const breaker = new CircuitBreaker({
+      failures: 2,
+      openMs: 100,
+      now: () => t,
+      costly: (err) => (err as Error).message === "timeout",
+    });
+    for (let i = 0; i < 5; i++) {
+      expect(breaker.allow()).toBe(true);
+      breaker.recordError(new Error("refused"));
+    }
+    expect(breaker.state).toBe("closed");
+    breaker.recordError(new Error("timeout"));
+    breaker.recordError(new Error("timeout"));
+    expect(breaker.state).toBe("open");
+    t = 100;
+    expect(breaker.allow()).toBe(true); // the probe
+    expect(breaker.allow()).toBe(false); // one at a time
+    breaker.recordError(new Error("refused"));
+    expect(breaker.allow()).toBe(true); // the next probe
+    breaker.record(true);
+    expect(breaker.state).toBe("closed");
+  });
+
   it("keeps the cache from calling a failing store while open, and degrades at once", async () => {
     const store = new MemoryProfileStore();
     let calls = 0;
