@@ -1,10 +1,9 @@
-// Composition root: config -> service -> HTTP server -> signals.
-import { ConfigError, configSummary, loadConfig } from "./config.ts";
-import { startHttpServer } from "./http/start-server.ts";
+// Composition root: config -> one serving instance, or a pool of worker threads -> signals.
+import { ConfigError, configSummary, loadConfig, usesRedis } from "./config.ts";
 import { detectUwsBackend } from "./http/uws-server.ts";
 import { createLogger } from "./logger.ts";
-import { redactMessage, redactPath } from "./privacy/log-redaction.ts";
-import { createService } from "./service.ts";
+import { serve } from "./serve.ts";
+import { startWorkerPool } from "./worker-pool.ts";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -25,46 +24,35 @@ async function main(): Promise<void> {
       "!!! uWebSockets.js native addon NOT loaded: running the slow JS fallback server !!!",
     );
   }
-  const service = await createService(config, log, { backend });
-  // Neither the path (an admin route names an ID) nor a store error (its keys name IDs) is logged in the clear.
-  const server = await startHttpServer(
-    config,
-    service.routes,
-    (err, path) =>
-      log.error(
-        {
-          err: redactMessage(err instanceof Error ? (err.stack ?? err.message) : String(err)),
-          path: redactPath(path),
-        },
-        "request failed",
-      ),
-    () => service.admission.draining,
-  );
+  // The embedded store's data lives in one thread, and node:http cannot share a port between threads.
+  const why = !usesRedis(config)
+    ? "the embedded store"
+    : config.httpServer === "node"
+      ? "HTTP_SERVER=node"
+      : null;
+  const workers = why === null ? config.workers : 1;
+  if (why !== null && config.workers > 1)
+    log.warn({ workers: config.workers, reason: why }, `running 1 worker: ${why} needs a single thread`);
+
+  const running =
+    workers === 1 ? await serve(config, log, { backend }) : await startWorkerPool(config, log, workers);
   log.info(
     {
-      port: server.port,
+      port: running.port,
       http: config.httpServer === "node" ? "node:http" : backend.detail,
-      store: service.store.kind,
+      workers,
+      store: config.redisClusterNodes.length > 0 ? "redis-cluster" : usesRedis(config) ? "redis" : "memory",
       config: configSummary(config),
     },
     "audience lookup service listening",
   );
 
-  // Graceful shutdown: unready first (the load balancer drains us), then no new connections, then the
-  // requests in flight finish, then the stores close; exit 0 within the grace period whatever happens.
+  // Exit 0 within the grace period whatever happens (serve.ts describes the order of a graceful stop).
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    service.admission.draining = true;
-    log.info({ signal, drainMs: config.shutdownDrainMs, graceMs: config.shutdownGraceMs }, "shutting down");
-    await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs));
-    server.close();
-    const drained = await service.admission.idle(config.shutdownGraceMs);
-    if (!drained)
-      log.warn({ inFlight: service.admission.inFlight }, "grace period over with requests in flight");
-    await service.close().catch((err) => log.error({ err: redactMessage(String(err)) }, "close failed"));
-    log.info({ drained }, "stopped");
+    await running.stop(signal);
     process.exit(0);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));

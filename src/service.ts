@@ -33,6 +33,7 @@ import { Admission } from "./reliability/admission.ts";
 import { CircuitBreaker } from "./reliability/circuit-breaker.ts";
 import { type CatalogStore, MemoryCatalogStore, RedisCatalogStore } from "./segments/catalog-store.ts";
 import { LiveCatalog } from "./segments/live-catalog.ts";
+import { WorkerMetrics } from "./worker-metrics.ts";
 
 /** The demo dataset that makes every file in openrtb-samples/ match, for the embedded default. */
 export const DEMO_DATA_PATH = fileURLToPath(new URL("../data/demo-memberships.ndjson", import.meta.url));
@@ -60,6 +61,8 @@ export interface ServiceOptions {
   readonly backend: HttpBackendInfo;
   /** Clock in epoch milliseconds. */
   readonly now?: () => number;
+  /** This instance's place among the worker threads of the process (worker-pool.ts); alone by default. */
+  readonly worker?: { readonly index: number; readonly count: number };
 }
 
 /** What a deployment mode provides: embedded (memory) or Redis. */
@@ -103,6 +106,8 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     now,
   );
   const live = config.metricsEnabled ? metrics.live : null;
+  const worker = opts.worker ?? { index: 0, count: 1 };
+  const across = worker.count > 1 ? new WorkerMetrics(metrics.registry, worker) : null;
   cache = new ProfileCache(backing.store, {
     maxEntries: config.cacheMaxEntries,
     maxBytes: config.cacheMaxBytes,
@@ -204,11 +209,17 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       withheld: withheldStats,
       admission,
       breaker,
+      worker,
     }),
     { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
     ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
     ...adminRoutes({ data, tokens: config.adminTokens, log, ingest: ingestStats }),
-    ...operatorRoutes({ metrics, store: backing.store, breaker }),
+    ...operatorRoutes({
+      metrics,
+      store: backing.store,
+      breaker,
+      scrape: across === null ? () => metrics.registry.metrics() : () => across.text(),
+    }),
   ];
   // Health routes answer whatever the load: a load balancer must still see the instance.
   const exempt = new Set(["/healthz", "/readyz", "/metrics", "/status", "/status.json", "/openapi.json"]);
@@ -225,6 +236,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     data,
     close: async () => {
       clearInterval(timer);
+      across?.close();
       await backing.bus.close();
       await backing.close();
     },

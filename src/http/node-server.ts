@@ -51,7 +51,11 @@ export function startNodeServer(opts: UwsServerOptions): Promise<RunningServer> 
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
-      resolve({ port: (server.address() as AddressInfo).port, close: () => server.close() });
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () => server.close(),
+        closeConnections: () => server.closeAllConnections(),
+      });
     });
   });
 }

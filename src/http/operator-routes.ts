@@ -10,12 +10,14 @@ export interface OperatorDeps {
   readonly metrics: Metrics;
   readonly store: ProfileStore;
   readonly breaker: CircuitBreaker;
+  /** The Prometheus text: this instance's registry, or every worker's summed (worker-metrics.ts). */
+  readonly scrape: () => Promise<string>;
 }
 
 const NO_STORE: readonly (readonly [string, string])[] = [["cache-control", "no-store"]];
 const OPENAPI_JSON = JSON.stringify(OPENAPI);
 
-export function operatorRoutes({ metrics, store, breaker }: OperatorDeps): Route[] {
+export function operatorRoutes({ metrics, store, breaker, scrape }: OperatorDeps): Route[] {
   return [
     {
       method: "GET",
@@ -24,7 +26,7 @@ export function operatorRoutes({ metrics, store, breaker }: OperatorDeps): Route
       handler: async () => ({
         status: 200,
         contentType: metrics.registry.contentType,
-        body: await metrics.registry.metrics(),
+        body: await scrape(),
         headers: NO_STORE,
       }),
     },

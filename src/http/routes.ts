@@ -18,6 +18,8 @@ export interface RouteDeps {
   readonly withheld: object;
   readonly admission: Admission;
   readonly breaker: CircuitBreaker;
+  /** Which worker thread answers (WORKERS), of how many: each has its own cache and counts. */
+  readonly worker: { readonly index: number; readonly count: number };
 }
 
 export function buildRoutes(deps: RouteDeps): Route[] {
@@ -31,6 +33,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
         jsonAnswer(200, {
           status: "ok",
           http: deps.backend,
+          worker: deps.worker,
           store: deps.store.kind,
           cache: { entries: deps.cache.size, bytes: deps.cache.bytes, ...deps.cache.stats },
           events: deps.events,

@@ -55,6 +55,8 @@ export interface RunningServer {
   readonly port: number;
   /** Stops accepting connections. */
   close(): void;
+  /** Closes every connection still open (idle keep-alive ones): the last step of a graceful stop. */
+  closeConnections(): void;
 }
 
 export const DEFAULT_STREAM_BODY_LIMIT_BYTES = 1024 * 1024 * 1024;
@@ -101,7 +103,12 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
         );
         return;
       }
-      resolve({ port: uWS.us_socket_local_port(socket), close: () => uWS.us_listen_socket_close(socket) });
+      resolve({
+        port: uWS.us_socket_local_port(socket),
+        close: () => uWS.us_listen_socket_close(socket),
+        // A worker thread cannot end while uWS holds a socket open. (close() is in the build, not its typings.)
+        closeConnections: () => (app as uWS.TemplatedApp & { close(): void }).close(),
+      });
     });
   });
 }

@@ -1,0 +1,185 @@
+// WORKERS=N as a user runs it: the real entry point in its own process, N worker threads sharing one port.
+// Connections land on every worker; a change made through one worker shows at once in every worker's cache
+// (over Redis pub/sub, not after CACHE_TTL_MS); SIGTERM stops them all gracefully (exit 0). The embedded
+// store runs one worker whatever WORKERS says.
+import { type ChildProcess, spawn } from "node:child_process";
+import { request } from "node:http";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const ADMIN = "workers-admin-token-000001";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly base: string;
+  readonly port: number;
+  readonly logs: string[];
+  readonly exited: Promise<number | null>;
+}
+
+async function startMain(env: Record<string, string>): Promise<Running> {
+  const port = await freePort();
+  const logs: string[] = [];
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let buffered = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    logs.push(...lines);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if ((await fresh(port, "GET", "/readyz").catch(() => ({ status: 0 }))).status === 200) break;
+    await sleep(50);
+  }
+  // The pool logs that it listens once every worker does, which may be after the first one answers.
+  for (let i = 0; i < 100 && !logs.some((l) => l.includes("service listening")); i++) await sleep(20);
+  return { child, base, port, logs, exited };
+}
+
+/** One request on a new connection of its own, so that the kernel may hand it to any worker. */
+function fresh(
+  port: number,
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+  // biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field
+): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: "127.0.0.1", port, method, path, agent: false, headers: { connection: "close", ...headers } },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => {
+          text += c.toString();
+        });
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, json: text === "" ? null : JSON.parse(text) }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.close();
+});
+
+describe("WORKERS=2 on Redis", () => {
+  let main: Running | null = null;
+  afterAll(() => {
+    main?.child.kill("SIGKILL");
+  });
+
+  it("spreads connections over both workers, keeps their caches coherent, and stops them all on SIGTERM", async () => {
+    main = await startMain({ REDIS_URL: redis.url, WORKERS: "2", ADMIN_TOKENS: `${ADMIN}=*` });
+    const { port } = main;
+    const listening = main.logs
+      .map((l) => JSON.parse(l))
+      .find((l) => l.msg === "audience lookup service listening");
+    expect(listening).toMatchObject({ workers: 2, store: "redis", port });
+
+    const seen = new Set<number>();
+    for (let i = 0; i < 60 && seen.size < 2; i++) {
+      const { json } = await fresh(port, "GET", "/healthz");
+      expect(json.worker.count).toBe(2);
+      seen.add(json.worker.index);
+    }
+    expect([...seen].sort()).toEqual([0, 1]);
+
+    const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "text/csv" };
+    const load = (rows: string) =>
+      fresh(port, "POST", "/v1/admin/memberships", `type,id,segment\n${rows}\n`, admin);
+    /** The segments 16 lookups on 16 new connections answer. */
+    const lookups = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        const body = JSON.stringify({ ids: [{ type: "bu", id: "w-user" }] });
+        out.push((await fresh(port, "POST", "/v1/lookup", body)).json.segments.join());
+      }
+      return out;
+    };
+    /** Cache entries per worker, asking /healthz until both have answered. */
+    const cached = async (): Promise<Map<number, number>> => {
+      const entries = new Map<number, number>();
+      for (let i = 0; i < 60 && entries.size < 2; i++) {
+        const { json } = await fresh(port, "GET", "/healthz");
+        entries.set(json.worker.index, json.cache.entries);
+      }
+      return entries;
+    };
+    expect((await load("bu,w-user,1001")).status).toBe(200);
+    // Both workers have read the profile and cached it, for CACHE_TTL_MS (30 s).
+    expect(await lookups()).toEqual(Array(16).fill("1001"));
+    expect(await cached()).toEqual(
+      new Map([
+        [0, 1],
+        [1, 1],
+      ]),
+    );
+    // A load through whichever worker takes it: every worker answers the new profile at once.
+    expect((await load("bu,w-user,1002")).status).toBe(200);
+    await sleep(100); // the pub/sub message's trip
+    expect(await lookups()).toEqual(Array(16).fill("1001,1002"));
+    expect((await fresh(port, "DELETE", "/v1/admin/users/bu/w-user", undefined, admin)).status).toBe(200);
+    await sleep(100);
+    expect(await lookups()).toEqual(Array(16).fill(""));
+
+    // /metrics sums every worker's figures, whichever worker the scrape reaches: 48 lookups in all.
+    const lookupsCounted = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const text = await new Promise<string>((resolve, reject) => {
+        request({ host: "127.0.0.1", port, path: "/metrics", agent: false }, (res) => {
+          let t = "";
+          res.on("data", (c: Buffer) => {
+            t += c.toString();
+          });
+          res.on("end", () => resolve(t));
+        })
+          .on("error", reject)
+          .end();
+      });
+      lookupsCounted.add(
+        /audience_http_requests_total\{route="\/v1\/lookup",status="200"\} (\d+)/.exec(text)?.[1] ?? "none",
+      );
+    }
+    expect([...lookupsCounted]).toEqual(["48"]);
+
+    main.child.kill("SIGTERM");
+    expect(await main.exited).toBe(0);
+    const stopped = main.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "stopped");
+    expect(stopped.map((l) => l.worker).sort()).toEqual([0, 1]);
+    main = null;
+  }, 30_000);
+});
+
+describe("WORKERS with the embedded store", () => {
+  it("runs one worker, saying why", async () => {
+    const main = await startMain({ WORKERS: "3", SHUTDOWN_DRAIN_MS: "0" });
+    try {
+      const { json } = await fresh(main.port, "GET", "/healthz");
+      expect(json.worker).toEqual({ index: 0, count: 1 });
+      const warned = main.logs.map((l) => JSON.parse(l)).find((l) => l.reason === "the embedded store");
+      expect(warned?.msg).toBe("running 1 worker: the embedded store needs a single thread");
+    } finally {
+      main.child.kill("SIGTERM");
+      expect(await main.exited).toBe(0);
+    }
+  }, 30_000);
+});
