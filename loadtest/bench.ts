@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { detectUwsBackend } from "../src/http/uws-server.ts";
 import type { Json } from "../src/json-fields.ts";
-import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
+import { startRedisCluster } from "../test/helpers/redis-cluster.ts";
+import { freePort, startRedis } from "../test/helpers/redis-server.ts";
 import {
   BENCH_TCF_VENDOR_ID,
   type Body,
@@ -49,7 +50,8 @@ import {
   textTable,
   writeResults,
 } from "./report.ts";
-import { redisPid, seedUsers } from "./seed.ts";
+import { redisPid, seedCluster, seedUsers } from "./seed.ts";
+import { measureSizing, sizingLines } from "./sizing.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS_PATH = join(ROOT, "loadtest", "RESULTS.md");
@@ -114,7 +116,9 @@ interface Scenario {
    * The Redis the service uses: the main one, the one with cap rules and counters ((e) and (f)), or the one
    * whose users are linked into persons ((g)).
    */
-  readonly redis: "main" | "caps" | "linked";
+  readonly redis: "main" | "caps" | "linked" | "cluster";
+  /** WORKERS of the service (1 unless said): /healthz is then per worker, so no hit ratio is read. */
+  readonly workers?: number;
   /** Lookup bodies (bare and lookup scenarios; empty for events). */
   readonly pool: readonly Body[];
   /** Path the bodies are posted to. */
@@ -126,10 +130,11 @@ interface Scenario {
   readonly deals?: boolean;
 }
 
-/** A redis-server of the bench, with a client for INFO. */
+/** A redis-server (or a Cluster's first master) of the bench, with a client for INFO. */
 interface BenchRedis {
-  readonly server: RedisServer;
-  readonly pid: number | null;
+  readonly server: { readonly url: string; close(): Promise<void> };
+  /** Its redis-server processes (a Cluster's masters), for their CPU time; empty where unknown. */
+  readonly pids: readonly number[];
   readonly client: Redis;
 }
 
@@ -192,11 +197,12 @@ process.on("exit", () => {
   killAllNow();
   if (cleaned) return;
   for (const r of redises) {
-    if (r.pid === null) continue;
-    try {
-      process.kill(r.pid, "SIGKILL");
-    } catch {
-      // already gone
+    for (const pid of r.pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
     }
   }
 });
@@ -209,11 +215,22 @@ async function startBenchRedis(): Promise<BenchRedis> {
   const server = await startRedis();
   const entry: BenchRedis = {
     server,
-    pid: await redisPid(server.url),
+    pids: [await redisPid(server.url)].filter((p): p is number => p !== null),
     client: new Redis(server.url, { maxRetriesPerRequest: 1 }),
   };
   redises.push(entry);
   return entry;
+}
+
+/** CPU seconds of all of a bench Redis's processes; null if any cannot be read. */
+function redisCpu(r: BenchRedis): number | null {
+  let sum = 0;
+  for (const pid of r.pids) {
+    const s = cpuSeconds(pid);
+    if (s === null) return null;
+    sum += s;
+  }
+  return r.pids.length === 0 ? null : sum;
 }
 
 /** HGETALL calls a Redis has served so far: the service's counter reads. */
@@ -322,6 +339,7 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
             HOST: "127.0.0.1",
             LOG_LEVEL: "warn",
             TCF_VENDOR_ID: BENCH_TCF_VENDOR_ID,
+            WORKERS: String(s.workers ?? 1),
             ...s.env,
           },
           port,
@@ -388,12 +406,12 @@ const add = (sum: number | null, a: number | null, b: number | null): number | n
 
 /** One measured window of `seconds` against a running scenario; adds to its totals. */
 async function measure(run: Running, seconds: number): Promise<void> {
-  const service = run.s.env !== null;
+  const service = run.s.env !== null && (run.s.workers ?? 1) === 1;
   const url = run.server.baseUrl;
   const before = service ? await health(url) : null;
   const reads0 = service ? await counterReadCalls(run.redis) : 0;
   const server0 = cpuSeconds(run.server.pid);
-  const redis0 = cpuSeconds(run.redis.pid);
+  const redis0 = redisCpu(run.redis);
   const machine0 = machineBusySeconds();
   const client0 = process.cpuUsage();
   const responses0 = run.stats.responses;
@@ -402,7 +420,7 @@ async function measure(run: Running, seconds: number): Promise<void> {
   const client1 = process.cpuUsage(client0);
   run.cpu.client += (client1.user + client1.system) / 1e6;
   run.cpu.server = add(run.cpu.server, server0, cpuSeconds(run.server.pid));
-  run.cpu.redis = add(run.cpu.redis, redis0, cpuSeconds(run.redis.pid));
+  run.cpu.redis = add(run.cpu.redis, redis0, redisCpu(run.redis));
   run.cpu.machine = add(run.cpu.machine, machine0, machineBusySeconds());
   if (run.server.exited()) {
     throw new Error(`${run.server.name} exited during the run:\n${run.server.output()}`);
@@ -522,6 +540,23 @@ function eventLines(f: Running | undefined): string[] {
   return lines;
 }
 
+/** What one lookup reading Redis costs Redis, from (c) and (m): the figures masters-per-QPS rest on. */
+function redisCostLines(runs: (Running | undefined)[]): string[] {
+  return runs.flatMap((run) => {
+    const l = run?.stats.summary();
+    if (run === undefined || l === undefined || run.cpu.redis === null || l.rps === 0) return [];
+    // CPU seconds over the measured seconds, per request answered in them.
+    const us = (run.cpu.redis / l.seconds / l.rps) * 1e6;
+    const how =
+      run.s.redis === "cluster"
+        ? "a pipeline of GETs per master for the request's 1–3 IDs, the three masters' CPU together"
+        : "one MGET of the request's 1–3 IDs";
+    return [
+      `Redis CPU per lookup that reads Redis, (${run.s.key}): ${us.toFixed(1)} µs (${how}); one Redis core at 100% would serve about ${n0(1e6 / us)} such lookups/s`,
+    ];
+  });
+}
+
 function envText(env: Record<string, string> | null): string {
   if (env === null) return "bare server";
   return Object.entries(env)
@@ -558,6 +593,24 @@ async function main(): Promise<number> {
   log(
     `linked Redis: seeded ${USERS.toLocaleString("en-US")} users as persons of 4 IDs in ${(linkedSeeded.ms / 1000).toFixed(1)} s ` +
       `(${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis)`,
+  );
+
+  // (m): the same users on a Redis Cluster of 3 masters (no replicas: the masters' work is what is measured).
+  const cluster = await startRedisCluster(3, 0);
+  const firstMaster = cluster.nodes[0] as { host: string; port: number };
+  const clusterRedis: BenchRedis = {
+    server: { url: `redis://${firstMaster.host}:${firstMaster.port}`, close: () => cluster.close() },
+    pids: (await Promise.all(cluster.nodes.map((n) => redisPid(`redis://${n.host}:${n.port}`)))).filter(
+      (p): p is number => p !== null,
+    ),
+    client: new Redis(firstMaster.port, firstMaster.host, { maxRetriesPerRequest: 1 }),
+  };
+  redises.push(clusterRedis);
+  const clusterNodes = cluster.env;
+  const clusterSeeded = await seedCluster(cluster.nodes, USERS);
+  log(
+    `Cluster (3 masters): seeded ${USERS.toLocaleString("en-US")} users in ${(clusterSeeded.ms / 1000).toFixed(1)} s ` +
+      `(${(clusterSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB over the masters)`,
   );
 
   const t = performance.now();
@@ -676,6 +729,34 @@ async function main(): Promise<number> {
       pool: missPool,
       warmCache: false,
     },
+    {
+      ...lookup,
+      key: "k",
+      label: "lookup, Redis misses, 2 workers",
+      env: { HTTP_SERVER: "uws", CACHE_TTL_MS: "0" },
+      workers: 2,
+      pool: missPool,
+      warmCache: false,
+    },
+    {
+      ...lookup,
+      key: "l",
+      label: "lookup, cache hits, 2 workers",
+      env: { HTTP_SERVER: "uws", ...hitEnv },
+      workers: 2,
+      pool: hitPool,
+      warmCache: true,
+    },
+    {
+      ...lookup,
+      key: "m",
+      label: "lookup, Redis misses, Cluster",
+      // A blank REDIS_URL is unset: the service reads the Cluster's seed nodes instead.
+      env: { HTTP_SERVER: "uws", CACHE_TTL_MS: "0", REDIS_URL: "", REDIS_CLUSTER_NODES: clusterNodes },
+      redis: "cluster",
+      pool: missPool,
+      warmCache: false,
+    },
   ];
 
   // All servers stay up (idle ones cost nothing) so that the rounds can interleave them: a drift in the
@@ -684,7 +765,14 @@ async function main(): Promise<number> {
   const running: Running[] = [];
   for (const s of scenarios) {
     try {
-      const redis = s.redis === "caps" ? capsRedis : s.redis === "linked" ? linkedRedis : mainRedis;
+      const redis =
+        s.redis === "caps"
+          ? capsRedis
+          : s.redis === "linked"
+            ? linkedRedis
+            : s.redis === "cluster"
+              ? clusterRedis
+              : mainRedis;
       running.push(await prepare(s, redis));
     } catch (err) {
       const message = (err as Error).message;
@@ -708,6 +796,9 @@ async function main(): Promise<number> {
   }
   await Promise.all(running.map((r) => r.server.stop()));
 
+  log("\nsizing: bytes per profile in Redis and in the LRU cache");
+  const sizing = await measureSizing(mainRedis.server.url);
+
   let ingest: IngestFigures | null = null;
   if (INGEST_ROWS > 0) {
     log(
@@ -725,6 +816,7 @@ async function main(): Promise<number> {
     { title: "Caps", lines: capsLines(runOf("e"), runOf("b")) },
     { title: "Impression events", lines: eventLines(runOf("f")) },
     { title: "Ingest", lines: ingest === null ? [] : ingestLines(ingest) },
+    { title: "Sizing", lines: [...sizingLines(sizing), ...redisCostLines([runOf("c"), runOf("m")])] },
   ];
   log("");
   log(textTable(rows));
@@ -748,13 +840,20 @@ async function main(): Promise<number> {
       hitPool: `${HIT_POOL.toLocaleString("en-US")} bodies over ${HOT_USERS.toLocaleString("en-US")} known users, ${UNKNOWN_SHARE * 100}% unknown (from ${HOT_UNKNOWN.toLocaleString("en-US")} unknown IDs)`,
       missPool: `${MISS_POOL.toLocaleString("en-US")} bodies over all ${USERS.toLocaleString("en-US")} users, ${UNKNOWN_SHARE * 100}% unknown (never seeded)`,
       uwsBackend: `${backend.detail}${bareFallback ? " (but the bare server ran the JS fallback)" : ""}`,
-      serviceEnv: Object.fromEntries(scenarios.map((s) => [s.key, envText(s.env)])),
+      serviceEnv: Object.fromEntries(
+        scenarios.map((s) => [
+          s.key,
+          envText(s.env === null ? null : { WORKERS: String(s.workers ?? 1), ...s.env }),
+        ]),
+      ),
       notes: [
         `(e) posts the cache-hit bodies to \`${CAPS_LOOKUP_PATH}\`; \`CAP_COUNTERS_CACHE_MS\` is left at its default (1000 ms)`,
         `(f) sends \`GET /v1/events/imp?type=&id=&campaign=&imp=\`, a unique impression id each`,
         `(h) posts the bodies of (b), each with \`regs.gdpr = 1\` and one of ${TC_STRINGS.length} real TCF v2.2 TC strings in \`user.consent\` that give purposes 1, 3, 4 and vendor ${BENCH_TCF_VENDOR_ID} (\`TCF_VENDOR_ID\` of every service here) consent: each string is decoded once, then served from the decode cache`,
         `(i) posts the bodies of (b) to \`/v1/enrich\` with ${DEAL_RULES.toLocaleString("en-US")} deal rules loaded (each naming three segments in a nested AND / OR / NOT, a third with a format condition), on the main Redis; its answers (whole enriched requests) are checked for the expected user.data and deals`,
         `(g) posts the bodies of (c) to a third redis-server holding the same ${USERS.toLocaleString("en-US")} users linked into persons of 4 IDs (users 4k..4k+3), each ID's profile carrying its person as the identity graph writes it (${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis); its answers are checked against the union of the persons' segments`,
+        `(k) and (l) run the service with WORKERS=2 (every other service has WORKERS=1): its CPU column is the whole process, both workers; /healthz answers per worker, so their hit ratio and store errors are not read`,
+        `(m) posts the bodies of (c) to a service on a Redis Cluster of 3 masters without replicas (redis-server processes with cluster-enabled yes, joined with redis-cli --cluster create) holding the same ${USERS.toLocaleString("en-US")} users; its redis CPU column is the three masters' together`,
         `(e) and (f) use a second redis-server of their own (cap rules apply to every instance on a Redis, so on the main one they would reach (b), (c) and (d) too), holding the ${HOT_USERS.toLocaleString("en-US")} hot users, the cap rules and the counters; the redis CPU column of (e) and (f) is that server's`,
       ],
     },
@@ -771,7 +870,8 @@ async function main(): Promise<number> {
 const budgetS =
   180 +
   Math.ceil(USERS / 50_000) +
-  10 * (DURATION_S + WARMUP_S + 45) +
+  13 * (DURATION_S + WARMUP_S + 45) +
+  Math.ceil(USERS / 20_000) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {

@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import type { LoadResult } from "./cannon.ts";
 
-export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" | "i" | "j";
+export type ScenarioKey = "a" | "b" | "c" | "d" | "e" | "f" | "g" | "h" | "i" | "j" | "k" | "l" | "m";
 
 export interface ScenarioRow {
   readonly key: ScenarioKey;
@@ -69,6 +69,13 @@ const TARGETS: readonly Target[] = [
     min: 0.97,
     about: "metrics cost <= 3%: (b), which records every request, vs the same with METRICS_ENABLED=false",
   },
+];
+
+/** Ratios reported without a target: what more workers and a Cluster give on this machine. */
+const FIGURES: readonly Omit<Target, "min">[] = [
+  { num: "k", den: "c", about: "WORKERS=2 vs WORKERS=1, lookups reading Redis" },
+  { num: "l", den: "b", about: "WORKERS=2 vs WORKERS=1, lookups from cache" },
+  { num: "m", den: "c", about: "Redis Cluster (3 masters) vs a single Redis, lookups reading Redis" },
 ];
 
 const f = (v: number | null | undefined, digits = 2): string => (v == null ? "-" : v.toFixed(digits));
@@ -154,6 +161,18 @@ export function alignedTable(head: readonly string[], body: readonly string[][])
 
 export function ratioLines(rows: readonly ScenarioRow[]): string[] {
   const rps = (k: ScenarioKey): number | null => rows.find((r) => r.key === k)?.load?.rps ?? null;
+  const figures = FIGURES.map((t) => {
+    const num = rps(t.num);
+    const den = rps(t.den);
+    const name = `(${t.num})/(${t.den})`;
+    return num === null || den === null || den === 0
+      ? `${name} = n/a (a run failed) [${t.about}]`
+      : `${name} = ${(num / den).toFixed(2)} [${t.about}]`;
+  });
+  return [...targetLines(rps), ...figures];
+}
+
+function targetLines(rps: (k: ScenarioKey) => number | null): string[] {
   return TARGETS.map((t) => {
     const num = rps(t.num);
     const den = rps(t.den);

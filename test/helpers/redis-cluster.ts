@@ -44,9 +44,10 @@ async function clusterInfo(port: number): Promise<string> {
   return (await askRedis(port, async (c) => (await c.cluster("INFO")) as string)) ?? "";
 }
 
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+/** `replicas` per master: 1 for the tests (failover), 0 where only the masters' work matters (the bench). */
+export async function startRedisCluster(masters = 3, replicas: 0 | 1 = 1): Promise<RedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), "audience-cluster-"));
-  const count = masters * 2;
+  const count = masters * (1 + replicas);
   const ports: number[] = [];
   for (let i = 0; i < count; i++) ports.push(await freePort());
   const procs = new Map<number, ChildProcess>();
@@ -111,7 +112,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       "create",
       ...ports.map((p) => `127.0.0.1:${p}`),
       "--cluster-replicas",
-      "1",
+      String(replicas),
       "--cluster-yes",
     ]);
     // Ready when every node sees every slot served.
@@ -124,7 +125,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       if (!ok) throw new Error(`cluster node ${port} never reached cluster_state:ok`);
     }
     // And every replica holds its master's data: a failover test must not promote an empty replica.
-    for (const port of ports) {
+    for (const port of replicas === 0 ? [] : ports) {
       let synced = false;
       for (let i = 0; i < 400 && !synced; i++) {
         const info = (await askRedis(port, async (c) => c.info("replication"))) ?? "";

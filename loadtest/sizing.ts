@@ -1,0 +1,143 @@
+// Sizing figures for the README's guide, measured rather than assumed: bytes per profile in Redis (MEMORY
+// USAGE of real stored profiles) and in the service's LRU cache (heap growth per cached profile, after GC),
+// for profiles of 4, 20 and 50 segments; and what they make for 100M and 1B IDs.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { Redis } from "ioredis";
+import { ProfileCache } from "../src/profiles/profile-cache.ts";
+import { encodeProfile, type Membership } from "../src/profiles/profile-codec.ts";
+import { profileKey, RedisProfileStore } from "../src/profiles/redis-profile-store.ts";
+import { typedId } from "./users.ts";
+
+/** Profiles written per class: enough that the heap measurement is not noise. */
+const PER_CLASS = 20_000;
+/** Segments per ID, and IDs per person (1: unlinked; 4: each ID carries its 3 others' memberships). */
+const CLASSES = [
+  { segments: 4, person: 1 },
+  { segments: 20, person: 1 },
+  { segments: 50, person: 1 },
+  { segments: 20, person: 4 },
+] as const;
+
+export interface SizingClass {
+  readonly segments: number;
+  readonly person: number;
+  /** MEMORY USAGE of a stored profile (key, value, dict entry), mean over the class. */
+  readonly redisBytes: number;
+  /** Heap growth per profile held in the LRU cache (decoded profile, key, LRU entry). */
+  readonly lruHeapBytes: number;
+  /** The cache's own estimate (what CACHE_MAX_BYTES is compared with), per profile. */
+  readonly lruEstimateBytes: number;
+}
+
+export interface SizingFigures {
+  readonly classes: readonly SizingClass[];
+  /** used_memory / keys of the bench's main Redis (its 2–6-segment users): whole-server overhead included. */
+  readonly usedPerKey: number;
+}
+
+const gc = (): void => {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+};
+
+/** A realistic membership list: 4-digit taxonomy ids, a 30-day expiry each, a data source. */
+function memberships(n: number, i: number, nowSec: number): Membership[] {
+  return Array.from({ length: n }, (_, k) => ({
+    segment: String(1000 + ((i * 7 + k * 13) % 9000)),
+    expiresAt: nowSec + 30 * 86_400,
+    source: "crm",
+    generation: 0,
+  }));
+}
+
+export async function measureSizing(url: string): Promise<SizingFigures> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  const store = new RedisProfileStore({ url, commandTimeoutMs: 30_000, connectTimeoutMs: 2_000 });
+  await store.connect();
+  const nowSec = Math.floor(Date.now() / 1000);
+  const classes: SizingClass[] = [];
+  try {
+    const info = await redis.info("memory");
+    const keys = await redis.dbsize();
+    const usedPerKey = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) / Math.max(1, keys);
+    for (const [c, { segments, person }] of CLASSES.entries()) {
+      // IDs shaped as the bench's (ifa UUIDs, buyer uids, UID2s) but of users never seeded.
+      const ids = Array.from({ length: PER_CLASS }, (_, i) => typedId(50_000_000 + c * PER_CLASS + i));
+      const profileOf = (i: number): Buffer => {
+        const own = memberships(segments, i, nowSec);
+        if (person === 1) return encodeProfile(own);
+        const first = i - (i % person);
+        const members = Array.from({ length: person }, (_, k) => first + k)
+          .filter((u) => u !== i && u < ids.length)
+          .map((u) => ({
+            key: ids[u] as string,
+            confidence: 1,
+            version: 0,
+            memberships: memberships(segments, u, nowSec),
+          }));
+        return encodeProfile(own, { version: 0, members });
+      };
+      for (let from = 0; from < ids.length; from += 1_000) {
+        const pipe = redis.pipeline();
+        for (let i = from; i < Math.min(ids.length, from + 1_000); i++) {
+          // A linked ID's profile does not expire (identity-graph.ts); an unlinked one expires with its memberships.
+          if (person === 1)
+            pipe.set(profileKey(ids[i] as string), profileOf(i), "EXAT", nowSec + 30 * 86_400);
+          else pipe.set(profileKey(ids[i] as string), profileOf(i));
+        }
+        await pipe.exec();
+      }
+      let redisTotal = 0;
+      const sample = ids.filter((_, i) => i % 10 === 0);
+      for (const id of sample)
+        redisTotal += Number(await redis.memory("USAGE", profileKey(id), "SAMPLES", 0));
+
+      const cache = new ProfileCache(store, {
+        maxEntries: PER_CLASS * 2,
+        maxBytes: 2 ** 40,
+        ttlMs: 3_600_000,
+        negativeTtlMs: 0,
+      });
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let from = 0; from < ids.length; from += 500) {
+        const batch = await cache.getMany(ids.slice(from, from + 500));
+        if (batch.degraded) throw new Error("sizing: a cache fill read failed");
+      }
+      gc();
+      const after = process.memoryUsage().heapUsed;
+      if (cache.size !== PER_CLASS) throw new Error(`sizing: the cache holds ${cache.size} of ${PER_CLASS}`);
+      classes.push({
+        segments,
+        person,
+        redisBytes: redisTotal / sample.length,
+        lruHeapBytes: (after - before) / PER_CLASS,
+        lruEstimateBytes: cache.bytes / PER_CLASS,
+      });
+      cache.clear();
+      for (let from = 0; from < ids.length; from += 1_000)
+        await redis.del(...ids.slice(from, from + 1_000).map(profileKey));
+    }
+    return { classes, usedPerKey };
+  } finally {
+    redis.disconnect();
+    await store.close();
+  }
+}
+
+const gib = (bytes: number): string =>
+  `${(bytes / 2 ** 30).toLocaleString("en-US", { maximumFractionDigits: 0 })} GiB`;
+
+/** The lines of RESULTS.md's Sizing section. */
+export function sizingLines(s: SizingFigures): string[] {
+  const lines = [
+    `Main Redis: used_memory / keys = ${Math.round(s.usedPerKey)} bytes per key (the bench's users: 2–6 segments, no expiry, whole-server overhead included)`,
+  ];
+  for (const c of s.classes) {
+    lines.push(
+      `${c.segments} segments per ID (30-day expiry each)${c.person > 1 ? `, linked into persons of ${c.person} IDs (each carries its ${c.person - 1} others' memberships)` : ""}: Redis ${Math.round(c.redisBytes)} B per profile (MEMORY USAGE); LRU ${Math.round(c.lruHeapBytes)} B of heap per cached profile (the cache estimates ${Math.round(c.lruEstimateBytes)} B); 100M IDs: ${gib(c.redisBytes * 1e8)} in Redis, 1B IDs: ${gib(c.redisBytes * 1e9)} (one copy; a replica doubles it)`,
+    );
+  }
+  return lines;
+}
