@@ -269,6 +269,12 @@ async function redisBacked(config: Config, log: Logger): Promise<Backing> {
   try {
     await Promise.all([store.connect(), bulkStore.connect()]);
     log.info({ store: store.kind }, "connected to Redis");
+    const short = await bulkStore.replicaShortfall();
+    if (short.length > 0)
+      log.warn(
+        { impressionReplicas: config.impressionReplicas, masters: short },
+        "masters with fewer replicas than IMPRESSION_REPLICAS: impressions on them are refused (503) until replicas join",
+      );
   } catch (err) {
     // Start anyway: /readyz reports not ready, lookups answer degraded, and ioredis keeps reconnecting.
     log.error(

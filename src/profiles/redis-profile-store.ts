@@ -1,4 +1,5 @@
-// Redis store: profiles as msgpack under p:{<typed id>}; reads in one MGET, writes as an atomic Lua merge per key.
+// Redis store (single node or Cluster): profiles as msgpack under p:{<typed id>}, read in one MGET (one pipeline
+// per master on a Cluster) per event-loop turn; writes as an atomic Lua merge per key.
 import calculateSlot from "cluster-key-slot";
 import { Cluster, Redis, type Result } from "ioredis";
 import { type Counters, RETENTION_SEC } from "../capping/counters.ts";
@@ -222,6 +223,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
+/** One lookup's profile reads, waiting for the end of this turn of the event loop (#read). */
+interface QueuedRead {
+  readonly keys: readonly string[];
+  resolve(values: (Buffer | null)[]): void;
+  reject(err: unknown): void;
+}
+
 /** Replies that mean "ask another node" (or "ask again"): the Cluster client follows them for a single command. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
@@ -274,6 +282,8 @@ export class RedisProfileStore implements ProfileStore {
   readonly #idsPerScript: number;
   readonly #impressionReplicas: number;
   readonly #impressionWaitMs: number;
+  /** Profile reads of this turn of the event loop, not yet sent (#read). */
+  #queued: QueuedRead[] = [];
 
   constructor(opts: RedisStoreOptions) {
     this.#impressionReplicas = opts.impressionReplicas ?? 0;
@@ -299,7 +309,7 @@ export class RedisProfileStore implements ProfileStore {
         // No auto-pipelining on a Cluster: ioredis handles a redirection (MOVED, ASK) per pipeline, not per
         // command, so while slots move a pipeline mixing moved and unmoved slots fails whole (most reads and
         // writes failed during a reshard when it was on). Every command is redirected on its own instead;
-        // reads are batched per node by #getMany, which redirects per key.
+        // reads are batched per node by #clusterReads, which redirects per key.
         enableAutoPipelining: false,
         enableOfflineQueue: false,
         lazyConnect: true,
@@ -339,9 +349,7 @@ export class RedisProfileStore implements ProfileStore {
     if (keys.length === 0) return []; // MGET with no keys is an error
     const redisKeys = new Array<string>(keys.length);
     for (let i = 0; i < keys.length; i++) redisKeys[i] = profileKey(keys[i] as string);
-    // One MGET on a single node; on a Cluster one pipeline of GETs per node (an MGET across slots is refused).
-    const values =
-      this.redis instanceof Cluster ? await this.#getMany(redisKeys) : await this.redis.mgetBuffer(redisKeys);
+    const values = await this.#read(redisKeys);
     const out = new Array<Profile | null>(values.length);
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
@@ -527,51 +535,132 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   /**
-   * GETs of many keys on a Cluster: one pipeline (one round trip) per master, as the slot map stands. A key
-   * answered with a redirection (its slot moved or is moving, or its master failed over) is read again on
-   * its own through the Cluster client, which follows the redirection and refreshes the slot map.
+   * The values of `keys`, read together with every other lookup's of this turn of the event loop: the
+   * requests uWS hands over in one poll each queue theirs, and the queue leaves once they have all run
+   * (setImmediate; process.nextTick would flush after each request). A single Redis gets one MGET per
+   * turn; a Cluster one pipeline of GETs per master (an MGET may not span slots).
    */
-  async #getMany(keys: readonly string[]): Promise<(Buffer | null)[]> {
-    const cluster = this.redis as Cluster;
-    const byNode = new Map<string, number[]>();
-    for (let i = 0; i < keys.length; i++) {
-      const nodeKey = cluster.slots[calculateSlot(keys[i] as string)]?.[0] ?? "";
-      const idx = byNode.get(nodeKey);
-      if (idx === undefined) byNode.set(nodeKey, [i]);
-      else idx.push(i);
+  #read(keys: string[]): Promise<(Buffer | null)[]> {
+    return new Promise((resolve, reject) => {
+      if (this.#queued.length === 0) setImmediate(() => this.#flushReads());
+      this.#queued.push({ keys, resolve, reject });
+    });
+  }
+
+  #flushReads(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    if (this.redis instanceof Cluster) {
+      this.#clusterReads(queued);
+      return;
     }
-    const out = new Array<Buffer | null>(keys.length);
-    const alone = (i: number): Promise<void> =>
-      cluster.getBuffer(keys[i] as string).then((v) => {
-        out[i] = v;
-      });
-    await Promise.all(
-      [...byNode].map(async ([nodeKey, idx]) => {
-        const node = idx.length > 1 ? this.#node(nodeKey) : null;
-        if (node === null) {
-          await Promise.all(idx.map(alone));
-          return;
+    let all: readonly string[];
+    if (queued.length === 1) all = (queued[0] as QueuedRead).keys;
+    else {
+      const merged: string[] = [];
+      for (const q of queued) for (const k of q.keys) merged.push(k);
+      all = merged;
+    }
+    this.redis.mgetBuffer(all as string[]).then(
+      (values) => {
+        let at = 0;
+        for (const q of queued) {
+          q.resolve(values.slice(at, at + q.keys.length));
+          at += q.keys.length;
         }
-        const pipe = node.pipeline();
-        for (const i of idx) pipe.getBuffer(keys[i] as string);
-        const results = (await pipe.exec()) ?? [];
-        const again: number[] = [];
-        for (let j = 0; j < idx.length; j++) {
-          const [err, v] = results[j] ?? [new Error("no reply"), null];
-          if (err === null) out[idx[j] as number] = v as Buffer | null;
-          else if (REDIRECTED.test(err.message)) again.push(idx[j] as number);
-          else throw err;
-        }
-        await Promise.all(again.map(alone));
-      }),
+      },
+      (err) => {
+        for (const q of queued) q.reject(err);
+      },
     );
-    return out;
+  }
+
+  /**
+   * One pipeline of GETs per master, as the slot map stands: one write and one read per node per turn, as
+   * auto-pipelining would give, but with redirections handled per key. A key answered with one (its slot
+   * moved or is moving, or its master failed over) is read again on its own through the Cluster client,
+   * which follows the redirection and refreshes the slot map.
+   */
+  #clusterReads(queued: QueuedRead[]): void {
+    const cluster = this.redis as Cluster;
+    // Per request: its values so far and how many are still owed; a request settles once, on its last key.
+    const states = queued.map((q) => ({
+      q,
+      values: new Array<Buffer | null>(q.keys.length),
+      owed: q.keys.length,
+      failed: false,
+    }));
+    type Slot = { readonly state: (typeof states)[number]; readonly i: number };
+    const settle = ({ state, i }: Slot, v: Buffer | null): void => {
+      state.values[i] = v;
+      if (--state.owed === 0 && !state.failed) state.q.resolve(state.values);
+    };
+    const fail = ({ state }: Slot, err: unknown): void => {
+      if (state.failed) return;
+      state.failed = true;
+      state.q.reject(err);
+    };
+    const alone = (slot: Slot): void => {
+      cluster.getBuffer(slot.state.q.keys[slot.i] as string).then(
+        (v) => settle(slot, v),
+        (err) => fail(slot, err),
+      );
+    };
+    const byNode = new Map<string, Slot[]>();
+    for (const state of states) {
+      for (let i = 0; i < state.q.keys.length; i++) {
+        const nodeKey = cluster.slots[calculateSlot(state.q.keys[i] as string)]?.[0] ?? "";
+        const list = byNode.get(nodeKey);
+        if (list === undefined) byNode.set(nodeKey, [{ state, i }]);
+        else list.push({ state, i });
+      }
+    }
+    for (const [nodeKey, list] of byNode) {
+      const node = this.#node(nodeKey);
+      if (node === null) {
+        for (const slot of list) alone(slot);
+        continue;
+      }
+      const pipe = node.pipeline();
+      for (const { state, i } of list) pipe.getBuffer(state.q.keys[i] as string);
+      pipe.exec().then(
+        (results) => {
+          for (let j = 0; j < list.length; j++) {
+            const slot = list[j] as Slot;
+            const [err, v] = results?.[j] ?? [new Error("no reply"), null];
+            if (err === null) settle(slot, v as Buffer | null);
+            else if (REDIRECTED.test(err.message)) alone(slot);
+            else fail(slot, err);
+          }
+        },
+        (err) => {
+          for (const slot of list) fail(slot, err);
+        },
+      );
+    }
   }
 
   async readCounters(personKey: string, _nowSec: number): Promise<Counters> {
     const raw = await this.redis.hgetall(countersKey(personKey));
     const out = new Map<string, number>();
     for (const [f, v] of Object.entries(raw)) out.set(f, Number(v));
+    return out;
+  }
+
+  /**
+   * Masters with fewer connected replicas than impressions wait for ("host:port has 0 of 1"): on those,
+   * every impression would be refused. Empty when impressions wait for none.
+   */
+  async replicaShortfall(): Promise<string[]> {
+    if (this.#impressionReplicas === 0) return [];
+    const masters = this.redis instanceof Cluster ? this.redis.nodes("master") : [this.redis];
+    const out: string[] = [];
+    for (const node of masters) {
+      const info = await node.info("replication");
+      const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+      if (replicas < this.#impressionReplicas)
+        out.push(`${node.options.host}:${node.options.port} has ${replicas} of ${this.#impressionReplicas}`);
+    }
     return out;
   }
 

@@ -2,7 +2,7 @@
 import { Redis } from "ioredis";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeProfile } from "../../src/profiles/profile-codec.ts";
+import { encodeProfile, type Profile } from "../../src/profiles/profile-codec.ts";
 import { NotReplicatedError, profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
 import { describeProfileStoreContract } from "../contract/profile-store-contract.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
@@ -211,6 +211,8 @@ describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
       });
       await demanding.connect();
       stores.push(demanding);
+      expect(await replicated.replicaShortfall()).toEqual([]);
+      expect(await demanding.replicaShortfall()).toEqual([`127.0.0.1:${server.port} has 1 of 2`]);
       const err = await demanding.recordImpression("bu:rep", "i2", ["l:c"], 3_600, nowSec).catch((e) => e);
       expect(err).toBeInstanceOf(NotReplicatedError);
       expect(err).toMatchObject({ code: "AUD_ERR_NOT_REPLICATED", wanted: 2, acked: 1 });
@@ -222,5 +224,36 @@ describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
       onReplica.disconnect();
       await replica.close();
     }
+  });
+});
+
+describe("reads of one event-loop turn", () => {
+  it("leave as one MGET, each caller getting its own keys' profiles in order", async () => {
+    const store = await openStore(server.url);
+    const nowSec = Math.floor(Date.now() / 1000);
+    const add = (key: string, segment: string) => ({
+      key,
+      op: "add" as const,
+      segment,
+      expiresAt: 0,
+      source: "",
+      generation: 0,
+      minGeneration: 0,
+    });
+    await store.applyMemberships([add("bu:t1", "1"), add("bu:t2", "2"), add("bu:t3", "3")], nowSec);
+    const mgets = async () =>
+      Number(/cmdstat_mget:calls=(\d+)/.exec(await store.redis.info("commandstats"))?.[1] ?? 0);
+    const before = await mgets();
+    const [a, b, c] = await Promise.all([
+      store.readProfiles(["bu:t3", "bu:none"], nowSec),
+      store.readProfiles(["bu:t1"], nowSec),
+      store.readProfiles(["bu:t2", "bu:t1"], nowSec),
+    ]);
+    expect(await mgets()).toBe(before + 1);
+    const segs = (ps: (Profile | null)[]) =>
+      ps.map((p) => p?.memberships.map((m) => m.segment).join() ?? null);
+    expect(segs(a as (Profile | null)[])).toEqual(["3", null]);
+    expect(segs(b as (Profile | null)[])).toEqual(["1"]);
+    expect(segs(c as (Profile | null)[])).toEqual(["2", "1"]);
   });
 });
