@@ -3,7 +3,9 @@
 // impressions, retrying refused ones. Prints, per phase, the 5xx count, latencies against the deadline, the
 // degraded share, how long recovery took, and whether every impression was counted exactly once; writes
 // loadtest/FAULT-RESULTS.md.
+
 import { writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
 import { buildPool, loadTemplates } from "./bodies.ts";
@@ -193,7 +195,7 @@ export async function runFaultBench(
     const fivexx = [...cannon.statuses].filter(([s]) => s >= 500).reduce((n, [, c]) => n + c, 0);
     const lines = [
       `Machine: ${machineLines(uwsDetail).join("; ")}`,
-      `Load: autocannon, ${CONNECTIONS} connections for ${END_AT / 1000} s, no cache (every lookup reads Redis), ${USERS.toLocaleString("en-US")} users; \`LOOKUP_BUDGET_MS=${BUDGET_MS}\`, breaker and command timeout at their defaults`,
+      `Load: autocannon, ${CONNECTIONS} connections for ${END_AT / 1000} s, no cache (every lookup reads Redis), ${USERS.toLocaleString("en-US")} users; \`LOOKUP_BUDGET_MS=${BUDGET_MS}\`, breaker, command timeout and \`WORKERS\` (${availableParallelism()}, one per core) at their defaults`,
       `Timeline: Redis paused (SIGSTOP) at ${PAUSE_AT / 1000} s, resumed at ${RESUME_AT / 1000} s; stopped at ${STOP_AT / 1000} s, restarted at ${RESTART_AT / 1000} s (with its AOF)`,
       `autocannon: ${Math.round(cannon.rps).toLocaleString("en-US")} req/s, p50 ${cannon.p50.toFixed(2)} ms, p99 ${cannon.p99.toFixed(2)} ms, statuses ${[...cannon.statuses].map(([s, c]) => `${s}: ${c.toLocaleString("en-US")}`).join(", ")}, 5xx ${fivexx}, connection errors ${cannon.errors}, timeouts ${cannon.timeouts}`,
       "",
