@@ -76,14 +76,13 @@ async function connect(): Promise<{ data: SegmentData; close: () => Promise<void
     throw new CliError(`cannot connect to Redis at REDIS_URL: ${(err as Error).message}`);
   }
   const catalog = new LiveCatalog(new RedisCatalogStore(store.redis));
-  const data = new SegmentData(
+  const data = new SegmentData({
     store,
     catalog,
-    new RedisInvalidationBus(store.redis),
-    null,
-    Date.now,
-    config.maxPersonIds,
-  );
+    bus: new RedisInvalidationBus(store.redis),
+    cache: null,
+    maxPersonIds: config.maxPersonIds,
+  });
   return { data, close: () => store.close() };
 }
 

@@ -130,14 +130,14 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     for (const k of list) counters.invalidate(k);
   };
   const catalog = new LiveCatalog(backing.catalogStore, () => cache.clear());
-  const data = new SegmentData(
-    backing.bulkStore,
+  const data = new SegmentData({
+    store: backing.bulkStore,
     catalog,
-    backing.bus,
-    { invalidate },
+    bus: backing.bus,
+    cache: { invalidate },
     now,
-    config.maxPersonIds,
-  );
+    maxPersonIds: config.maxPersonIds,
+  });
 
   const reloadCatalog = (): void => {
     catalog.reload().catch((err) => log.error({ err: (err as Error).message }, "catalog reload failed"));

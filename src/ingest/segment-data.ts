@@ -74,18 +74,33 @@ export interface LocalCache {
   invalidate(keys: Iterable<string>): void;
 }
 
+/** What data management works on: the bulk store, the catalog, the bus to other instances, this one's cache. */
+export interface SegmentDataDeps {
+  readonly store: ProfileStore;
+  readonly catalog: LiveCatalog;
+  readonly bus: InvalidationBus;
+  /** null in the command-line tool, which has no cache of its own. */
+  readonly cache: LocalCache | null;
+  /** Clock in epoch milliseconds. */
+  readonly now?: () => number;
+  /** Largest person the identity graph lets a link make (MAX_PERSON_IDS). */
+  readonly maxPersonIds?: number;
+}
+
 export class SegmentData {
-  constructor(
-    readonly store: ProfileStore,
-    readonly catalog: LiveCatalog,
-    readonly bus: InvalidationBus,
-    /** null in the command-line tool, which has no cache of its own. */
-    readonly cache: LocalCache | null,
-    readonly now: () => number = Date.now,
-    /** Largest person the identity graph lets a link make. */
-    maxPersonIds = 32,
-  ) {
-    this.graph = new IdentityGraph(store, maxPersonIds, now);
+  readonly store: ProfileStore;
+  readonly catalog: LiveCatalog;
+  readonly bus: InvalidationBus;
+  readonly cache: LocalCache | null;
+  readonly now: () => number;
+
+  constructor(deps: SegmentDataDeps) {
+    this.store = deps.store;
+    this.catalog = deps.catalog;
+    this.bus = deps.bus;
+    this.cache = deps.cache;
+    this.now = deps.now ?? Date.now;
+    this.graph = new IdentityGraph(deps.store, deps.maxPersonIds ?? 32, this.now);
   }
 
   readonly graph: IdentityGraph;
