@@ -78,22 +78,16 @@ export function readBidRequest(
     if (ext !== undefined) readEids(ext, "eids", "user.ext.eids", out);
   }
 
-  let ifa: string | undefined;
   const device = optObject(body, "device", "device");
   if (device !== undefined) {
-    ifa = optString(device, "ifa", "device.ifa");
+    const ifa = optString(device, "ifa", "device.ifa");
     if (access.useIfa) out.add("ifa", ifa);
   }
-  // "lmt" says an IFA was withheld: a request that sent none had nothing withheld.
-  const withheld =
-    ifa === undefined && access.reasons.includes("lmt")
-      ? access.reasons.filter((r) => r !== "lmt")
-      : access.reasons;
 
   return {
     requestId: id,
     keys: out.keys,
-    withheld,
+    withheld: access.reasons,
     thirdParties: access.thirdParties,
     // With nothing personal there is no person whose caps state could be handed out.
     useCaps: access.useCaps && access.personal,

@@ -19,7 +19,8 @@
 //    string applies and it is not decoded. GPC and the sensitive-data fields are not read.
 //    An opt-out (USP or GPP): no second- or third-party segments; with firstPartyOnOptOut false, nothing
 //    personal either. IFA and frequency caps stay allowed.
-//  - lmt: device.lmt = 1, or device.ext.atts present and not 3 (authorized). The IFA is not used.
+//  - lmt: device.lmt = 1, or device.ext.atts present and not 3 (authorized). The IFA is not used (and the
+//    reason is given only when the request sent one).
 // thirdParties is never true when personal is false.
 import { type ConsentDecoder, createConsentDecoder, hasVendor, type TcfConsent } from "./consent-decoder.ts";
 import { GPP_TCFEUV2_ID, GPP_US_SECTION_NAME_BY_ID } from "./gpp-sections.ts";
@@ -155,7 +156,8 @@ export function decideAccess(
 
   if (signals.lmt || (signals.atts !== undefined && signals.atts !== 3)) {
     useIfa = false;
-    reasons.push("lmt");
+    // Reported only when an IFA was sent: a request without one had nothing withheld.
+    if (signals.ifa) reasons.push("lmt");
   }
 
   return { personal, thirdParties: thirdParties && personal, useIfa, useCaps, reasons };

@@ -27,6 +27,8 @@ export interface PrivacySignals {
   readonly lmt: boolean;
   /** device.ext.atts; undefined when absent. */
   readonly atts: AttStatus | undefined;
+  /** Whether device.ifa was sent: lmt and ATT withhold it, and only a sent one can be reported withheld. */
+  readonly ifa: boolean;
 }
 
 function optZeroOne(parent: Json, key: string, field: string): 0 | 1 | undefined {
@@ -91,12 +93,14 @@ export function readPrivacySignals(body: Json): PrivacySignals {
 
   let lmt = false;
   let atts: AttStatus | undefined;
+  let ifa = false;
   const device = optObject(body, "device", "device");
   if (device !== undefined) {
     lmt = optZeroOne(device, "lmt", "device.lmt") === 1;
     const ext = optObject(device, "ext", "device.ext");
     if (ext !== undefined) atts = optAtts(ext);
+    ifa = optString(device, "ifa", "device.ifa") !== undefined;
   }
 
-  return { coppa, gdpr, tcString, usPrivacy, gpp, gppSid, lmt, atts };
+  return { coppa, gdpr, tcString, usPrivacy, gpp, gppSid, lmt, atts, ifa };
 }

@@ -139,8 +139,10 @@ afterAll(async () => {
 /** The case's request with the person's two IDs put in, keeping its own device signals. */
 function withPerson(request: Record<string, unknown>): Record<string, unknown> {
   const user = (request.user ?? {}) as Record<string, unknown>;
-  const device = (request.device ?? {}) as Record<string, unknown>;
-  return { ...request, user: { ...user, buyeruid: BUYER }, device: { ...device, ifa: IFA } };
+  const device = request.device as Record<string, unknown> | undefined;
+  // A case whose device sends no IFA is about exactly that: it keeps none.
+  const sent = device !== undefined && !("ifa" in device) ? device : { ...device, ifa: IFA };
+  return { ...request, user: { ...user, buyeruid: BUYER }, device: sent };
 }
 
 function expectedSegments(e: CorpusCase["expect"]): string[] {

@@ -55,6 +55,7 @@ const signals = (over: Partial<PrivacySignals>): PrivacySignals => ({
   gppSid: undefined,
   lmt: false,
   atts: undefined,
+  ifa: false,
   ...over,
 });
 

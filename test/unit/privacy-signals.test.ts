@@ -16,6 +16,7 @@ const NONE = {
   gppSid: undefined,
   lmt: false,
   atts: undefined,
+  ifa: false,
 };
 
 /** Runs `fn` expecting a 400 AUD_ERR_BAD_FIELD naming `field`. */
@@ -56,6 +57,7 @@ describe("readPrivacySignals", () => {
       gpp: "DBABLA~BVQqAAAAAgA",
       gppSid: [7, 8],
       lmt: true,
+      ifa: false,
       atts: 2,
     });
   });
@@ -74,6 +76,15 @@ describe("readPrivacySignals", () => {
       usPrivacy: "1YYN",
       atts: 3,
     });
+  });
+
+  it("notes whether an IFA was sent, which lmt and ATT withhold", () => {
+    expect(
+      readPrivacySignals({ id: "r", device: { ifa: "6d92e1a0-0000-4000-8000-000000000001", lmt: 1 } }).ifa,
+    ).toBe(true);
+    expect(readPrivacySignals({ id: "r", device: { lmt: 1 } }).ifa).toBe(false);
+    expect(readPrivacySignals({ id: "r", device: { ifa: null } }).ifa).toBe(false);
+    expect(() => readPrivacySignals({ id: "r", device: { ifa: 7 } })).toThrow("device.ifa must be a string");
   });
 
   it("prefers the 2.6 place when both are present", () => {
