@@ -96,6 +96,39 @@ describe("the service on a Redis Cluster", () => {
   });
 });
 
+describe("two instances on one Cluster", () => {
+  it("see each other's changes at once over the Cluster's pub/sub, not after the cache TTL", async () => {
+    const ADMIN = "cluster-admin-token-000002";
+    const env = { REDIS_CLUSTER_NODES: cluster.env, ADMIN_TOKENS: `${ADMIN}=*`, CACHE_TTL_MS: "600000" };
+    const a = await startService(env);
+    const b = await startService(env);
+    try {
+      const load = (rows: string) =>
+        fetch(`${a.base}/v1/admin/memberships`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${ADMIN}`, "content-type": "text/csv" },
+          body: `type,id,segment\n${rows}\n`,
+        });
+      const segmentsOnB = async () =>
+        (await postJson(`${b.base}/v1/lookup`, { ids: [{ type: "bu", id: "two-1" }] })).json.segments;
+      expect((await load("bu,two-1,1001")).status).toBe(200);
+      // B reads it once and then holds it for the cache TTL (10 minutes)...
+      expect(await segmentsOnB()).toEqual(["1001"]);
+      expect((await load("bu,two-1,1002")).status).toBe(200);
+      // ...unless told: the change made through A reaches B's cache.
+      let seen: string[] = [];
+      for (let i = 0; i < 50 && seen.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        seen = await segmentsOnB();
+      }
+      expect(seen).toEqual(["1001", "1002"]);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
+
 describe("a reshard under load", () => {
   it("moves slots while reads and writes go on: none fails, every read is right", async () => {
     const store = new RedisProfileStore({
