@@ -292,10 +292,9 @@ export const CONFIG_SPEC = {
 type Spec = typeof CONFIG_SPEC;
 type Parsed = { readonly [K in keyof Spec]: Spec[K] extends VarSpec<infer T> ? T : never };
 /** As parsed, with what loadConfig resolves: a redis-cluster:// URL moved to the nodes, replicas defaulted. */
-export type Config = Omit<Parsed, "redisUrl" | "impressionReplicas" | "workers"> & {
+export type Config = Omit<Parsed, "redisUrl" | "impressionReplicas"> & {
   readonly redisUrl: string | undefined;
   readonly impressionReplicas: number;
-  readonly workers: number;
 };
 
 export class ConfigError extends Error {
@@ -318,7 +317,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: set one (a single Redis, or a Cluster)");
   }
   values.impressionReplicas ??= (values.redisClusterNodes as unknown[] | undefined)?.length ? 1 : 0;
-  values.workers ??= availableParallelism();
   if (problems.length > 0) throw new ConfigError(problems);
   // The embedded demo answers the GDPR samples as a consenting vendor would: their TC strings name this
   // vendor. Only with demo data and no Redis, so that real data never rests on a vendor nobody configured.
@@ -351,6 +349,19 @@ export function configSummary(config: Config): Record<string, unknown> {
     else out[key] = v instanceof Map ? Object.fromEntries(v) : v;
   }
   return out;
+}
+
+/**
+ * How many worker threads serve, and why only one when WORKERS cannot be honoured: the embedded store's
+ * data lives in one thread, and node:http cannot share a port between threads.
+ */
+export function workerPlan(config: Config): { count: number; forcedBy: string | null } {
+  const forcedBy = !usesRedis(config)
+    ? "the embedded store"
+    : config.httpServer === "node"
+      ? "HTTP_SERVER=node"
+      : null;
+  return { count: forcedBy === null ? (config.workers ?? availableParallelism()) : 1, forcedBy };
 }
 
 /** Whether the service runs on Redis (a single node or a Cluster) rather than the embedded store. */

@@ -1,5 +1,5 @@
 // Composition root: config -> one serving instance, or a pool of worker threads -> signals.
-import { ConfigError, configSummary, loadConfig, usesRedis } from "./config.ts";
+import { ConfigError, configSummary, loadConfig, usesRedis, workerPlan } from "./config.ts";
 import { detectUwsBackend } from "./http/uws-server.ts";
 import { createLogger } from "./logger.ts";
 import { serve } from "./serve.ts";
@@ -24,15 +24,13 @@ async function main(): Promise<void> {
       "!!! uWebSockets.js native addon NOT loaded: running the slow JS fallback server !!!",
     );
   }
-  // The embedded store's data lives in one thread, and node:http cannot share a port between threads.
-  const why = !usesRedis(config)
-    ? "the embedded store"
-    : config.httpServer === "node"
-      ? "HTTP_SERVER=node"
-      : null;
-  const workers = why === null ? config.workers : 1;
-  if (why !== null && config.workers > 1)
-    log.warn({ workers: config.workers, reason: why }, `running 1 worker: ${why} needs a single thread`);
+  const plan = workerPlan(config);
+  const workers = plan.count;
+  if (plan.forcedBy !== null && (config.workers ?? 1) > 1)
+    log.warn(
+      { workers: config.workers, reason: plan.forcedBy },
+      `running 1 worker: ${plan.forcedBy} needs a single thread`,
+    );
 
   const running =
     workers === 1 ? await serve(config, log, { backend }) : await startWorkerPool(config, log, workers);

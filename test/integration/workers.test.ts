@@ -170,6 +170,18 @@ describe("WORKERS=2 on Redis", () => {
 });
 
 describe("WORKERS with the embedded store", () => {
+  it("runs one worker without a word when WORKERS is unset", async () => {
+    const main = await startMain({ SHUTDOWN_DRAIN_MS: "0" });
+    try {
+      expect((await fresh(main.port, "GET", "/healthz")).json.worker).toEqual({ index: 0, count: 1 });
+      expect(main.logs.filter((l) => l.includes("running 1 worker"))).toEqual([]);
+      expect(main.logs.some((l) => l.includes("service listening"))).toBe(true);
+    } finally {
+      main.child.kill("SIGTERM");
+      expect(await main.exited).toBe(0);
+    }
+  }, 30_000);
+
   it("runs one worker, saying why", async () => {
     const main = await startMain({ WORKERS: "3", SHUTDOWN_DRAIN_MS: "0" });
     try {

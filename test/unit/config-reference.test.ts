@@ -17,9 +17,8 @@ describe("configuration reference", () => {
     const defaults: Record<string, unknown> = {
       ...(loadConfig({}) as unknown as Record<string, unknown>),
       tcfVendorId: loadConfig({ SEED_DEMO_DATA: "false" }).tcfVendorId,
-      // Resolved from the deployment when unset (config.test.ts checks each resolution).
+      // Resolved from the deployment when unset (config.test.ts checks it).
       impressionReplicas: undefined,
-      workers: undefined,
     };
     for (const [key, spec] of Object.entries(CONFIG_SPEC)) {
       expect(table).toContain(`| \`${spec.env}\` |`);

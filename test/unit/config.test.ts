@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../src/config.ts";
+import { ConfigError, loadConfig, workerPlan } from "../../src/config.ts";
 
 /** Runs loadConfig expecting a ConfigError and returns it. */
 function configError(env: Record<string, string>): ConfigError {
@@ -21,7 +21,7 @@ describe("loadConfig defaults", () => {
       httpServer: "uws",
       redisUrl: undefined,
       redisClusterNodes: [],
-      workers: availableParallelism(),
+      workers: undefined,
       impressionReplicas: 0,
       impressionWaitMs: 100,
       redisCommandTimeoutMs: 25,
@@ -100,9 +100,19 @@ describe("loadConfig defaults", () => {
     expect(() => loadConfig({ IMPRESSION_REPLICAS: "17" })).toThrow(/IMPRESSION_REPLICAS must be at most 16/);
   });
 
-  it("runs a worker per core unless WORKERS says otherwise", () => {
-    expect(loadConfig({}).workers).toBe(availableParallelism());
-    expect(loadConfig({ WORKERS: "3" }).workers).toBe(3);
+  it("runs a worker per core on Redis unless WORKERS says otherwise, and one on the embedded store", () => {
+    const redis = { REDIS_URL: "redis://a:1" };
+    expect(workerPlan(loadConfig(redis))).toEqual({ count: availableParallelism(), forcedBy: null });
+    expect(workerPlan(loadConfig({ ...redis, WORKERS: "3" }))).toEqual({ count: 3, forcedBy: null });
+    expect(workerPlan(loadConfig({ REDIS_CLUSTER_NODES: "a:1", WORKERS: "4" }))).toEqual({
+      count: 4,
+      forcedBy: null,
+    });
+    expect(workerPlan(loadConfig({ WORKERS: "3" }))).toEqual({ count: 1, forcedBy: "the embedded store" });
+    expect(workerPlan(loadConfig({ ...redis, WORKERS: "3", HTTP_SERVER: "node" }))).toEqual({
+      count: 1,
+      forcedBy: "HTTP_SERVER=node",
+    });
     expect(() => loadConfig({ WORKERS: "0" })).toThrow(/WORKERS must be at least 1, got '0'/);
   });
 
