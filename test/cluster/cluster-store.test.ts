@@ -3,7 +3,7 @@
 import type { Cluster } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
-import { describeProfileStoreContract } from "../contract/profile-store-contract.ts";
+import { add, describeProfileStoreContract } from "../contract/profile-store-contract.ts";
 import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.ts";
 import { postJson, startService, type TestService } from "../helpers/service.ts";
 
@@ -18,6 +18,18 @@ afterAll(async () => {
   await cluster?.close();
 });
 
+/** A store on the test cluster, closed after the file. */
+async function openStore(): Promise<RedisProfileStore> {
+  const store = new RedisProfileStore({
+    clusterNodes: cluster.nodes,
+    commandTimeoutMs: 2_000,
+    connectTimeoutMs: 2_000,
+  });
+  await store.connect();
+  stores.push(store);
+  return store;
+}
+
 async function flushAll(store: RedisProfileStore): Promise<void> {
   const c = store.redis as Cluster;
   await Promise.all(c.nodes("master").map((n) => n.flushdb()));
@@ -25,13 +37,7 @@ async function flushAll(store: RedisProfileStore): Promise<void> {
 
 describeProfileStoreContract("redis cluster", {
   fresh: async () => {
-    const store = new RedisProfileStore({
-      clusterNodes: cluster.nodes,
-      commandTimeoutMs: 2_000,
-      connectTimeoutMs: 2_000,
-    });
-    await store.connect();
-    stores.push(store);
+    const store = await openStore();
     expect(store.kind).toBe("redis-cluster");
     await flushAll(store);
     return store;
@@ -131,25 +137,10 @@ describe("two instances on one Cluster", () => {
 
 describe("a reshard under load", () => {
   it("moves slots while reads and writes go on: none fails, every read is right", async () => {
-    const store = new RedisProfileStore({
-      clusterNodes: cluster.nodes,
-      commandTimeoutMs: 2_000,
-      connectTimeoutMs: 2_000,
-    });
-    await store.connect();
-    stores.push(store);
+    const store = await openStore();
     await flushAll(store);
     const nowSec = Math.floor(Date.now() / 1000);
     const keys = Array.from({ length: 2_000 }, (_, i) => `bu:move-${i}`);
-    const add = (key: string, segment: string) => ({
-      key,
-      op: "add" as const,
-      segment,
-      expiresAt: 0,
-      source: "",
-      generation: 0,
-      minGeneration: 0,
-    });
     await store.applyMemberships(
       keys.map((k) => add(k, "1")),
       nowSec,

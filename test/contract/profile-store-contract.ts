@@ -10,7 +10,8 @@ export interface StoreHarness {
   teardown(): Promise<void>;
 }
 
-const add = (
+/** A membership add as the loaders write it; the store tests beyond the contract build theirs with it too. */
+export const add = (
   key: string,
   segment: string,
   expiresAt = 0,

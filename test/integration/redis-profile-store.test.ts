@@ -4,7 +4,7 @@ import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeProfile, type Profile } from "../../src/profiles/profile-codec.ts";
 import { NotReplicatedError, profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
-import { describeProfileStoreContract } from "../contract/profile-store-contract.ts";
+import { add, describeProfileStoreContract } from "../contract/profile-store-contract.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 
 let server: RedisServer;
@@ -231,15 +231,6 @@ describe("reads of one event-loop turn", () => {
   it("leave as one MGET, each caller getting its own keys' profiles in order", async () => {
     const store = await openStore(server.url);
     const nowSec = Math.floor(Date.now() / 1000);
-    const add = (key: string, segment: string) => ({
-      key,
-      op: "add" as const,
-      segment,
-      expiresAt: 0,
-      source: "",
-      generation: 0,
-      minGeneration: 0,
-    });
     await store.applyMemberships([add("bu:t1", "1"), add("bu:t2", "2"), add("bu:t3", "3")], nowSec);
     const mgets = async () =>
       Number(/cmdstat_mget:calls=(\d+)/.exec(await store.redis.info("commandstats"))?.[1] ?? 0);
