@@ -230,6 +230,9 @@ interface QueuedRead {
   reject(err: unknown): void;
 }
 
+/** Keys per merged MGET (#read): past it a turn's reads go in several. */
+const MAX_KEYS_PER_MGET = 1_000;
+
 /** Replies that mean "ask another node" (or "ask again"): the Cluster client follows them for a single command. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 
@@ -554,23 +557,34 @@ export class RedisProfileStore implements ProfileStore {
       this.#clusterReads(queued);
       return;
     }
-    let all: readonly string[];
-    if (queued.length === 1) all = (queued[0] as QueuedRead).keys;
-    else {
-      const merged: string[] = [];
-      for (const q of queued) for (const k of q.keys) merged.push(k);
-      all = merged;
+    // Several MGETs when a burst queues many keys, so that none holds Redis long; a lookup is never split.
+    let group: QueuedRead[] = [];
+    let size = 0;
+    for (const q of queued) {
+      if (size > 0 && size + q.keys.length > MAX_KEYS_PER_MGET) {
+        this.#mget(group);
+        group = [];
+        size = 0;
+      }
+      group.push(q);
+      size += q.keys.length;
     }
-    this.redis.mgetBuffer(all as string[]).then(
+    this.#mget(group);
+  }
+
+  #mget(group: readonly QueuedRead[]): void {
+    const keys: string[] = [];
+    for (const q of group) for (const k of q.keys) keys.push(k);
+    (this.redis as Redis).mgetBuffer(keys).then(
       (values) => {
         let at = 0;
-        for (const q of queued) {
+        for (const q of group) {
           q.resolve(values.slice(at, at + q.keys.length));
           at += q.keys.length;
         }
       },
       (err) => {
-        for (const q of queued) q.reject(err);
+        for (const q of group) q.reject(err);
       },
     );
   }

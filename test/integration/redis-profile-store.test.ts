@@ -246,5 +246,21 @@ describe("reads of one event-loop turn", () => {
     expect(segs(a as (Profile | null)[])).toEqual(["3", null]);
     expect(segs(b as (Profile | null)[])).toEqual(["1"]);
     expect(segs(c as (Profile | null)[])).toEqual(["2", "1"]);
+
+    // A burst of 1,500 keys goes as two MGETs (at most 1,000 keys each), no lookup split between them.
+    const burstBefore = await mgets();
+    const burst = await Promise.all(
+      Array.from({ length: 30 }, (_, r) =>
+        store.readProfiles(
+          Array.from({ length: 50 }, (_, i) => (i === r ? "bu:t2" : `bu:absent-${r}-${i}`)),
+          nowSec,
+        ),
+      ),
+    );
+    expect(await mgets()).toBe(burstBefore + 2);
+    burst.forEach((ps, r) => {
+      expect(segs(ps as (Profile | null)[]).filter((x) => x !== null)).toEqual(["2"]);
+      expect(ps[r]).not.toBeNull();
+    });
   });
 });
