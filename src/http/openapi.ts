@@ -154,8 +154,10 @@ export const OPENAPI = {
     },
     "/healthz": {
       get: {
-        summary: "Liveness, HTTP engine, cache, breaker, load",
-        responses: { "200": json({ type: "object", required: ["status", "http", "store"] }, "Alive") },
+        summary: "Liveness, HTTP engine, the answering worker, cache, breaker, load",
+        responses: {
+          "200": json({ type: "object", required: ["status", "http", "worker", "store"] }, "Alive"),
+        },
       },
     },
     "/readyz": {
