@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { askRedis, freePort } from "./redis-server.ts";
+import { askRedis, freePort, localServerArgs } from "./redis-server.ts";
 
 export interface RedisCluster {
   readonly nodes: readonly { host: string; port: number }[];
@@ -55,20 +55,13 @@ export async function startRedisCluster(masters = 3, replicas: 0 | 1 = 1): Promi
     const proc = spawn(
       "redis-server",
       [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        dir,
+        ...localServerArgs(port, dir, `redis-${port}.log`),
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
         `nodes-${port}.conf`,
         "--cluster-node-timeout",
         String(NODE_TIMEOUT_MS),
-        "--save",
-        "",
         // As the README recommends: a shard without a master refuses only its own slots, not the cluster's.
         "--cluster-require-full-coverage",
         "no",
@@ -81,8 +74,6 @@ export async function startRedisCluster(masters = 3, replicas: 0 | 1 = 1): Promi
         `appendonly-${port}.aof`,
         "--appenddirname",
         `aof-${port}`,
-        "--logfile",
-        join(dir, `redis-${port}.log`),
       ],
       { stdio: "ignore" },
     );

@@ -65,6 +65,22 @@ async function waitForPing(port: number, child: ChildProcess, deadlineMs: number
 }
 
 /** Extra redis-server arguments can set e.g. maxmemory; persistence is off. */
+/** What every redis-server of the tests runs with: its port on loopback, its own directory and log, no RDB. */
+export function localServerArgs(port: number, dir: string, logName: string): string[] {
+  return [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--logfile",
+    join(dir, logName),
+  ];
+}
+
 export async function startRedis(extraArgs: readonly string[] = [], onPort?: number): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), "audience-redis-"));
   const port = onPort ?? (await freePort());
@@ -72,20 +88,11 @@ export async function startRedis(extraArgs: readonly string[] = [], onPort?: num
 
   const launch = async (): Promise<void> => {
     const args = [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
+      ...localServerArgs(port, dir, "redis.log"),
       "--appendonly",
       "no",
       "--daemonize",
       "no",
-      "--logfile",
-      join(dir, "redis.log"),
       ...extraArgs,
     ];
     const proc = spawn("redis-server", args, { stdio: "ignore" });

@@ -41,35 +41,7 @@ describe("RedisProfileStore specifics", () => {
     const store = await openStore(server.url);
     const t = now();
     await store.applyMemberships(
-      [
-        {
-          key: "bu:ttl",
-          op: "add",
-          segment: "1",
-          expiresAt: t + 100,
-          source: "",
-          generation: 0,
-          minGeneration: 0,
-        },
-        {
-          key: "bu:ttl",
-          op: "add",
-          segment: "2",
-          expiresAt: t + 500,
-          source: "",
-          generation: 0,
-          minGeneration: 0,
-        },
-        {
-          key: "bu:forever",
-          op: "add",
-          segment: "1",
-          expiresAt: 0,
-          source: "",
-          generation: 0,
-          minGeneration: 0,
-        },
-      ],
+      [add("bu:ttl", "1", t + 100), add("bu:ttl", "2", t + 500), add("bu:forever", "1")],
       t,
     );
     const ttl = await store.redis.ttl(profileKey("bu:ttl"));
@@ -86,20 +58,7 @@ describe("RedisProfileStore specifics", () => {
       profileKey("bu:codec"),
       encodeProfile([{ segment: "a", expiresAt: t + 1000, source: "s", generation: 0 }]),
     );
-    await store.applyMemberships(
-      [
-        {
-          key: "bu:codec",
-          op: "add",
-          segment: "b",
-          expiresAt: 0,
-          source: "",
-          generation: 0,
-          minGeneration: 0,
-        },
-      ],
-      t,
-    );
+    await store.applyMemberships([add("bu:codec", "b")], t);
     const [p] = await store.readProfiles(["bu:codec"], t);
     expect(p?.memberships).toEqual([
       { segment: "a", expiresAt: t + 1000, source: "s", generation: 0 },
@@ -111,22 +70,7 @@ describe("RedisProfileStore specifics", () => {
     const store = await openStore(server.url);
     const future = new Packr({ useRecords: false }).pack([3, { new: "layout" }]);
     await store.redis.set(profileKey("bu:v3"), future);
-    await expect(
-      store.applyMemberships(
-        [
-          {
-            key: "bu:v3",
-            op: "add",
-            segment: "1",
-            expiresAt: 0,
-            source: "",
-            generation: 0,
-            minGeneration: 0,
-          },
-        ],
-        now(),
-      ),
-    ).rejects.toThrow(/AUD_ERR_CODEC/);
+    await expect(store.applyMemberships([add("bu:v3", "1")], now())).rejects.toThrow(/AUD_ERR_CODEC/);
     expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v3"))) as Buffer, future)).toBe(0);
     await expect(store.readProfiles(["bu:v3"], now())).rejects.toThrow(/unsupported profile format/);
   });
@@ -149,20 +93,7 @@ describe("RedisProfileStore specifics", () => {
     const own = await startRedis();
     try {
       const store = await openStore(own.url, 200);
-      await store.applyMemberships(
-        [
-          {
-            key: "bu:down",
-            op: "add",
-            segment: "1",
-            expiresAt: 0,
-            source: "",
-            generation: 0,
-            minGeneration: 0,
-          },
-        ],
-        now(),
-      );
+      await store.applyMemberships([add("bu:down", "1")], now());
       await own.stop(true);
       const started = Date.now();
       await expect(store.readProfiles(["bu:down"], now())).rejects.toThrow();

@@ -21,6 +21,7 @@ import {
   type Corpus,
   VENDOR_ID,
 } from "../fixtures/consent/make-corpus.ts";
+import { NO_SIGNALS } from "../helpers/privacy-signals.ts";
 
 const corpus = JSON.parse(readFileSync(CORPUS_PATH, "utf8")) as Corpus;
 
@@ -46,18 +47,7 @@ function summary(c: TcfConsent) {
   };
 }
 
-const signals = (over: Partial<PrivacySignals>): PrivacySignals => ({
-  coppa: false,
-  gdpr: undefined,
-  tcString: undefined,
-  usPrivacy: undefined,
-  gpp: undefined,
-  gppSid: undefined,
-  lmt: false,
-  atts: undefined,
-  ifa: false,
-  ...over,
-});
+const signals = (over: Partial<PrivacySignals>): PrivacySignals => ({ ...NO_SIGNALS, ...over });
 
 describe("consent corpus", () => {
   it("is in step with its generator", () => {

@@ -4,20 +4,9 @@ import { ApiError } from "../../src/errors.ts";
 import type { Json } from "../../src/json-fields.ts";
 import { readPrivacySignals } from "../../src/privacy/privacy-signals.ts";
 import { CORPUS_PATH, type Corpus } from "../fixtures/consent/make-corpus.ts";
+import { NO_SIGNALS } from "../helpers/privacy-signals.ts";
 
 const corpus = JSON.parse(readFileSync(CORPUS_PATH, "utf8")) as Corpus;
-
-const NONE = {
-  coppa: false,
-  gdpr: undefined,
-  tcString: undefined,
-  usPrivacy: undefined,
-  gpp: undefined,
-  gppSid: undefined,
-  lmt: false,
-  atts: undefined,
-  ifa: false,
-};
 
 /** Runs `fn` expecting a 400 AUD_ERR_BAD_FIELD naming `field`. */
 function badField(fn: () => unknown, field: string): void {
@@ -38,8 +27,8 @@ function badField(fn: () => unknown, field: string): void {
 
 describe("readPrivacySignals", () => {
   it("reads nothing from a request without signals", () => {
-    expect(readPrivacySignals({ id: "r" })).toEqual(NONE);
-    expect(readPrivacySignals({ id: "r", regs: {}, user: {}, device: {} })).toEqual(NONE);
+    expect(readPrivacySignals({ id: "r" })).toEqual(NO_SIGNALS);
+    expect(readPrivacySignals({ id: "r", regs: {}, user: {}, device: {} })).toEqual(NO_SIGNALS);
   });
 
   it("reads the OpenRTB 2.6 places", () => {
@@ -70,7 +59,7 @@ describe("readPrivacySignals", () => {
       device: { lmt: 0, ext: { atts: 3 } },
     };
     expect(readPrivacySignals(body)).toEqual({
-      ...NONE,
+      ...NO_SIGNALS,
       gdpr: 0,
       tcString: "CO",
       usPrivacy: "1YYN",
@@ -103,7 +92,7 @@ describe("readPrivacySignals", () => {
       user: { consent: null, ext: { consent: null } },
       device: { lmt: null, ext: { atts: null } },
     };
-    expect(readPrivacySignals(body)).toEqual(NONE);
+    expect(readPrivacySignals(body)).toEqual(NO_SIGNALS);
   });
 
   it("hands back the request's own gpp_sid array, not a copy", () => {

@@ -5,6 +5,7 @@ import { ProfileCache } from "../../src/profiles/profile-cache.ts";
 import { Admission } from "../../src/reliability/admission.ts";
 import { CircuitBreaker } from "../../src/reliability/circuit-breaker.ts";
 import { deadlineMs, withDeadline } from "../../src/reliability/deadline.ts";
+import { add } from "../contract/profile-store-contract.ts";
 
 describe("circuit breaker", () => {
   it("opens after the failures in a row, lets one probe through after openMs, and closes on its success", () => {
@@ -100,20 +101,7 @@ describe("deadline", () => {
 
   it("makes the cache answer a slow store's misses degraded at the deadline, keeping what it held", async () => {
     const store = new MemoryProfileStore();
-    await store.applyMemberships(
-      [
-        {
-          key: "bu:held",
-          op: "add",
-          segment: "1",
-          expiresAt: 0,
-          source: "",
-          generation: 0,
-          minGeneration: 0,
-        },
-      ],
-      0,
-    );
+    await store.applyMemberships([add("bu:held", "1")], 0);
     const cache = new ProfileCache(store, { maxEntries: 10, maxBytes: 1e6, ttlMs: 60_000, negativeTtlMs: 0 });
     await cache.getMany(["bu:held"]);
     const real = store.readProfiles.bind(store);
