@@ -17,7 +17,7 @@ const serving = await serve(config, log, {
   port: data.port,
   worker: { index: data.index, count: data.count },
 });
-port.postMessage({ t: "listening", port: serving.port } satisfies FromWorker);
+port.postMessage({ t: "listening" } satisfies FromWorker);
 port.on("message", (msg: ToWorker) => {
   if (msg.t !== "stop") return;
   // Nothing else holds the thread once stopped: it ends when this port closes.

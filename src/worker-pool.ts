@@ -20,7 +20,7 @@ export interface WorkerData {
   readonly tsx: string | null;
 }
 export type ToWorker = { t: "stop"; signal: string };
-export type FromWorker = { t: "listening"; port: number };
+export type FromWorker = { t: "listening" };
 
 /** Loads the entry in the thread, registering tsx first when it is TypeScript (workers do not inherit it). */
 const BOOT = `
@@ -59,8 +59,8 @@ export async function startWorkerPool(config: Config, log: Logger, count: number
   let stopping = false;
   const port = config.port === 0 ? await freePort(config.host) : config.port;
 
-  /** Starts worker `index`; resolves with its port once it listens, rejects if it dies first. */
-  const start = (index: number): Promise<number> =>
+  /** Starts worker `index`; resolves once it listens, rejects if it dies first. */
+  const start = (index: number): Promise<void> =>
     new Promise((resolve, reject) => {
       const data: WorkerData = { index, count, port, entry: entryUrl.href, tsx };
       const w = new Worker(BOOT, { eval: true, workerData: data });
@@ -69,7 +69,7 @@ export async function startWorkerPool(config: Config, log: Logger, count: number
       w.on("message", (msg: FromWorker) => {
         if (msg.t === "listening") {
           listening = true;
-          resolve(msg.port);
+          resolve();
         }
       });
       w.on("error", (err) => {
