@@ -198,6 +198,13 @@ export const CONFIG_SPEC = {
     "",
     true,
   ),
+  lookupCallers: spec(
+    "LOOKUP_CALLERS",
+    enrichCallers,
+    "Callers of /v1/lookup, in the form of ENRICH_CALLERS: `<key>=<caller>:<provider>[\\|<provider>...]`, sent as `Authorization: Bearer <key>`; each caller receives second-party segments only of the providers it names, and first- and third-party ones with `*`. A request without a known key gets 401. Empty: /v1/lookup is open and gives first- and third-party data only.",
+    "",
+    true,
+  ),
   batchLimit: spec(
     "BATCH_LIMIT",
     intIn(1, 10_000, 500),

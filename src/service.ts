@@ -162,6 +162,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   const privacy = privacyPolicyFromConfig(config);
   const lookup = createLookupHandler({
     cache,
+    callers: config.lookupCallers,
     counters,
     tokens,
     catalog,

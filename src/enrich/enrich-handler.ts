@@ -73,6 +73,8 @@ export function createEnrichHandler(
       nowSec: 0,
       expand: wantsExpansion(req, body),
       minConfidence: readMinConfidence(req, body),
+      // The caller's scope is applied to the whole answer below (scoped), deals included.
+      scope: null,
     };
     // 5. Profiles: from cache, or all misses in one store round trip.
     const found = opts.cache.getMany(subject.keys, deadlineMs(body.tmax, opts.budgetMs, opts.tmaxMarginMs));

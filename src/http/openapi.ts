@@ -95,6 +95,8 @@ export const OPENAPI = {
     "/v1/lookup": {
       post: {
         summary: "Segments, capped campaigns and remaining impressions of the person behind a bid request",
+        description:
+          "With LOOKUP_CALLERS set, `Authorization: Bearer <caller key>` is required (401 otherwise) and decides whose second-party segments are answered. The compact form and each batch entry take the privacy signals coppa, gdpr, lmt (0/1), consent, us_privacy, gpp, gpp_sid.",
         parameters: [
           query("campaigns", "Candidate campaigns, comma-separated: the answer says what each has left"),
           query("expand", "1: add each segment's ancestors"),
@@ -104,7 +106,19 @@ export const OPENAPI = {
         requestBody: body("application/json", {
           oneOf: [
             ref("BidRequest"),
-            { type: "object", required: ["ids"] },
+            {
+              type: "object",
+              required: ["ids"],
+              properties: {
+                coppa: { enum: [0, 1] },
+                gdpr: { enum: [0, 1] },
+                lmt: { enum: [0, 1] },
+                consent: { type: "string" },
+                us_privacy: { type: "string" },
+                gpp: { type: "string" },
+                gpp_sid: { type: "array", items: { type: "integer" } },
+              },
+            },
             { type: "object", required: ["batch"] },
           ],
         }),

@@ -18,6 +18,18 @@ export const MAX_ID_LENGTH = 256;
 const NAMESPACE_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const ZERO_IFA_RE = /^[0-]+$/;
 const HEM_RE = /^[0-9a-f]{64}$/;
+/**
+ * Characters no ID may hold. Braces would move the Redis Cluster hash tag of the ID's keys (`p:{<id>}`: a
+ * `}` inside the ID ends the tag early, so two IDs could share keys' slots and one ID's key could spell the
+ * start of another's); control characters (C0, DEL, C1) break log lines and have no place in any real ID.
+ */
+function hasForbiddenChar(id: string): boolean {
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x7b /* { */ || c === 0x7d /* } */) return true;
+  }
+  return false;
+}
 
 export type TypedIdResult = { ok: true; key: string; type: string } | { ok: false; reason: string };
 
@@ -44,6 +56,7 @@ export function toTypedId(type: string, id: string): TypedIdResult {
   const raw = id.trim();
   if (raw.length === 0) return { ok: false, reason: "empty id" };
   if (raw.length > MAX_ID_LENGTH) return { ok: false, reason: `id longer than ${MAX_ID_LENGTH} characters` };
+  if (hasForbiddenChar(raw)) return { ok: false, reason: "id holds '{', '}' or a control character" };
   switch (t) {
     case "ifa": {
       if (ZERO_IFA_RE.test(raw)) return { ok: false, reason: "all-zero ifa" };

@@ -1,12 +1,14 @@
 // POST /v1/lookup — the hot path, top to bottom: parse, privacy gate, resolve IDs, fetch profiles, merge,
 // apply caps, respond. Transport-neutral: the uWebSockets.js and node:http servers both call it.
 import { Packr } from "msgpackr";
+import { CallerScopes } from "../callers/caller-scope.ts";
 import { CAP_ID_RE } from "../capping/cap-rule.ts";
 import { CounterIndex } from "../capping/cap-windows.ts";
 import { capsFor } from "../capping/caps-at-bid.ts";
 import type { CounterCache, CounterRead } from "../capping/counter-cache.ts";
 import type { EventTokens } from "../capping/event-token.ts";
 import { personKeyOf } from "../capping/person-key.ts";
+import { ANONYMOUS, callerOf, type EnrichCallers } from "../enrich/enrich-callers.ts";
 import { ApiError, badField } from "../errors.ts";
 import {
   type HttpAnswer,
@@ -21,18 +23,20 @@ import { readBidRequest } from "../openrtb/read-bid-request.ts";
 import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
 import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess } from "../privacy/privacy-gate.ts";
-import { readPrivacySignals } from "../privacy/privacy-signals.ts";
+import { COMPACT_SIGNAL_FIELDS, readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
 import type { Profile } from "../profiles/profile-codec.ts";
 import { deadlineMs } from "../reliability/deadline.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
-import { readCompact } from "./read-compact.ts";
+import { type PrivacyGate, readCompact } from "./read-compact.ts";
 import { exchangeOf, parseJsonObject, readMinConfidence, wantsExpansion } from "./request-parts.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
+  /** LOOKUP_CALLERS: who may call, and whose second-party data each receives; empty: open, none. */
+  readonly callers: EnrichCallers;
   /** People's impression counters, for `capped` and `remaining`. */
   readonly counters: CounterCache;
   /** Issues the opaque `token` impression events may name the person by; null when not configured. */
@@ -81,28 +85,36 @@ export function createLookupHandler(
   opts: LookupOptions,
 ): (req: HttpRequestData) => HttpAnswer | Promise<HttpAnswer> {
   const { cache, catalog, counters, now } = opts;
+  const open = opts.callers.size === 0;
+  const scopes = new CallerScopes();
+  const gate: PrivacyGate = (signals) => decideAccess(signals, opts.privacy, opts.consent);
 
   return function lookup(req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> {
+    // 0. Caller: with LOOKUP_CALLERS, only a known key; it decides whose second-party data may be answered.
+    const caller = open ? ANONYMOUS : callerOf(opts.callers, bearerKey(req.authorization));
+    if (caller === null)
+      throw new ApiError(
+        "AUD_ERR_UNAUTHORIZED",
+        "a lookup caller's key is required (Authorization: Bearer <key>)",
+      );
     // One catalog for the whole request: a replace going live mid-request cannot mix two generations.
     const snapshot = catalog.current;
     // 1. Parse: the body must be a JSON object; the form is chosen by its top-level keys.
     const body = parseJsonObject(req.body);
     const isBatch = body.batch !== undefined;
     const expand = wantsExpansion(req, body);
-    const subjects: LookupSubject[] = isBatch
-      ? readBatch(body.batch, opts)
-      : body.ids !== undefined
-        ? [readCompact(body, "", opts.idsPerRequestLimit)]
-        : // 2. Privacy gate: consent and legal signals decide what may be used, before any ID is read.
-          //    3. Resolve IDs: every ID allowed becomes a typed key (none at all when nothing personal is).
-          [
-            readBidRequest(
-              body,
-              exchangeOf(req, opts.defaultExchange),
-              opts.idsPerRequestLimit,
-              decideAccess(readPrivacySignals(body), opts.privacy, opts.consent),
-            ),
-          ];
+    // 2. Privacy gate: consent and legal signals decide what may be used, before any ID is read; the compact
+    //    and batch forms carry them flat (coppa, gdpr, consent, us_privacy, gpp, gpp_sid, lmt) per user.
+    // 3. Resolve IDs: every ID allowed becomes a typed key (none at all when nothing personal is).
+    let subjects: LookupSubject[];
+    if (isBatch) subjects = readBatch(body, opts, gate);
+    else if (body.ids !== undefined) subjects = [readCompact(body, "", opts.idsPerRequestLimit, gate)];
+    else {
+      const access = gate(readPrivacySignals(body));
+      subjects = [
+        readBidRequest(body, exchangeOf(req, opts.defaultExchange), opts.idsPerRequestLimit, access),
+      ];
+    }
     for (const s of subjects)
       for (const r of s.withheld) opts.withheldStats[r] = (opts.withheldStats[r] ?? 0) + 1;
 
@@ -129,6 +141,7 @@ export function createLookupHandler(
       expand,
       candidates,
       minConfidence: readMinConfidence(req, body),
+      scope: scopes.of(caller, snapshot),
       tokens: opts.tokens,
       nowSec: 0,
     };
@@ -236,8 +249,18 @@ function respond(
   return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
 }
 
-function readBatch(batch: unknown, opts: LookupOptions): LookupSubject[] {
+/** `Authorization: Bearer <key>`: the key, or "" when there is none. */
+function bearerKey(authorization: string): string {
+  return authorization.startsWith("Bearer ") ? authorization.slice(7).trim() : "";
+}
+
+function readBatch(body: Json, opts: LookupOptions, gate: PrivacyGate): LookupSubject[] {
+  const batch = body.batch;
   if (!Array.isArray(batch)) throw badField("batch", "an array of {id, ids} objects");
+  // Each user of a batch has its own consent: signals beside the batch would be a guess at whose they are,
+  // and ignoring them would fail open.
+  for (const f of COMPACT_SIGNAL_FIELDS)
+    if (body[f] !== undefined) throw badField(f, "given in each batch entry, not beside the batch");
   if (batch.length > opts.batchLimit) {
     throw new ApiError(
       "AUD_ERR_TOO_MANY",
@@ -249,7 +272,7 @@ function readBatch(batch: unknown, opts: LookupOptions): LookupSubject[] {
   for (let i = 0; i < batch.length; i++) {
     const entry = batch[i];
     if (!isObject(entry)) throw badField(`batch[${i}]`, "an object {id, ids}");
-    out[i] = readCompact(entry, `batch[${i}].`, opts.idsPerRequestLimit);
+    out[i] = readCompact(entry, `batch[${i}].`, opts.idsPerRequestLimit, gate);
   }
   return out;
 }

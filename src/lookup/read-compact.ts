@@ -2,10 +2,19 @@
 import { ApiError, badField, missingField } from "../errors.ts";
 import { toTypedId } from "../identity/typed-id.ts";
 import { isObject, type Json, optString } from "../json-fields.ts";
+import type { PrivacyDecision } from "../privacy/privacy-gate.ts";
+import { type PrivacySignals, readCompactSignals } from "../privacy/privacy-signals.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 
-/** Compact form: `{"id"?: "...", "ids": [{"type": "ifa", "id": "..."}]}`. Bad entries are 400s here. */
-export function readCompact(body: Json, place: string, maxIds: number): LookupSubject {
+/** The privacy gate as the compact reader uses it: signals in, decision out (privacy-gate.ts decideAccess). */
+export type PrivacyGate = (signals: PrivacySignals) => PrivacyDecision;
+
+/**
+ * Compact form: `{"id"?: "...", "ids": [{"type": "ifa", "id": "..."}], "gdpr"?: 1, "consent"?: "...", ...}`.
+ * Bad entries are 400s here. Privacy signals, when given, go through the same gate as a bid request's:
+ * without them the caller is taken to have applied consent itself.
+ */
+export function readCompact(body: Json, place: string, maxIds: number, gate: PrivacyGate): LookupSubject {
   const reqId = body.id;
   if (reqId !== undefined && reqId !== null && typeof reqId !== "string")
     throw badField(`${place}id`, "a string");
@@ -20,6 +29,7 @@ export function readCompact(body: Json, place: string, maxIds: number): LookupSu
   }
   const keys: string[] = [];
   const seen = new Set<string>();
+  let ifa = false;
   for (let i = 0; i < ids.length; i++) {
     const e = ids[i];
     const f = `${place}ids[${i}]`;
@@ -35,17 +45,23 @@ export function readCompact(body: Json, place: string, maxIds: number): LookupSu
         `${f}: ${r.reason}`,
         r.reason.startsWith("unknown") ? `${f}.type` : `${f}.id`,
       );
+    if (r.type === "ifa") ifa = true;
     if (!seen.has(r.key)) {
       seen.add(r.key);
       keys.push(r.key);
     }
   }
-  // The compact form carries no consent signals: a caller that uses it has applied them already.
+  const requestId = typeof reqId === "string" ? reqId : null;
+  const signals = readCompactSignals(body, place, ifa);
+  if (signals === null) return { requestId, keys, withheld: [], thirdParties: true, useCaps: true };
+  const access = gate(signals);
+  // As for a bid request (read-bid-request.ts): no ID at all without personal data, no IFA when withheld.
+  const allowed = !access.personal ? [] : access.useIfa ? keys : keys.filter((k) => !k.startsWith("ifa:"));
   return {
-    requestId: typeof reqId === "string" ? reqId : null,
-    keys,
-    withheld: [],
-    thirdParties: true,
-    useCaps: true,
+    requestId,
+    keys: allowed,
+    withheld: access.reasons,
+    thirdParties: access.thirdParties,
+    useCaps: access.useCaps && access.personal,
   };
 }

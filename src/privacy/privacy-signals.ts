@@ -38,14 +38,14 @@ function optZeroOne(parent: Json, key: string, field: string): 0 | 1 | undefined
   return v;
 }
 
-function optGppSid(regs: Json): readonly number[] | undefined {
-  const v = regs.gpp_sid;
+function optGppSid(parent: Json, field: string): readonly number[] | undefined {
+  const v = parent.gpp_sid;
   if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v)) throw badField("regs.gpp_sid", "an array of integers");
+  if (!Array.isArray(v)) throw badField(field, "an array of integers");
   for (let i = 0; i < v.length; i++) {
     const sid: unknown = v[i];
     // Any integer: an ID of no known section is simply not acted on.
-    if (!Number.isInteger(sid)) throw badField(`regs.gpp_sid[${i}]`, "an integer");
+    if (!Number.isInteger(sid)) throw badField(`${field}[${i}]`, "an integer");
   }
   return v as readonly number[];
 }
@@ -70,7 +70,7 @@ export function readPrivacySignals(body: Json): PrivacySignals {
     gdpr = optZeroOne(regs, "gdpr", "regs.gdpr");
     usPrivacy = optString(regs, "us_privacy", "regs.us_privacy");
     gpp = optString(regs, "gpp", "regs.gpp");
-    gppSid = optGppSid(regs);
+    gppSid = optGppSid(regs, "regs.gpp_sid");
     const ext = optObject(regs, "ext", "regs.ext");
     if (ext !== undefined) {
       const extGdpr = optZeroOne(ext, "gdpr", "regs.ext.gdpr");
@@ -103,4 +103,45 @@ export function readPrivacySignals(body: Json): PrivacySignals {
   }
 
   return { coppa, gdpr, tcString, usPrivacy, gpp, gppSid, lmt, atts, ifa };
+}
+
+/** The privacy fields of the compact lookup form, flat where a bid request nests them in regs, user and device. */
+export const COMPACT_SIGNAL_FIELDS = [
+  "coppa",
+  "gdpr",
+  "consent",
+  "us_privacy",
+  "gpp",
+  "gpp_sid",
+  "lmt",
+] as const;
+
+/**
+ * The privacy signals of one compact lookup (the body, or one batch entry, `place` prefixing field names):
+ * `coppa`, `gdpr`, `lmt` (0 or 1), `consent` (TC string), `us_privacy`, `gpp` and `gpp_sid`, with the meaning
+ * and validation of their bid-request places. `ifa` says whether the entry names an IFA. Null when the entry
+ * carries none of them: the caller sent no signal, and the gate would allow everything.
+ */
+export function readCompactSignals(entry: Json, place: string, ifa: boolean): PrivacySignals | null {
+  if (
+    entry.coppa === undefined &&
+    entry.gdpr === undefined &&
+    entry.consent === undefined &&
+    entry.us_privacy === undefined &&
+    entry.gpp === undefined &&
+    entry.gpp_sid === undefined &&
+    entry.lmt === undefined
+  )
+    return null;
+  return {
+    coppa: optZeroOne(entry, "coppa", `${place}coppa`) === 1,
+    gdpr: optZeroOne(entry, "gdpr", `${place}gdpr`),
+    tcString: optString(entry, "consent", `${place}consent`),
+    usPrivacy: optString(entry, "us_privacy", `${place}us_privacy`),
+    gpp: optString(entry, "gpp", `${place}gpp`),
+    gppSid: optGppSid(entry, `${place}gpp_sid`),
+    lmt: optZeroOne(entry, "lmt", `${place}lmt`) === 1,
+    atts: undefined,
+    ifa,
+  };
 }

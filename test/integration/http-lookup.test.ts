@@ -69,7 +69,9 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
   it("takes the union of all matched IDs' segments", async () => {
     const { json } = await postJson(url, sample("eids-uid2-id5-rampid.json"));
     expect(json.matched).toEqual(["eid:uidapi.com", "eid:id5-sync.com", "eid:liveramp.com"]);
-    expect(json.segments).toEqual(["2002", "2003", "3001", "4001", "4003", "7001"]);
+    // 4001 and 4003 are the travel partner's second-party segments: an open lookup (no LOOKUP_CALLERS)
+    // never hands them out.
+    expect(json.segments).toEqual(["2002", "2003", "3001", "7001"]);
   });
 
   it("ignores device.ifa under device.lmt = 1 and says so", async () => {
@@ -111,6 +113,26 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
       ["u2", []],
       ["u3", ["1001", "3001"]],
     ]);
+  });
+
+  it("refuses an ID holding a brace or a control character in the compact form, and skips it in a bid request", async () => {
+    for (const id of ["k-41c7e2a9f05b4d83}", "{k-41c7e2a9f05b4d83", "k-41c7\u0000e2a9", "k-41c7\ne2a9"]) {
+      const { status, json } = await postJson(url, { ids: [{ type: "bu", id }] });
+      expect(status).toBe(400);
+      expect(json.error).toEqual({
+        code: "AUD_ERR_BAD_FIELD",
+        message: "ids[0]: id holds '{', '}' or a control character",
+        field: "ids[0].id",
+      });
+    }
+    // In a bid request an unusable ID is noise: the bid keeps its other IDs.
+    const body = {
+      id: "r",
+      user: { buyeruid: "x}:y", eids: [{ source: "uidapi.com", uids: [{ id: "u}" }] }] },
+    };
+    const { status, json } = await postJson(url, body);
+    expect(status).toBe(200);
+    expect(json.matched).toEqual([]);
   });
 
   it("answers in msgpack when asked", async () => {

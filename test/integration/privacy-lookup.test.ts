@@ -22,6 +22,11 @@ const corpus = JSON.parse(
 };
 
 const ADMIN = "privacy-admin-token-000001";
+/** LOOKUP_CALLERS: a bidder that may receive the partner's second-party data, and one that may not. */
+const PARTNER_KEY = "privacy-partner-bidder-key-01";
+const OTHER_KEY = "privacy-other-bidder-key-0001";
+const LOOKUP_CALLERS = `${PARTNER_KEY}=partner-dsp:partner|*,${OTHER_KEY}=other-dsp:*`;
+const AS_PARTNER = { authorization: `Bearer ${PARTNER_KEY}` };
 const IFA = "3f1e2d4c-5b6a-4978-8a1b-2c3d4e5f6a7b";
 const BUYER = "privacy-user-1";
 // bu: first-party 101, second-party 301, third-party 201, sensitive 901 (and 902, child of sensitive 900).
@@ -58,7 +63,12 @@ async function serviceFor(policy: Record<string, unknown> | null | undefined): P
   const key = JSON.stringify(policy ?? null);
   let s = byPolicy.get(key);
   if (s === undefined) {
-    s = await startService({ REDIS_URL: redis.url, CAP_COUNTERS_CACHE_MS: "0", ...policyEnv(policy) });
+    s = await startService({
+      REDIS_URL: redis.url,
+      CAP_COUNTERS_CACHE_MS: "0",
+      LOOKUP_CALLERS,
+      ...policyEnv(policy),
+    });
     byPolicy.set(key, s);
   }
   return s;
@@ -80,6 +90,7 @@ beforeAll(async () => {
     ADMIN_TOKENS: `${ADMIN}=*`,
     TCF_VENDOR_ID: String(corpus.vendorId),
     CAP_COUNTERS_CACHE_MS: "0",
+    LOOKUP_CALLERS,
   });
   await admin(
     "PUT",
@@ -125,7 +136,11 @@ beforeAll(async () => {
   }
   // The catalog (taxonomy, rules) reaches the instance through its reload.
   for (let i = 0; i < 100; i++) {
-    const { json } = await postJson(`${svc.base}/v1/lookup`, { ids: [{ type: "bu", id: BUYER }] });
+    const { json } = await postJson(
+      `${svc.base}/v1/lookup`,
+      { ids: [{ type: "bu", id: BUYER }] },
+      AS_PARTNER,
+    );
     if (json.segments.includes("101") && json.capped.includes("camp-1")) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -174,6 +189,7 @@ describe("privacy gate through /v1/lookup", () => {
     const { status, json } = await postJson(
       `${service.base}/v1/lookup?campaigns=camp-1`,
       withPerson(c.request),
+      AS_PARTNER,
     );
     expect(status).toBe(200);
     expect(json.segments).toEqual(expectedSegments(c.expect));
@@ -190,9 +206,13 @@ describe("privacy gate through /v1/lookup", () => {
 
   it("counts every answer by withheld reason in /healthz", async () => {
     const before = (await getJson(`${svc.base}/healthz`)).json.withheld;
-    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { coppa: 1 } }));
-    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { coppa: 1 } }));
-    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { us_privacy: "1YYN" } }));
+    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { coppa: 1 } }), AS_PARTNER);
+    await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r", regs: { coppa: 1 } }), AS_PARTNER);
+    await postJson(
+      `${svc.base}/v1/lookup`,
+      withPerson({ id: "r", regs: { us_privacy: "1YYN" } }),
+      AS_PARTNER,
+    );
     const after = (await getJson(`${svc.base}/healthz`)).json.withheld;
     expect(after.coppa - (before.coppa ?? 0)).toBe(2);
     expect(after.usp_optout - (before.usp_optout ?? 0)).toBe(1);
@@ -207,11 +227,139 @@ describe("privacy gate through /v1/lookup", () => {
       [{ id: "r", device: { ext: { atts: 9 } } }, "device.ext.atts"],
     ];
     for (const [body, field] of cases) {
-      const { status, json } = await postJson(`${svc.base}/v1/lookup`, body);
+      const { status, json } = await postJson(`${svc.base}/v1/lookup`, body, AS_PARTNER);
       expect(status).toBe(400);
       expect(json.error.field).toBe(field);
     }
-    expect((await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r" }))).json.segments.length).toBe(6);
+    const { json } = await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r" }), AS_PARTNER);
+    expect(json.segments.length).toBe(6);
+  });
+});
+
+/**
+ * The case's signals in the compact form's flat fields, and the person's IDs as typed IDs; null for a case the
+ * compact form cannot say (Apple's ATT status has no compact field).
+ */
+function asCompact(request: Record<string, unknown>): Record<string, unknown> | null {
+  const obj = (v: unknown): Record<string, unknown> => (v ?? {}) as Record<string, unknown>;
+  const regs = obj(request.regs);
+  const user = obj(request.user);
+  const device = obj(request.device);
+  if (obj(device.ext).atts !== undefined) return null;
+  const out: Record<string, unknown> = { id: "c" };
+  const put = (name: string, ...places: unknown[]): void => {
+    const v = places.find((p) => p !== undefined);
+    if (v !== undefined) out[name] = v;
+  };
+  put("coppa", regs.coppa);
+  put("gdpr", regs.gdpr, obj(regs.ext).gdpr);
+  put("consent", user.consent, obj(user.ext).consent);
+  put("us_privacy", regs.us_privacy, obj(regs.ext).us_privacy);
+  put("gpp", regs.gpp);
+  put("gpp_sid", regs.gpp_sid);
+  put("lmt", device.lmt);
+  const sendsIfa = request.device === undefined || "ifa" in device;
+  out.ids = [{ type: "bu", id: BUYER }, ...(sendsIfa ? [{ type: "ifa", id: IFA }] : [])];
+  return out;
+}
+
+describe("privacy gate through the compact and batch forms", () => {
+  const cases = corpus.cases.flatMap((c) => {
+    const compact = asCompact(c.request);
+    return compact === null ? [] : [[c.name, c, compact] as const];
+  });
+
+  it("covers every reason of the corpus but ATT", () => {
+    expect(cases.length).toBeGreaterThan(50);
+  });
+
+  it.each(cases)("%s", async (_name, c, compact) => {
+    const service = await serviceFor(c.policy);
+    const single = await postJson(
+      `${service.base}/v1/lookup`,
+      { ...compact, campaigns: ["camp-1"] },
+      AS_PARTNER,
+    );
+    const batch = await postJson(
+      `${service.base}/v1/lookup`,
+      { batch: [compact, { ids: [{ type: "bu", id: BUYER }] }], campaigns: ["camp-1"] },
+      AS_PARTNER,
+    );
+    expect(single.status).toBe(200);
+    expect(batch.status).toBe(200);
+    for (const json of [single.json, batch.json.results[0]]) {
+      expect(json.segments).toEqual(expectedSegments(c.expect));
+      expect(json.withheld).toEqual(c.expect.reasons);
+      if (c.expect.useCaps && c.expect.personal) {
+        expect(json.capped).toEqual(["camp-1"]);
+        expect(json.remaining).toEqual({ "camp-1": 0 });
+      } else {
+        expect(json.capped).toEqual([]);
+        expect(json.remaining).toBeUndefined();
+      }
+    }
+    // The other entry of the batch carries no signal: its own answer, whatever its neighbour's consent.
+    expect(batch.json.results[1].segments).toEqual(["101", "201", "301", "902"]);
+    expect(batch.json.results[1].withheld).toEqual([]);
+  });
+
+  it("refuses signals beside a batch rather than guess whose they are", async () => {
+    const { status, json } = await postJson(
+      `${svc.base}/v1/lookup`,
+      { batch: [{ ids: [{ type: "bu", id: BUYER }] }], gdpr: 1 },
+      AS_PARTNER,
+    );
+    expect(status).toBe(400);
+    expect(json.error).toMatchObject({ code: "AUD_ERR_BAD_FIELD", field: "gdpr" });
+  });
+});
+
+describe("LOOKUP_CALLERS", () => {
+  const compact = { ids: [{ type: "bu", id: BUYER }] };
+
+  it("answers 401 to a request without a key, with an unknown key, or with a prefix of a known key", async () => {
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: "Bearer privacy-unknown-bidder-key" },
+      { authorization: `Bearer ${PARTNER_KEY.slice(0, -1)}` },
+      { authorization: `Bearer ${PARTNER_KEY}x` },
+      { authorization: PARTNER_KEY },
+    ];
+    for (const headers of attempts) {
+      const { status, json } = await postJson(`${svc.base}/v1/lookup`, compact, headers);
+      expect(status).toBe(401);
+      expect(json.error.code).toBe("AUD_ERR_UNAUTHORIZED");
+    }
+  });
+
+  it("gives second-party data only to the partner's caller, on every form", async () => {
+    const forms: unknown[] = [compact, withPerson({ id: "r" }), { batch: [compact] }];
+    for (const body of forms) {
+      const partner = (await postJson(`${svc.base}/v1/lookup`, body, AS_PARTNER)).json;
+      const other = (await postJson(`${svc.base}/v1/lookup`, body, { authorization: `Bearer ${OTHER_KEY}` }))
+        .json;
+      expect((partner.results?.[0] ?? partner).segments).toContain("301");
+      expect((other.results?.[0] ?? other).segments).not.toContain("301");
+      expect((other.results?.[0] ?? other).segments).toContain("201");
+    }
+  });
+
+  it("without LOOKUP_CALLERS, the open lookup gives first- and third-party data only", async () => {
+    const open = await startService({ REDIS_URL: redis.url, CAP_COUNTERS_CACHE_MS: "0" });
+    try {
+      for (let i = 0; i < 100; i++) {
+        const { status, json } = await postJson(`${open.base}/v1/lookup`, compact);
+        expect(status).toBe(200);
+        if (json.segments.includes("101")) {
+          expect(json.segments).toEqual(["101", "201", "902"]);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("the open service never loaded the catalog");
+    } finally {
+      await open.stop();
+    }
   });
 });
 
@@ -231,7 +379,7 @@ describe("sensitive segments", () => {
   ];
 
   it.each(forms)("are never returned: %s", async (_name, path, body) => {
-    const { status, json } = await postJson(`${svc.base}${path}`, body);
+    const { status, json } = await postJson(`${svc.base}${path}`, body, AS_PARTNER);
     expect(status).toBe(200);
     const answers = (json.results ?? [json]) as { segments: string[] }[];
     const all = answers.flatMap((a) => a.segments);

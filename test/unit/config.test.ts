@@ -53,6 +53,7 @@ describe("loadConfig defaults", () => {
       adminBodyLimitBytes: 1_073_741_824,
       adminTokens: new Map(),
       enrichCallers: new Map(),
+      lookupCallers: new Map(),
       // The embedded demo (no REDIS_URL, demo data) answers the GDPR samples as the vendor they name.
       tcfVendorId: 1001,
       tcfRequiredPurposes: [1, 3, 4],

@@ -94,6 +94,11 @@ describe("toRow", () => {
     ["ttl over ten years", { type: "bu", id: "x", segment: "s", ttl: "315360001" }, TTL_REASON],
     ["segment too long", { type: "bu", id: "x", segment: "s".repeat(65) }, SEGMENT_REASON],
     ["segment missing", { type: "bu", id: "x" }, SEGMENT_REASON],
+    [
+      "an id with a brace",
+      { type: "bu", id: "x}", segment: "s" },
+      "id holds '{', '}' or a control character",
+    ],
   ])("rejects %s", (_label, row, reason) => {
     expect(toRow(row, NOW)).toBe(reason);
   });

@@ -11,6 +11,9 @@ import { readPrivacySignals } from "../../src/privacy/privacy-signals.ts";
 const read = (body: Json, exchange: string, maxIds: number) =>
   readBidRequest(body, exchange, maxIds, decideAccess(readPrivacySignals(body), DEFAULT_PRIVACY_POLICY));
 
+/** The gate the lookup gives the compact reader. */
+const gate = (signals: Parameters<typeof decideAccess>[0]) => decideAccess(signals, DEFAULT_PRIVACY_POLICY);
+
 const IFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC";
 const ZERO_IFA = "00000000-0000-0000-0000-000000000000";
 
@@ -280,7 +283,7 @@ describe("readCompact", () => {
         { type: "xu:ssp", id: "u1" },
       ],
     };
-    const r = readCompact(body, "", 64);
+    const r = readCompact(body, "", 64, gate);
     expect(r.requestId).toBe("c-1");
     expect(r.withheld).toEqual([]);
     expect(r.keys).toHaveLength(4);
@@ -290,7 +293,7 @@ describe("readCompact", () => {
   });
 
   it("has a null requestId when id is absent", () => {
-    expect(readCompact({ ids: [] }, "", 64)).toEqual({
+    expect(readCompact({ ids: [] }, "", 64, gate)).toEqual({
       requestId: null,
       keys: [],
       withheld: [],
@@ -304,14 +307,14 @@ describe("readCompact", () => {
       { type: "bu", id: "1" },
       { type: "bu", id: "2" },
     ];
-    expect(readCompact({ ids }, "", 2).keys).toEqual(["bu:1", "bu:2"]);
+    expect(readCompact({ ids }, "", 2, gate).keys).toEqual(["bu:1", "bu:2"]);
   });
 
   it("refuses more than maxIds entries with AUD_ERR_TOO_MANY", () => {
     const ids = [1, 2, 3].map((n) => ({ type: "bu", id: String(n) }));
-    const e = apiError(() => readCompact({ ids }, "batch[2].", 2), "AUD_ERR_TOO_MANY", "batch[2].ids");
+    const e = apiError(() => readCompact({ ids }, "batch[2].", 2, gate), "AUD_ERR_TOO_MANY", "batch[2].ids");
     expect(e.message).toBe("batch[2].ids has 3 entries; at most 2");
-    apiError(() => readCompact({ ids }, "", 2), "AUD_ERR_TOO_MANY", "ids");
+    apiError(() => readCompact({ ids }, "", 2, gate), "AUD_ERR_TOO_MANY", "ids");
   });
 
   it.each<[string, Json, ErrorCode, string, string]>([
@@ -387,14 +390,122 @@ describe("readCompact", () => {
       "batch[2].ids[0]: hem must be 64 hex characters (SHA-256)",
     ],
   ])("%s -> 400 with the place prefix", (_label, body, code, field, message) => {
-    expect(apiError(() => readCompact(body, "batch[2].", 64), code, field).message).toBe(message);
+    expect(apiError(() => readCompact(body, "batch[2].", 64, gate), code, field).message).toBe(message);
   });
 
   it("names the field without a prefix for a single lookup", () => {
     apiError(
-      () => readCompact({ ids: [{ type: "nope", id: "x" }] }, "", 64),
+      () => readCompact({ ids: [{ type: "nope", id: "x" }] }, "", 64, gate),
       "AUD_ERR_BAD_FIELD",
       "ids[0].type",
     );
+  });
+
+  it.each<[string, string]>([
+    ["an opening brace", "a{b"],
+    ["a closing brace, which would end the Cluster hash tag early", "a}:x"],
+    ["a newline", "a\nb"],
+    ["a NUL", "a\u0000b"],
+    ["DEL", "a\u007fb"],
+    ["a C1 control", "a\u0085b"],
+  ])("refuses an id holding %s", (_label, id) => {
+    const e = apiError(
+      () => readCompact({ ids: [{ type: "bu", id }] }, "", 64, gate),
+      "AUD_ERR_BAD_FIELD",
+      "ids[0].id",
+    );
+    expect(e.message).toBe("ids[0]: id holds '{', '}' or a control character");
+  });
+});
+
+describe("readCompact: privacy signals", () => {
+  const ids = [
+    { type: "ifa", id: IFA },
+    { type: "bu", id: "b1" },
+  ];
+  const ifaKey = `ifa:${IFA.toLowerCase()}`;
+
+  it("goes through no gate when the entry carries no signal", () => {
+    const r = readCompact({ ids }, "", 64, () => {
+      throw new Error("the gate was asked");
+    });
+    expect(r).toEqual({
+      requestId: null,
+      keys: [ifaKey, "bu:b1"],
+      withheld: [],
+      thirdParties: true,
+      useCaps: true,
+    });
+  });
+
+  it("coppa=1 takes no ID and no caps", () => {
+    expect(readCompact({ ids, coppa: 1 }, "", 64, gate)).toEqual({
+      requestId: null,
+      keys: [],
+      withheld: ["coppa"],
+      thirdParties: false,
+      useCaps: false,
+    });
+  });
+
+  it("gdpr=1 without a TC string takes nothing personal, and with a garbled one the same", () => {
+    const none = readCompact({ ids, gdpr: 1 }, "", 64, gate);
+    expect(none).toEqual({
+      requestId: null,
+      keys: [],
+      withheld: ["gdpr_bad_consent"],
+      thirdParties: false,
+      useCaps: false,
+    });
+    expect(readCompact({ ids, gdpr: 1, consent: "not-a-tc-string" }, "", 64, gate).keys).toEqual([]);
+  });
+
+  it("us_privacy opt-out keeps first-party data only; lmt=1 drops the IFA and says so", () => {
+    expect(readCompact({ ids, us_privacy: "1YYN" }, "", 64, gate)).toEqual({
+      requestId: null,
+      keys: [ifaKey, "bu:b1"],
+      withheld: ["usp_optout"],
+      thirdParties: false,
+      useCaps: true,
+    });
+    expect(readCompact({ ids, lmt: 1 }, "", 64, gate)).toEqual({
+      requestId: null,
+      keys: ["bu:b1"],
+      withheld: ["lmt"],
+      thirdParties: true,
+      useCaps: true,
+    });
+  });
+
+  it("reads gpp and gpp_sid as a bid request's regs.gpp and regs.gpp_sid: an undecodable string fails closed", () => {
+    const r = readCompact({ ids, gpp: "garbage", gpp_sid: [7] }, "", 64, gate);
+    expect(r.withheld).toEqual(["gpp_bad_string"]);
+    expect(r.thirdParties).toBe(false);
+  });
+
+  it.each<[string, Json, string, string]>([
+    ["coppa 2", { coppa: 2 }, "batch[1].coppa", "batch[1].coppa must be 0 or 1"],
+    ["gdpr a string", { gdpr: "1" }, "batch[1].gdpr", "batch[1].gdpr must be 0 or 1"],
+    ["consent a number", { consent: 5 }, "batch[1].consent", "batch[1].consent must be a string"],
+    [
+      "gpp_sid not an array",
+      { gpp_sid: 7 },
+      "batch[1].gpp_sid",
+      "batch[1].gpp_sid must be an array of integers",
+    ],
+    [
+      "gpp_sid of strings",
+      { gpp_sid: ["7"] },
+      "batch[1].gpp_sid[0]",
+      "batch[1].gpp_sid[0] must be an integer",
+    ],
+    ["lmt true", { lmt: true }, "batch[1].lmt", "batch[1].lmt must be 0 or 1"],
+  ])("%s -> 400 naming the field", (_label, extra, field, message) => {
+    const e = apiError(
+      () => readCompact({ ids, ...extra }, "batch[1].", 64, gate),
+      "AUD_ERR_BAD_FIELD",
+      field,
+    );
+    expect(e.message).toBe(message);
   });
 });

@@ -113,6 +113,24 @@ describe("toTypedId", () => {
     expect(toTypedId("bu", id)).toEqual({ ok: false, reason: "empty id" });
   });
 
+  it.each([
+    ["a closing brace (it would end the Cluster hash tag of p:{bu:...} early)", "a}:b"],
+    ["an opening brace", "a{b"],
+    ["a tab inside", "a\tb"],
+    ["a newline inside", "a\nb"],
+    ["NUL", "a\u0000"],
+    ["DEL", "\u007fa"],
+    ["a C1 control", "a\u009fb"],
+  ])("rejects an id holding %s, whatever its type", (_label, id) => {
+    for (const type of ["bu", "xu:ssp", "eid:id5-sync.com", "ifa"]) {
+      expect(toTypedId(type, id)).toEqual({ ok: false, reason: "id holds '{', '}' or a control character" });
+    }
+  });
+
+  it("keeps accepting the punctuation real IDs carry", () => {
+    expect(toTypedId("bu", "a:b|c=d/e+f~g%20")).toEqual({ ok: true, key: "bu:a:b|c=d/e+f~g%20", type: "bu" });
+  });
+
   it("accepts an id of exactly MAX_ID_LENGTH and rejects one longer", () => {
     expect(MAX_ID_LENGTH).toBe(256);
     expect(toTypedId("bu", "x".repeat(256))).toEqual({ ok: true, key: `bu:${"x".repeat(256)}`, type: "bu" });
