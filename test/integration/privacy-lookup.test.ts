@@ -80,6 +80,8 @@ beforeAll(async () => {
     ADMIN_TOKENS: `${ADMIN}=*`,
     TCF_VENDOR_ID: String(corpus.vendorId),
     CAP_COUNTERS_CACHE_MS: "0",
+    // Impressions named by type and id, as a closed network sends them (the notice token is capping.test.ts's).
+    EVENTS_OPEN: "true",
   });
   await admin(
     "PUT",
