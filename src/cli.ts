@@ -268,7 +268,7 @@ async function ingestLinks(args: string[]): Promise<number> {
     progress.finish(s.read);
     process.stdout.write(
       `${file}: read ${s.read}, linked ${s.linked}, unlinked ${s.unlinked}, unchanged ${s.unchanged}, ` +
-        `refused ${s.refused} (person too large), skipped ${s.skipped}, rejected ${s.rejected} ` +
+        `refused ${s.refused} (person too large or an ID opted out), skipped ${s.skipped}, rejected ${s.rejected} ` +
         `in ${(s.elapsedMs / 1000).toFixed(2)} s\n`,
     );
     return s.rejected > 0 || s.refused > 0 ? 1 : 0;

@@ -187,7 +187,7 @@ export const CONFIG_SPEC = {
   adminTokens: spec(
     "ADMIN_TOKENS",
     adminTokens,
-    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `caps:read`, `caps:write`, `links:write`, `deals:read`, `deals:write`, `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
+    "Bearer tokens of the admin API: comma-separated `<token>=<scope>[\\|<scope>...]`, scopes `taxonomy:read`, `taxonomy:write`, `memberships:write`, `users:read`, `users:write`, `caps:read`, `caps:write`, `links:write`, `deals:read`, `deals:write`, `events` (POST /v1/events), `*` (all); a token is at least 16 of `A-Z a-z 0-9 . _ ~ + / -`. Empty: the admin API is off (every admin route answers 401).",
     "",
     true,
   ),
@@ -265,9 +265,21 @@ export const CONFIG_SPEC = {
   eventTokenSecret: spec(
     "EVENT_TOKEN_SECRET",
     z.string().min(32, "must be at least 32 characters (e.g. openssl rand -hex 32)").optional(),
-    "Secret for the opaque `token` a lookup hands out for impression events. Unset: no tokens; events name the person by type and id.",
+    "Secret (at least 32 characters) keying the notice `token` a lookup answer carries, which the impression pixel requires. Set the same one on every instance. Unset: each start makes a random one, shared by its worker threads, so tokens do not survive a restart or reach another instance.",
     undefined,
     true,
+  ),
+  noticeTokenTtlSec: spec(
+    "NOTICE_TOKEN_TTL_SEC",
+    intIn(60, 7 * 86_400, 3_600),
+    "How long a notice token is honoured after the lookup issued it: a pixel that fires later is refused (403).",
+    "3600",
+  ),
+  eventsOpen: spec(
+    "EVENTS_OPEN",
+    boolFlag(false),
+    "true: POST /v1/events needs no key and the impression pixel takes `type` and `id` without a token, as before tokens existed. Only for a closed network: anyone who reaches the service can then count impressions for any ID (and so cap anyone's campaigns). Logged as a warning at start-up.",
+    "false",
   ),
   catalogReloadMs: spec(
     "CATALOG_RELOAD_MS",

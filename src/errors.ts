@@ -12,6 +12,10 @@ export const ERRORS = {
   AUD_ERR_BAD_ROWS: { status: 400, message: "rows of the upload were rejected; see rows[]" },
   AUD_ERR_UNAUTHORIZED: { status: 401, message: "a valid bearer token is required" },
   AUD_ERR_FORBIDDEN: { status: 403, message: "the token lacks the scope this route requires" },
+  AUD_ERR_NOTICE_REFUSED: {
+    status: 403,
+    message: "the notice token does not allow this event (expired, used up, or another campaign)",
+  },
   AUD_ERR_NOT_FOUND: { status: 404, message: "no such route" },
   AUD_ERR_METHOD: { status: 405, message: "method not allowed on this route" },
   AUD_ERR_REQUEST_TIMEOUT: { status: 408, message: "the request body did not arrive in time" },

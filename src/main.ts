@@ -1,4 +1,5 @@
 // Composition root: config -> one serving instance, or a pool of worker threads -> signals.
+import { ephemeralSecret } from "./capping/notice-token.ts";
 import { ConfigError, configSummary, loadConfig, usesRedis, workerPlan } from "./config.ts";
 import { detectUwsBackend } from "./http/uws-server.ts";
 import { createLogger } from "./logger.ts";
@@ -32,8 +33,20 @@ async function main(): Promise<void> {
       `running 1 worker: ${plan.forcedBy} needs a single thread`,
     );
 
+  // Made here, before any worker starts, so that every thread of the process reads every other's tokens.
+  const noticeSecret = config.eventTokenSecret ?? ephemeralSecret();
+  if (config.eventTokenSecret === undefined)
+    log.warn(
+      "EVENT_TOKEN_SECRET unset: notice tokens are keyed by a random secret of this process; they do not survive a restart or reach another instance",
+    );
+  if (config.eventsOpen)
+    log.warn(
+      "EVENTS_OPEN=true: POST /v1/events needs no key and the pixel takes type and id; anyone who reaches this service can count impressions for any ID",
+    );
   const running =
-    workers === 1 ? await serve(config, log, { backend }) : await startWorkerPool(config, log, workers);
+    workers === 1
+      ? await serve(config, log, { backend, noticeSecret })
+      : await startWorkerPool(config, log, workers, noticeSecret);
   log.info(
     {
       port: running.port,

@@ -23,7 +23,13 @@ export interface MetricSources {
     bytes: number;
   };
   readonly breaker: () => { state: string; opened: number; rejected: number };
-  readonly events: () => { counted: number; duplicates: number; rejected: number; refused: number };
+  readonly events: () => {
+    counted: number;
+    duplicates: number;
+    ignored: number;
+    rejected: number;
+    refused: number;
+  };
   readonly withheld: () => Readonly<Record<string, number>>;
   readonly load: () => { inFlight: number; shed: number };
   readonly answers: () => { degraded: number; capped: number };
@@ -284,7 +290,7 @@ export class Metrics {
     });
     new Counter({
       name: "audience_impression_events_total",
-      help: "Impression events by outcome: counted, duplicate (dropped), rejected (bad), refused (store away).",
+      help: "Impression events by outcome: counted, duplicate (dropped), ignored (no cap rule, opted out, counters full), rejected (bad or refused token), refused (store away).",
       labelNames: ["outcome"],
       registers: [r],
       collect() {
@@ -292,6 +298,7 @@ export class Metrics {
         const e = sources.events();
         this.labels("counted").inc(e.counted);
         this.labels("duplicate").inc(e.duplicates);
+        this.labels("ignored").inc(e.ignored);
         this.labels("rejected").inc(e.rejected);
         this.labels("refused").inc(e.refused);
       },

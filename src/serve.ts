@@ -21,12 +21,15 @@ export interface ServeOptions {
   /** Overrides config.port: the port the pool picked for all its workers when PORT=0. */
   readonly port?: number;
   readonly worker?: { readonly index: number; readonly count: number };
+  /** The notice-token secret the process uses (EVENT_TOKEN_SECRET, or one made at start-up). */
+  readonly noticeSecret?: string;
 }
 
 export async function serve(config: Config, log: Logger, opts: ServeOptions): Promise<Serving> {
   const service = await createService(config, log, {
     backend: opts.backend,
     ...(opts.worker === undefined ? {} : { worker: opts.worker }),
+    ...(opts.noticeSecret === undefined ? {} : { noticeSecret: opts.noticeSecret }),
   });
   // Neither the path (an admin route names an ID) nor a store error (its keys name IDs) is logged in the clear.
   const server = await startHttpServer(

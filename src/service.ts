@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { adminRoutes } from "./admin/admin-routes.ts";
 import { CounterCache } from "./capping/counter-cache.ts";
 import { type EventStats, eventRoutes } from "./capping/event-routes.ts";
-import { EventTokens } from "./capping/event-token.ts";
+import { ephemeralSecret, NoticeTokens } from "./capping/notice-token.ts";
 import { type Config, redisTarget, usesRedis } from "./config.ts";
 import { createEnrichHandler } from "./enrich/enrich-handler.ts";
 import type { Route } from "./http/http-types.ts";
@@ -63,6 +63,11 @@ export interface ServiceOptions {
   readonly now?: () => number;
   /** This instance's place among the worker threads of the process (worker-pool.ts); alone by default. */
   readonly worker?: { readonly index: number; readonly count: number };
+  /**
+   * The secret the process made when EVENT_TOKEN_SECRET is unset (main.ts), shared by its worker threads;
+   * without either, this instance makes its own.
+   */
+  readonly noticeSecret?: string;
 }
 
 /** What a deployment mode provides: embedded (memory) or Redis. */
@@ -86,7 +91,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
   });
   const answerStats = { degraded: 0, capped: 0 };
   const ingestStats = { loaded: 0, rejected: 0 };
-  const eventStats: EventStats = { counted: 0, duplicates: 0, rejected: 0, refused: 0 };
+  const eventStats: EventStats = { counted: 0, duplicates: 0, ignored: 0, rejected: 0, refused: 0 };
   const withheldStats: Record<string, number> = {};
   let admission: Admission | null = null;
   let cache: ProfileCache | null = null;
@@ -157,7 +162,10 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
 
   if (!usesRedis(config) && config.seedDemoData) await seedDemo(data, log);
 
-  const tokens = config.eventTokenSecret === undefined ? null : new EventTokens(config.eventTokenSecret);
+  const tokens = new NoticeTokens(
+    config.eventTokenSecret ?? opts.noticeSecret ?? ephemeralSecret(),
+    config.noticeTokenTtlSec,
+  );
   const consent = createConsentDecoder();
   const privacy = privacyPolicyFromConfig(config);
   const lookup = createLookupHandler({
@@ -213,7 +221,18 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       worker,
     }),
     { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
-    ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
+    ...eventRoutes(
+      {
+        store: backing.bulkStore,
+        catalog,
+        counters,
+        tokens,
+        now,
+        adminTokens: config.adminTokens,
+        open: config.eventsOpen,
+      },
+      eventStats,
+    ),
     ...adminRoutes({ data, tokens: config.adminTokens, log, ingest: ingestStats }),
     ...operatorRoutes({
       metrics,

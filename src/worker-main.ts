@@ -16,6 +16,7 @@ const serving = await serve(config, log, {
   backend: detectUwsBackend(),
   port: data.port,
   worker: { index: data.index, count: data.count },
+  noticeSecret: data.noticeSecret,
 });
 port.postMessage({ t: "listening" } satisfies FromWorker);
 port.on("message", (msg: ToWorker) => {

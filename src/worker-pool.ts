@@ -18,6 +18,8 @@ export interface WorkerData {
   readonly entry: string;
   /** Where tsx's loader is, when the entry is TypeScript (a checkout run with `npm start`). */
   readonly tsx: string | null;
+  /** The process's notice-token secret: one for all threads, so each reads the tokens of the others. */
+  readonly noticeSecret: string;
 }
 export type ToWorker = { t: "stop"; signal: string };
 export type FromWorker = { t: "listening" };
@@ -52,7 +54,12 @@ export interface Pool {
   stop(signal: string): Promise<void>;
 }
 
-export async function startWorkerPool(config: Config, log: Logger, count: number): Promise<Pool> {
+export async function startWorkerPool(
+  config: Config,
+  log: Logger,
+  count: number,
+  noticeSecret: string,
+): Promise<Pool> {
   const entryUrl = new URL(`./worker-main${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
   const tsx = entryUrl.pathname.endsWith(".ts") ? import.meta.resolve("tsx/esm/api") : null;
   const workers = new Array<Worker | null>(count).fill(null);
@@ -62,7 +69,7 @@ export async function startWorkerPool(config: Config, log: Logger, count: number
   /** Starts worker `index`; resolves once it listens, rejects if it dies first. */
   const start = (index: number): Promise<void> =>
     new Promise((resolve, reject) => {
-      const data: WorkerData = { index, count, port, entry: entryUrl.href, tsx };
+      const data: WorkerData = { index, count, port, entry: entryUrl.href, tsx, noticeSecret };
       const w = new Worker(BOOT, { eval: true, workerData: data });
       workers[index] = w;
       let listening = false;

@@ -1,7 +1,13 @@
 // Window arithmetic over a person's counters: how many impressions fall in a rule's windows, whether the rule
-// caps, and which counter fields a store may delete. Pure: the clock is passed in as `nowSec`.
-import { CAP_ID_RE, type CapRule, scopeKey } from "./cap-rule.ts";
-import { type Counters, GRANULARITIES_SEC, type Granularity, RETENTION_SEC } from "./counters.ts";
+// caps, and what an impression writes and prunes (counterWrite). Pure: the clock is passed in as `nowSec`.
+import { type CapRule, scopeKey } from "./cap-rule.ts";
+import {
+  type Counters,
+  FUTURE_SLACK_SEC,
+  GRANULARITIES_SEC,
+  type Granularity,
+  SWEEP_SLACK_BUCKETS,
+} from "./counters.ts";
 
 /**
  * The bucket size a window of `windowSec` sums: the largest of GRANULARITIES_SEC that is at most 1/24 of the
@@ -179,42 +185,72 @@ export function evaluateCampaigns(
   return out;
 }
 
-const BUCKET_RE = /^(?:0|[1-9]\d*)$/;
+/** One (scope, granularity) of a write: its bucket, and the first bucket still read (older ones go). */
+export interface BucketWrite {
+  /** `<scope>|<g>|`: the bucket's field is prefix + bucket number, the mark's prefix + MARK_SUFFIX. */
+  readonly prefix: string;
+  /** floor(ts / g); written only when at or above lo and the stored mark. */
+  readonly bucket: number;
+  /**
+   * The first bucket the scope's longest window of g can still read at `nowSec`, less one bucket of margin
+   * for clocks of other instances a little behind: floor((nowSec - window) / g).
+   */
+  readonly lo: number;
+  /**
+   * How many buckets a (scope, g) spans at most: its window and the future slack in buckets, plus slack. A hash
+   * without a mark may hold buckets this far below lo; a new mark's hi starts this far above it.
+   */
+  readonly span: number;
+}
 
-/** True for `campaign|lineItem|creative` the way impressionScopes writes it. */
-function isScope(campaign: string, lineItem: string, creative: string): boolean {
-  return (
-    CAP_ID_RE.test(campaign) &&
-    (lineItem === "" || CAP_ID_RE.test(lineItem)) &&
-    (creative === "" || CAP_ID_RE.test(creative))
-  );
+/** What one impression writes to its person's counter hash; null when it writes nothing at all. */
+export interface CounterWrite {
+  /** `<scope>|L` of the scopes with a lifetime window. */
+  readonly lifetime: readonly string[];
+  readonly buckets: readonly BucketWrite[];
 }
 
 /**
- * The fields a store should delete at `nowSec`: buckets that ended at least their granularity's RETENTION_SEC
- * ago (bucket end <= nowSec - retention), and fields not in the counters.ts format, which no read would ever
- * sum. Lifetime fields are kept. Retention outlasts every window that reads a granularity (see RETENTION_SEC),
- * so no bucket countInWindow reads is returned.
+ * The counter writes of an impression at `tsSec` (seen at `nowSec`) under the rules `rulesOf` gives per
+ * scope key: null when none of its scopes has a rule, or when every bucket it would write is already past
+ * its retention and no lifetime window counts it (such an impression changes no cap).
  */
-export function pruneFields(fields: Iterable<string>, nowSec: number): string[] {
-  const out: string[] = [];
-  for (const field of fields) {
-    const [campaign = "", lineItem = "", creative = "", kind = "", bucket, ...rest] = field.split("|");
-    if (rest.length > 0 || !isScope(campaign, lineItem, creative)) {
-      out.push(field);
-      continue;
+export function counterWrite(
+  scopes: readonly string[],
+  rulesOf: (scope: string) => readonly CapRule[],
+  tsSec: number,
+  nowSec: number,
+): CounterWrite | null {
+  const lifetime: string[] = [];
+  const buckets: BucketWrite[] = [];
+  let live = false;
+  for (const scope of scopes) {
+    const longest = new Map<Granularity, number>();
+    let hasLifetime = false;
+    for (const rule of rulesOf(scope)) {
+      for (const w of rule.windows) {
+        if (w.windowSec === null) hasLifetime = true;
+        else {
+          const g = granularityFor(w.windowSec);
+          longest.set(g, Math.max(longest.get(g) ?? 0, w.windowSec));
+        }
+      }
     }
-    if (bucket === undefined) {
-      if (kind !== "L") out.push(field);
-      continue;
+    if (hasLifetime) {
+      lifetime.push(`${scope}|L`);
+      live = true;
     }
-    const g = GRANULARITIES_SEC.find((size) => String(size) === kind);
-    const b = Number(bucket);
-    if (g === undefined || !BUCKET_RE.test(bucket) || !Number.isSafeInteger(b)) {
-      out.push(field);
-      continue;
+    for (const [g, windowSec] of longest) {
+      const lo = Math.floor((nowSec - windowSec) / g);
+      const bucket = Math.floor(tsSec / g);
+      if (bucket >= lo) live = true;
+      buckets.push({
+        prefix: `${scope}|${g}|`,
+        bucket,
+        lo,
+        span: Math.ceil((windowSec + FUTURE_SLACK_SEC) / g) + SWEEP_SLACK_BUCKETS,
+      });
     }
-    if ((b + 1) * g <= nowSec - RETENTION_SEC[g]) out.push(field);
   }
-  return out;
+  return live ? { lifetime, buckets } : null;
 }

@@ -8,7 +8,7 @@ import { withDeadline } from "../reliability/deadline.ts";
 import { CounterIndex } from "./cap-windows.ts";
 
 const EMPTY = new CounterIndex(new Map());
-const FAILED_READ: CounterRead = Object.freeze({ counters: EMPTY, failed: true });
+const FAILED_READ: CounterRead = Object.freeze({ counters: EMPTY, failed: true, optedOut: false });
 
 /**
  * What a read found: the counters (indexed once here, so every lookup served from cache reuses the index),
@@ -17,11 +17,13 @@ const FAILED_READ: CounterRead = Object.freeze({ counters: EMPTY, failed: true }
 export interface CounterRead {
   readonly counters: CounterIndex;
   readonly failed: boolean;
+  /** The person's ID opted out (read with the counters): no caps state and no notice token for it. */
+  readonly optedOut: boolean;
 }
 
 export class CounterCache {
   readonly #store: ProfileStore;
-  readonly #lru: LRUCache<string, CounterIndex> | null;
+  readonly #lru: LRUCache<string, CounterRead> | null;
   readonly #inflight = new Map<string, Promise<CounterRead>>();
   readonly #now: () => number;
 
@@ -37,7 +39,7 @@ export class CounterCache {
     this.#lru =
       opts.ttlMs === 0
         ? null
-        : new LRUCache<string, CounterIndex>({
+        : new LRUCache<string, CounterRead>({
             max: opts.maxEntries,
             ttl: opts.ttlMs,
             ttlResolution: 0,
@@ -51,7 +53,7 @@ export class CounterCache {
    */
   get(personKey: string, waitMs?: number): CounterRead | Promise<CounterRead> {
     const hit = this.#lru?.get(personKey);
-    if (hit !== undefined) return { counters: hit, failed: false };
+    if (hit !== undefined) return hit;
     const pending = this.#inflight.get(personKey) ?? this.#read(personKey);
     if (!(pending instanceof Promise) || waitMs === undefined) return pending;
     return withDeadline(pending, waitMs, () => FAILED_READ);
@@ -59,15 +61,19 @@ export class CounterCache {
 
   #read(personKey: string): CounterRead | Promise<CounterRead> {
     if (!this.#breaker.allow()) return FAILED_READ;
-    const p = this.#store.readCounters(personKey, Math.floor(this.#now() / 1000)).then(
-      (raw): CounterRead => {
+    const p = this.#store.readCounterState(personKey, Math.floor(this.#now() / 1000)).then(
+      (state): CounterRead => {
         this.#breaker.record(true);
-        const counters = new CounterIndex(raw);
+        const read: CounterRead = {
+          counters: new CounterIndex(state.counters),
+          failed: false,
+          optedOut: state.optedOut,
+        };
         if (this.#inflight.get(personKey) === p) {
           this.#inflight.delete(personKey);
-          this.#lru?.set(personKey, counters);
+          this.#lru?.set(personKey, read);
         }
-        return { counters, failed: false };
+        return read;
       },
       (err): CounterRead => {
         this.#breaker.recordError(err);

@@ -2,7 +2,7 @@
 import { ApiError, badField, missingField } from "../errors.ts";
 import { normaliseType, toTypedId } from "../identity/typed-id.ts";
 import { CAP_ID_RE, MAX_WINDOW_SEC } from "./cap-rule.ts";
-import type { EventTokens } from "./event-token.ts";
+import type { NoticeGrant, NoticeTokens } from "./notice-token.ts";
 
 export interface ImpressionEvent {
   /** The typed key of the person who saw the impression ("ifa:…", "hem:…"). */
@@ -14,6 +14,18 @@ export interface ImpressionEvent {
   readonly imp: string;
   /** When the impression happened, in whole epoch seconds. */
   readonly tsSec: number;
+  /** The notice token the event came with (its uses are spent when counted); null for type and id. */
+  readonly notice: NoticeGrant | null;
+}
+
+/** How events may name their person. */
+export interface EventReading {
+  readonly tokens: NoticeTokens;
+  /**
+   * `type` and `id` accepted: on the credentialed POST /v1/events, and everywhere with EVENTS_OPEN=true.
+   * Otherwise only a notice token names the person.
+   */
+  readonly idsAllowed: boolean;
 }
 
 /** What exchanges' ${AUCTION_IMP_ID} / ${AUCTION_ID} macros expand to: URL-safe without escaping. */
@@ -65,7 +77,11 @@ function idField(
   throw badField(name, s.includes("${") ? `${text}, not an unexpanded \${…} macro` : text);
 }
 
-function readPersonKey(fields: Readonly<Record<string, unknown>>, tokens: EventTokens | null): string {
+function readPerson(
+  fields: Readonly<Record<string, unknown>>,
+  nowSec: number,
+  reading: EventReading,
+): { personKey: string; notice: NoticeGrant | null } {
   const token = textField(fields, "token");
   const type = textField(fields, "type");
   const id = textField(fields, "id");
@@ -73,19 +89,33 @@ function readPersonKey(fields: Readonly<Record<string, unknown>>, tokens: EventT
     // Both forms at once could name two people; counting either would be a guess.
     if (type !== undefined || id !== undefined)
       throw badField("token", "given instead of type and id, not with them");
-    if (tokens === null)
-      throw new ApiError("AUD_ERR_BAD_FIELD", "token cannot be read: event tokens are not enabled", "token");
-    const key = tokens.read(token);
-    if (key === null) throw badField("token", "a token issued by this service, unaltered");
-    return key;
+    const grant = reading.tokens.read(token, nowSec);
+    if (grant === "forged") throw badField("token", "a token issued by this service, unaltered");
+    if (grant === "expired")
+      throw new ApiError(
+        "AUD_ERR_NOTICE_REFUSED",
+        "token has expired: use the one the latest lookup issued",
+        "token",
+      );
+    return { personKey: grant.personKey, notice: grant };
+  }
+  if (!reading.idsAllowed) {
+    // Anyone can write a URL with a type and an id; only a lookup answer hands out a token.
+    if (type !== undefined || id !== undefined)
+      throw badField(
+        type !== undefined ? "type" : "id",
+        "absent: this route names the person by the token a lookup issued (type and id need EVENTS_OPEN=true)",
+      );
+    throw missingField("token");
   }
   if (id === undefined) throw missingField("id");
   if (type === undefined) throw missingField("type");
-  if (normaliseType(type) === null)
-    throw badField("type", "bu, ifa, hem, email, xu:<exchange> or eid:<source>");
+  const t = normaliseType(type);
+  // A raw e-mail has no place in an event (a URL or a log line): the hashed form is `hem`.
+  if (t === null || t === "email") throw badField("type", "bu, ifa, hem, xu:<exchange> or eid:<source>");
   const r = toTypedId(type, id);
   if (!r.ok) throw new ApiError("AUD_ERR_BAD_FIELD", `id: ${r.reason}`, "id");
-  return r.key;
+  return { personKey: r.key, notice: null };
 }
 
 /** Epoch seconds of the impression: `ts` in seconds or milliseconds (string or number), else now. */
@@ -106,23 +136,30 @@ function readTs(v: unknown, nowSec: number): number {
 
 /**
  * One event from its fields (query parameters or a parsed NDJSON line); fields not listed are ignored
- * (pixels carry cache busters). The person is `token`, or `type` and `id`; `email` ids are hashed, never
- * kept. A problem is an ApiError 400 naming the field. `tokens` is null when event tokens are off.
+ * (pixels carry cache busters). The person is `token`, or `type` and `id` where `reading` allows them (never
+ * `email`). A problem is an ApiError naming the field: 400, or 403 (AUD_ERR_NOTICE_REFUSED) for an expired
+ * token or a campaign the token was not issued for.
  */
 export function readImpressionEvent(
   fields: Readonly<Record<string, unknown>>,
   nowSec: number,
-  tokens: EventTokens | null,
+  reading: EventReading,
 ): ImpressionEvent {
-  const personKey = readPersonKey(fields, tokens);
+  const { personKey, notice } = readPerson(fields, nowSec, reading);
   const campaign = idField(fields, "campaign", CAP_ID_RE, CAP_ID_TEXT);
   if (campaign === undefined) throw missingField("campaign");
+  if (notice?.campaigns != null && !notice.campaigns.includes(campaign))
+    throw new ApiError(
+      "AUD_ERR_NOTICE_REFUSED",
+      "campaign is not one the lookup that issued the token named as a candidate",
+      "campaign",
+    );
   const lineItem = idField(fields, "line_item", CAP_ID_RE, CAP_ID_TEXT) ?? null;
   const creative = idField(fields, "creative", CAP_ID_RE, CAP_ID_TEXT) ?? null;
   const imp = idField(fields, "imp", IMP_ID_RE, IMP_TEXT);
   if (imp === undefined) throw missingField("imp");
   const tsSec = readTs(fields.ts, nowSec);
-  return { personKey, campaign, lineItem, creative, imp, tsSec };
+  return { personKey, campaign, lineItem, creative, imp, tsSec, notice };
 }
 
 function decodeQueryPart(s: string): string {

@@ -17,6 +17,8 @@ export const ADMIN_SCOPES = [
   "links:write",
   "deals:read",
   "deals:write",
+  // POST /v1/events: callers that report impressions in batches, not an admin (no other route takes it).
+  "events",
   "*",
 ] as const;
 

@@ -142,25 +142,44 @@ export const OPENAPI = {
     },
     "/v1/events/imp": {
       get: {
-        summary: "An impression (win or billing notice pixel), counted once per impression id",
-        parameters: ["type", "id", "token", "campaign", "line_item", "creative", "imp", "ts", "format"].map(
-          (n) => query(n, n),
-        ),
+        summary:
+          "An impression (win or billing notice pixel), counted once per impression id. Names the person by the notice token a lookup answer issued (type and id only with EVENTS_OPEN=true)",
+        parameters: [
+          query(
+            "token",
+            "The lookup answer's token: binds the person, the candidate campaigns with a cap rule, an expiry (NOTICE_TOKEN_TTL_SEC) and as many impressions as the bid request had imp objects",
+          ),
+          ...["campaign", "line_item", "creative", "imp", "ts", "format"].map((n) => query(n, n)),
+          query("type", "Only with EVENTS_OPEN=true (else 400)"),
+          query("id", "Only with EVENTS_OPEN=true (else 400)"),
+        ],
         responses: {
-          "204": { description: "Counted (or a duplicate)" },
+          "204": {
+            description:
+              "Counted, a duplicate, or ignored (no cap rule reads it, or the ID opted out): the same answer for all",
+          },
           "200": { description: "A 1×1 GIF with format=gif" },
           ...errors,
+          "403": json(
+            ref("Error"),
+            "AUD_ERR_NOTICE_REFUSED: the token expired or has no use left (field token), or was not issued for the campaign (field campaign)",
+          ),
         },
       },
     },
     "/v1/events": {
       post: {
-        summary: "Impressions in a batch, NDJSON",
+        summary:
+          "Impressions in a batch, NDJSON; needs a key with the events scope (none with EVENTS_OPEN=true)",
+        ...bearer("events"),
         requestBody: body("application/x-ndjson"),
         responses: {
           "200": json(
-            { type: "object", required: ["received", "counted", "duplicates", "rejected", "errors"] },
-            "What was counted",
+            {
+              type: "object",
+              required: ["received", "counted", "duplicates", "ignored", "rejected", "errors"],
+            },
+            "What was counted; ignored: lines no cap rule reads, or for an ID that opted out",
           ),
           ...errors,
         },

@@ -41,6 +41,8 @@ export interface LinkResult {
   readonly personSize: number;
 }
 
+const OPTED_OUT: LinkResult = { outcome: "opted_out", changedKeys: [], personSize: 0 };
+
 /** A person's IDs with the edges between them. */
 type Component = Map<string, Map<string, LinkEdge>>;
 
@@ -58,8 +60,9 @@ export class IdentityGraph {
 
   async link(a: string, b: string, confidence: number, source: string): Promise<LinkResult> {
     if (a === b) return { outcome: "unchanged", changedKeys: [], personSize: 1 };
+    // A cheap early answer; the store's write checks again, atomically (writeLinks).
     const [outA, outB] = await Promise.all([this.store.isOptedOut(a), this.store.isOptedOut(b)]);
-    if (outA || outB) return { outcome: "opted_out", changedKeys: [], personSize: 0 };
+    if (outA || outB) return OPTED_OUT;
     const ca = await this.component(a, this.maxPersonIds);
     const edge: LinkEdge = { confidence, source };
     if (ca.has(b)) {
@@ -67,13 +70,16 @@ export class IdentityGraph {
       if (held !== undefined && held.confidence === confidence && held.source === source) {
         return { outcome: "unchanged", changedKeys: [], personSize: ca.size };
       }
-      await this.store.writeLinks([{ a, b, edge }]);
+      if ((await this.store.writeLinks([{ a, b, edge }])).length > 0) return OPTED_OUT;
       setEdge(ca, a, b, edge);
       return { outcome: "linked", changedKeys: await this.#refresh(ca), personSize: ca.size };
     }
     const cb = await this.component(b, this.maxPersonIds);
     const size = ca.size + cb.size;
     if (size > this.maxPersonIds) return { outcome: "too_large", changedKeys: [], personSize: size };
+    // The edge first: the store refuses it, atomically with each side's write, when either ID opted out since
+    // the check above; then nothing else is written either.
+    if ((await this.store.writeLinks([{ a, b, edge }])).length > 0) return OPTED_OUT;
     // Each side gains the other's impression counts (every ID of a person holds the person's counts).
     const nowSec = this.#nowSec();
     const [ta, tb] = await Promise.all([
@@ -84,7 +90,6 @@ export class IdentityGraph {
       this.store.addCounters([...ca.keys()], tb),
       this.store.addCounters([...cb.keys()], ta),
     ]);
-    await this.store.writeLinks([{ a, b, edge }]);
     const merged: Component = new Map([...ca, ...cb]);
     setEdge(merged, a, b, edge);
     return { outcome: "linked", changedKeys: await this.#refresh(merged), personSize: merged.size };

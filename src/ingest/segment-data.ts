@@ -60,9 +60,9 @@ export interface LinkSummary {
   linked: number;
   unlinked: number;
   unchanged: number;
-  /** Links refused by the giant-person guard. */
+  /** Links refused, each reported with its line: by the giant-person guard, or naming an opted-out ID. */
   refused: number;
-  /** Links naming an opted-out ID, or removals of links that did not exist. */
+  /** Removals of links that did not exist. */
   skipped: number;
   rejected: number;
   elapsedMs: number;
@@ -223,6 +223,9 @@ export class SegmentData {
             r.line,
             `refused: the person would have ${personSize} IDs, more than the ${this.graph.maxPersonIds} allowed (MAX_PERSON_IDS)`,
           );
+        } else if (outcome === "opted_out") {
+          s.refused++;
+          report(r.line, "refused: an ID of this link opted out, so it is never linked again");
         } else s.skipped++;
       }
       if (s.read % 1_000 === 0) req.onProgress?.(s.read);

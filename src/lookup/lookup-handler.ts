@@ -6,7 +6,7 @@ import { CAP_ID_RE } from "../capping/cap-rule.ts";
 import { CounterIndex } from "../capping/cap-windows.ts";
 import { capsFor } from "../capping/caps-at-bid.ts";
 import type { CounterCache, CounterRead } from "../capping/counter-cache.ts";
-import type { EventTokens } from "../capping/event-token.ts";
+import { MAX_TOKEN_USES, type NoticeTokens } from "../capping/notice-token.ts";
 import { personKeyOf } from "../capping/person-key.ts";
 import { ANONYMOUS, callerOf, type EnrichCallers } from "../enrich/enrich-callers.ts";
 import { ApiError, badField } from "../errors.ts";
@@ -39,8 +39,8 @@ export interface LookupOptions {
   readonly callers: EnrichCallers;
   /** People's impression counters, for `capped` and `remaining`. */
   readonly counters: CounterCache;
-  /** Issues the opaque `token` impression events may name the person by; null when not configured. */
-  readonly tokens: EventTokens | null;
+  /** Issues the notice `token` the impression pixel requires. */
+  readonly tokens: NoticeTokens;
   /** Taxonomy (sensitive flags, parents) and the active generation of each segment. */
   readonly catalog: LiveCatalog;
   /** Namespace for user.id when the request names no exchange ("" = ignore user.id then). */
@@ -73,11 +73,15 @@ export interface LookupAnswer {
   withheld: string[];
   /** Only when the request named candidate campaigns: impressions left per campaign (null: uncapped). */
   remaining?: Record<string, number | null>;
-  /** Only with EVENT_TOKEN_SECRET: names the person in impression events without the raw ID. */
+  /**
+   * The notice token for this person's impressions (nurl/burl pixel): only when cap rules exist, caps state may
+   * be used, and the ID has not opted out. Binds the candidate campaigns with a cap rule (any campaign when
+   * the request named none), the bid request's imp count as uses, and an expiry.
+   */
   token?: string;
 }
 
-const NO_COUNTERS: CounterRead = { counters: new CounterIndex(new Map()), failed: false };
+const NO_COUNTERS: CounterRead = { counters: new CounterIndex(new Map()), failed: false, optedOut: false };
 
 const msgpack = new Packr({ useRecords: false });
 
@@ -142,7 +146,9 @@ export function createLookupHandler(
       candidates,
       minConfidence: readMinConfidence(req, body),
       scope: scopes.of(caller, snapshot),
-      tokens: opts.tokens,
+      tokens: reads === null ? null : opts.tokens,
+      bound: candidates === null ? null : candidates.filter((c) => snapshot.capRulesOf(c).length > 0),
+      uses: isBatch || body.ids !== undefined ? 1 : impCount(body.imp),
       nowSec: 0,
     };
     if (!pending)
@@ -161,6 +167,11 @@ export function createLookupHandler(
       respond(req, subjects, keys, batch, counterReads, isBatch, ctx, now, opts.observe),
     );
   };
+}
+
+/** The bid request's imp objects, as the uses of its notice token: 1 to MAX_TOKEN_USES. */
+function impCount(imp: unknown): number {
+  return Array.isArray(imp) ? Math.min(MAX_TOKEN_USES, Math.max(1, imp.length)) : 1;
 }
 
 /** Candidate campaigns: `?campaigns=c1,c2`, or a `campaigns` array in the compact and batch forms. */
@@ -198,7 +209,12 @@ const MAX_CANDIDATES = 100;
 interface MergeContext extends LiveSegmentRules {
   /** Campaigns the caller may bid for: the answer says how many impressions each has left. */
   readonly candidates: readonly string[] | null;
-  readonly tokens: EventTokens | null;
+  /** Null when no cap rule exists: an event could count toward nothing, so no token is issued. */
+  readonly tokens: NoticeTokens | null;
+  /** The candidates a token binds: those with a cap rule; null (any) when the request named none. */
+  readonly bound: readonly string[] | null;
+  /** Impressions a token may count: the bid request's imp objects (1 for the compact and batch forms). */
+  readonly uses: number;
 }
 
 function respond(
@@ -305,8 +321,10 @@ function merge(
       if (!matched.includes(type)) matched.push(type);
     }
   }
-  // Without caps state (COPPA, no GDPR consent) nothing about the person's impressions is handed out.
-  const caps = subject.useCaps
+  // Without caps state (COPPA, no GDPR consent) nothing about the person's impressions is handed out; nor for
+  // an ID that opted out.
+  const useCaps = subject.useCaps && !read.optedOut;
+  const caps = useCaps
     ? capsFor(snapshot, read.counters, ctx.candidates, nowSec)
     : { capped: [], remaining: null };
   const answer: LookupAnswer = {
@@ -319,9 +337,9 @@ function merge(
     withheld: subject.withheld,
   };
   if (caps.remaining !== null) answer.remaining = caps.remaining;
-  if (ctx.tokens !== null && subject.useCaps) {
+  if (ctx.tokens !== null && useCaps) {
     const person = personKeyOf(subject.keys);
-    if (person !== null) answer.token = ctx.tokens.issue(person);
+    if (person !== null) answer.token = ctx.tokens.issue(person, ctx.bound, ctx.uses, nowSec);
   }
   return answer;
 }

@@ -1,4 +1,5 @@
 // The interface every profile store implements (in-memory and Redis); one contract suite tests them all.
+import type { CounterWrite } from "../capping/cap-windows.ts";
 import type { Counters } from "../capping/counters.ts";
 import type { LinkedMember, Membership, MembershipOp, Profile } from "./profile-codec.ts";
 
@@ -31,6 +32,42 @@ export interface OriginUpdate {
   readonly memberships: readonly Membership[];
 }
 
+/** A notice token's uses, checked and spent in the same atomic step as the count it allows. */
+export interface NoticeUse {
+  /** The token's nonce (base64url): its uses are kept under it, per person. */
+  readonly nonce: string;
+  /** Distinct impression ids the token may count; a further one is a replay. */
+  readonly uses: number;
+  /** When the token lapses (epoch s): its uses are kept that long. */
+  readonly expiresAtSec: number;
+}
+
+/** One impression to count for one person. */
+export interface ImpressionWrite {
+  /** The exchange's impression id: the same id again is a duplicate, counted once. */
+  readonly imp: string;
+  /** What the counters get (cap-windows.ts counterWrite). */
+  readonly counters: CounterWrite;
+  /** How long the impression id is remembered. */
+  readonly dedupTtlSec: number;
+  /** The notice token that names the person, or null (a credentialed or open event). */
+  readonly notice: NoticeUse | null;
+}
+
+/**
+ * What recordImpression did: counted; a duplicate of a counted impression id; nothing because the ID opted
+ * out; nothing because the notice token has no use left (replayed); nothing because the person's counter
+ * hash is full (counters.ts MAX_COUNTER_FIELDS).
+ */
+export type ImpressionOutcome = "counted" | "duplicate" | "opted_out" | "replayed" | "full";
+
+/** A person's counters for bid time, read with the opt-out state of the same ID. */
+export interface CounterState {
+  readonly counters: Counters;
+  /** The ID opted out: nothing about it is handed out (no `remaining`, no token). */
+  readonly optedOut: boolean;
+}
+
 export interface ProfileStore {
   /** "memory" or "redis": shown in /healthz and the start-up log. */
   readonly kind: string;
@@ -43,28 +80,28 @@ export interface ProfileStore {
   /** Applies membership changes; each key's changes are applied atomically. Opted-out IDs are skipped. */
   applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult>;
   /**
-   * Erases these IDs' memberships, counters, links and impression markers and records their opt-out,
-   * atomically per ID, so that later loads skip them. Resolves the number of IDs that had a profile.
+   * Erases these IDs' memberships, counters, links, impression markers and notice-token uses (exact keys, never
+   * a pattern) and records their opt-out, atomically per ID, so that later loads skip them. Resolves the number of IDs that had a profile.
    * (Removing the ID from its person's other IDs is the identity graph's part.)
    */
   optOut(keys: readonly string[], nowSec: number): Promise<number>;
   /** Whether the ID has opted out. */
   isOptedOut(key: string): Promise<boolean>;
   /**
-   * Counts one impression for a person: increments `fields` (counters.ts fieldsFor) unless impression id
-   * `imp` was already counted for this person within `dedupTtlSec`. Dedup and counting are one atomic step.
-   * Resolves true when counted, false for a duplicate.
+   * Counts one impression for a person, in one atomic step: nothing when the ID opted out, the impression id
+   * was counted within `dedupTtlSec` (a duplicate), the notice token has no use left, or the counter hash is
+   * full; else the token's use, the impression id and the counter writes, pruning buckets as it goes
+   * (counters.ts describes the rules). Never reads the whole counter hash.
    */
-  recordImpression(
-    personKey: string,
-    imp: string,
-    fields: readonly string[],
-    dedupTtlSec: number,
-    nowSec: number,
-  ): Promise<boolean>;
-  /** A person's impression counters (empty when none). */
+  recordImpression(personKey: string, write: ImpressionWrite, nowSec: number): Promise<ImpressionOutcome>;
+  /** A person's impression counters (empty when none); never the prune marks. */
   readCounters(personKey: string, nowSec: number): Promise<Counters>;
-  /** Adds `delta` to the counters held under each key (merging two persons' counts when they are linked). */
+  /** readCounters and whether the ID opted out, in one round trip (bid time). */
+  readCounterState(personKey: string, nowSec: number): Promise<CounterState>;
+  /**
+   * Adds `delta` to the counters held under each key (merging two persons' counts when they are linked).
+   * Opted-out IDs get nothing; buckets below a key's prune mark are dropped, and the mark covers the rest.
+   */
   addCounters(keys: readonly string[], delta: Counters): Promise<void>;
   /** Drops the counters held under these keys. */
   deleteCounters(keys: readonly string[]): Promise<void>;
@@ -72,8 +109,12 @@ export interface ProfileStore {
   // The identity graph's primitives; its rules live in identity/identity-graph.ts, once for every store.
   /** Each ID's links (an empty map for an ID with none), in one round trip. */
   readLinks(keys: readonly string[]): Promise<Map<string, Map<string, LinkEdge>>>;
-  /** Writes link changes on both sides of each edge. */
-  writeLinks(changes: readonly LinkChange[]): Promise<void>;
+  /**
+   * Writes link changes on both sides of each edge. An added edge that touches an opted-out ID is not
+   * written (checked in the same atomic step as each side's write; a side already written is taken back):
+   * resolves those changes. Removals always go through.
+   */
+  writeLinks(changes: readonly LinkChange[]): Promise<LinkChange[]>;
   /** Replaces copies of origins' memberships where older (profile-codec.ts putOrigin); opted-out IDs untouched. */
   putOrigins(updates: readonly OriginUpdate[], nowSec: number): Promise<void>;
   /** Sets each ID's person (profile-codec.ts setMembers); an empty list unlinks it. Opted-out IDs untouched. */

@@ -2,7 +2,13 @@
 // per master on a Cluster) per event-loop turn; writes as an atomic Lua merge per key.
 import calculateSlot from "cluster-key-slot";
 import { Cluster, Redis, type Result } from "ioredis";
-import { type Counters, RETENTION_SEC } from "../capping/counters.ts";
+import {
+  type Counters,
+  MARK_SUFFIX,
+  MAX_COUNTER_FIELDS,
+  MAX_MARKERS,
+  MAX_NOTICE_TOKENS,
+} from "../capping/counters.ts";
 import {
   decodeProfile,
   encodeMembers,
@@ -15,7 +21,10 @@ import {
 } from "./profile-codec.ts";
 import {
   type ApplyResult,
+  type CounterState,
   groupByKey,
+  type ImpressionOutcome,
+  type ImpressionWrite,
   type LinkChange,
   type LinkEdge,
   type OriginUpdate,
@@ -30,13 +39,23 @@ declare module "ioredis" {
       optOutKey: string,
       countersKey: string,
       linksKey: string,
+      markersKey: string,
+      noticesKey: string,
       nowSec: number,
     ): Result<number, Context>;
     audRecordImpression(
       countersKey: string,
-      markerKey: string,
+      markersKey: string,
+      noticesKey: string,
+      optOutKey: string,
       ...args: (string | number)[]
     ): Result<number, Context>;
+    audAddCounters(
+      countersKey: string,
+      optOutKey: string,
+      ...args: (string | number)[]
+    ): Result<number, Context>;
+    audWriteLink(linksKey: string, optOutKey: string, other: string, value: string): Result<number, Context>;
     audPutOrigin(
       profileKey: string,
       optOutKey: string,
@@ -59,8 +78,13 @@ export const profileKey = (typedId: string): string => `p:{${typedId}}`;
 export const optOutKey = (typedId: string): string => `o:{${typedId}}`;
 /** A person's impression counters (a hash of counters.ts fields), in the person's slot. */
 export const countersKey = (personKey: string): string => `fc:{${personKey}}`;
-/** Set-once marker that makes counting an impression idempotent. */
-export const impressionKey = (personKey: string, imp: string): string => `imp:{${personKey}}:${imp}`;
+/**
+ * A person's impression markers: a sorted set of impression id -> epoch s when it lapses. One key per
+ * person, so that erasure deletes it by name (never by a pattern that could match another ID's keys).
+ */
+export const markersKey = (personKey: string): string => `im:{${personKey}}`;
+/** A person's notice-token uses: a hash of token nonce -> "<expiry> <imp> <imp>…", expiring with its tokens. */
+export const noticesKey = (personKey: string): string => `nt:{${personKey}}`;
 /** The identity graph's edges at one ID: a hash of linked ID -> "<confidence>|<source>". */
 export const linksKey = (typedId: string): string => `l:{${typedId}}`;
 
@@ -194,34 +218,170 @@ end
 return 1
 `;
 
-/** Erases one ID's profile and counters and marks it opted out, in one step. Returns 1 when a profile was removed. */
+/**
+ * Erases one ID's profile, counters, links, impression markers and notice-token uses, by their exact keys, and
+ * marks it opted out, in one step. KEYS = p, o, fc, l, im, nt. Returns 1 when a profile was removed.
+ */
 const OPT_OUT_LUA = `
 local removed = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 redis.call('SET', KEYS[2], ARGV[1])
 return removed
 `;
 
+/** Lua: how a bucket field's prefix (up to its last '|') and number are read, and a mark "<lo> <hi>". */
+const BUCKET_FIELD_LUA = "'^(.*|)(%d+)$'";
+const MARK_LUA = "'^(-?%d+) (-?%d+)$'";
+
 /**
- * Counts an impression exactly once: the SET NX of the impression's marker and the counter increments are
- * one atomic step, so a retried or duplicated notice (nurl and burl both firing) is counted once.
- * KEYS = counters hash, marker; ARGV = dedup TTL s, hash TTL s, now (epoch s), fields to increment...
- * Buckets past their retention (counters.ts RETENTION_SEC) are dropped on the way. Returns 1 counted, 0 duplicate.
+ * Counts an impression exactly once, within the bounds of counters.ts, as one atomic step: a concurrent
+ * opt-out, duplicate or replay cannot slip between a check and the write. Never reads the whole hash.
+ * KEYS = counters hash fc, markers im, notice uses nt, opt-out o (one person's, one slot).
+ * ARGV = now, imp, dedup TTL s, counters TTL s, nonce ('' = no token), uses, token expiry, number of lifetime
+ * fields, the lifetime fields, then per (scope, granularity): prefix, bucket, lo, span (cap-windows.ts).
+ * Returns 1 counted, 0 duplicate, -1 opted out, -2 token replayed, -3 counter hash full; only 1 writes.
  */
 const RECORD_IMPRESSION_LUA = `
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local now = tonumber(ARGV[3])
-for i = 4, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
-local keep = { ${Object.entries(RETENTION_SEC)
-  .map(([g, sec]) => `["${g}"] = ${sec}`)
-  .join(", ")} }
-for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-  local g, b = string.match(f, '|(%d+)|(%d+)$')
-  if g and (keep[g] == nil or (tonumber(b) + 1) * tonumber(g) <= now - keep[g]) then redis.call('HDEL', KEYS[1], f) end
+local fc, im, nt = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local now, imp = tonumber(ARGV[1]), ARGV[2]
+local seen = redis.call('ZSCORE', im, imp)
+if seen and tonumber(seen) > now then return 0 end
+local nonce, spend = ARGV[5], nil
+if nonce ~= '' then
+  local cur = redis.call('HGET', nt, nonce)
+  local n, found = 0, false
+  if cur then
+    for w in string.gmatch(cur, '%S+') do
+      if n > 0 and w == imp then found = true end
+      n = n + 1
+    end
+    n = n - 1
+  else
+    cur = ARGV[7]
+    if redis.call('HLEN', nt) >= ${MAX_NOTICE_TOKENS} then
+      local all = redis.call('HGETALL', nt)
+      for i = 1, #all, 2 do
+        if tonumber(string.match(all[i + 1], '^%d+')) <= now then redis.call('HDEL', nt, all[i]) end
+      end
+      if redis.call('HLEN', nt) >= ${MAX_NOTICE_TOKENS} then return -2 end
+    end
+  end
+  if not found then
+    if n >= tonumber(ARGV[6]) then return -2 end
+    spend = cur .. ' ' .. imp
+  end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+local held = redis.call('HLEN', fc)
+local adds = 0
+local nl = tonumber(ARGV[8])
+for i = 9, 8 + nl do
+  if redis.call('HEXISTS', fc, ARGV[i]) == 0 then adds = adds + 1 end
+end
+local plans = {}
+for i = 9 + nl, #ARGV, 4 do
+  local prefix, b, lo, span = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local mlo, mhi = nil, nil
+  local mark = redis.call('HGET', fc, prefix .. '${MARK_SUFFIX}')
+  if mark then
+    local a, z = string.match(mark, ${MARK_LUA})
+    mlo, mhi = tonumber(a), tonumber(z)
+  end
+  if mlo == nil then adds = adds + 1 end
+  local write = b >= math.max(lo, mlo or lo)
+  if write and redis.call('HEXISTS', fc, prefix .. b) == 0 then adds = adds + 1 end
+  plans[#plans + 1] = { prefix, b, lo, span, mlo, mhi, write }
+end
+if held + adds > ${MAX_COUNTER_FIELDS} then return -3 end
+if spend then
+  redis.call('HSET', nt, nonce, spend)
+  local ttl = tonumber(ARGV[7]) - now
+  if redis.call('TTL', nt) < ttl then redis.call('EXPIRE', nt, ttl) end
+end
+local dedup = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', im, '-inf', now)
+redis.call('ZADD', im, now + dedup, imp)
+local extra = redis.call('ZCARD', im) - ${MAX_MARKERS}
+if extra > 0 then redis.call('ZREMRANGEBYRANK', im, 0, extra - 1) end
+if redis.call('TTL', im) < dedup then redis.call('EXPIRE', im, dedup) end
+for i = 9, 8 + nl do redis.call('HINCRBY', fc, ARGV[i], 1) end
+for _, p in ipairs(plans) do
+  local prefix, b, lo, span, mlo, mhi = p[1], p[2], p[3], p[4], p[5], p[6]
+  if mlo == nil then
+    -- No mark yet: buckets merged from a linked ID may lie anywhere within a span of lo.
+    if held > 0 then
+      for x = lo - span, lo - 1 do redis.call('HDEL', fc, prefix .. x) end
+      mhi = lo + span
+    else
+      mhi = lo - 1
+    end
+    mlo = lo
+  elseif lo > mlo then
+    for x = mlo, math.min(lo - 1, mhi) do redis.call('HDEL', fc, prefix .. x) end
+    mlo = lo
+  end
+  if p[7] then
+    redis.call('HINCRBY', fc, prefix .. b, 1)
+    if b > mhi then mhi = b end
+  end
+  redis.call('HSET', fc, prefix .. '${MARK_SUFFIX}', mlo .. ' ' .. mhi)
+end
+redis.call('EXPIRE', fc, ARGV[4])
 return 1
 `;
+
+/** recordImpression's Lua replies, by outcome. */
+const IMPRESSION_OUTCOMES: Readonly<Record<string, ImpressionOutcome>> = {
+  "1": "counted",
+  "0": "duplicate",
+  "-1": "opted_out",
+  "-2": "replayed",
+  "-3": "full",
+};
+
+/**
+ * Adds counts merged from a linked ID (addCounters): nothing when the ID opted out; a bucket below its
+ * (scope, granularity)'s prune mark is dropped, one above it raises the mark's hi so that pruning reaches it.
+ * KEYS = counters hash, opt-out; ARGV = counters TTL s, then field, count pairs. Returns 1 written, 0 not.
+ */
+const ADD_COUNTERS_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 2, #ARGV, 2 do
+  local f, n = ARGV[i], ARGV[i + 1]
+  local prefix, b = string.match(f, ${BUCKET_FIELD_LUA})
+  local keep = true
+  if prefix then
+    local mk = prefix .. '${MARK_SUFFIX}'
+    local mark = redis.call('HGET', KEYS[1], mk)
+    if mark then
+      local a, z = string.match(mark, ${MARK_LUA})
+      b = tonumber(b)
+      if b < tonumber(a) then keep = false elseif b > tonumber(z) then redis.call('HSET', KEYS[1], mk, a .. ' ' .. b) end
+    end
+  end
+  if keep then redis.call('HINCRBY', KEYS[1], f, n) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+`;
+
+/**
+ * One side of an identity link: KEYS = the ID's links hash, its opt-out key; ARGV = the other ID, and
+ * "<confidence>|<source>" to add or '' to remove. An add to an opted-out ID writes nothing and returns 0.
+ */
+const WRITE_LINK_LUA = `
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
+/** A counter hash as Counters: the prune marks ("<lo> <hi>", counters.ts) are not counts. */
+function countsOf(raw: Record<string, string>): Counters {
+  const out = new Map<string, number>();
+  for (const [f, v] of Object.entries(raw)) if (!f.endsWith(`|${MARK_SUFFIX}`)) out.set(f, Number(v));
+  return out;
+}
 
 /** One lookup's profile reads, waiting for the end of this turn of the event loop (#read). */
 interface QueuedRead {
@@ -235,9 +395,6 @@ const MAX_KEYS_PER_MGET = 1_000;
 
 /** Replies that mean "ask another node" (or "ask again"): the Cluster client follows them for a single command. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
-
-/** Escapes Redis glob characters so that an ID is matched as itself. */
-const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&");
 
 export interface RedisStoreOptions {
   /** A single Redis (redis:// or rediss://)… */
@@ -335,10 +492,12 @@ export class RedisProfileStore implements ProfileStore {
       this.redis = new Redis(opts.url ?? "redis://127.0.0.1:6379", options);
     }
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
-    this.redis.defineCommand("audOptOut", { numberOfKeys: 4, lua: OPT_OUT_LUA });
+    this.redis.defineCommand("audOptOut", { numberOfKeys: 6, lua: OPT_OUT_LUA });
+    this.redis.defineCommand("audAddCounters", { numberOfKeys: 2, lua: ADD_COUNTERS_LUA });
+    this.redis.defineCommand("audWriteLink", { numberOfKeys: 2, lua: WRITE_LINK_LUA });
     this.redis.defineCommand("audPutOrigin", { numberOfKeys: 2, lua: PUT_ORIGIN_LUA });
     this.redis.defineCommand("audSetMembers", { numberOfKeys: 2, lua: SET_MEMBERS_LUA });
-    this.redis.defineCommand("audRecordImpression", { numberOfKeys: 2, lua: RECORD_IMPRESSION_LUA });
+    this.redis.defineCommand("audRecordImpression", { numberOfKeys: 4, lua: RECORD_IMPRESSION_LUA });
     // Errors surface through commands and readiness; an unhandled 'error' event would kill the process.
     this.redis.on("error", () => {});
   }
@@ -439,28 +598,31 @@ export class RedisProfileStore implements ProfileStore {
     return out;
   }
 
-  async writeLinks(changes: readonly LinkChange[]): Promise<void> {
-    if (changes.length === 0) return;
-    const calls: Promise<number>[] = [];
-    for (const c of changes) {
-      if (c.edge === null) {
-        calls.push(this.redis.hdel(linksKey(c.a), c.b), this.redis.hdel(linksKey(c.b), c.a));
-      } else {
-        const v = `${c.edge.confidence}|${c.edge.source}`;
-        calls.push(this.redis.hset(linksKey(c.a), c.b, v), this.redis.hset(linksKey(c.b), c.a, v));
-      }
-    }
-    await Promise.all(calls);
+  async writeLinks(changes: readonly LinkChange[]): Promise<LinkChange[]> {
+    if (changes.length === 0) return [];
+    const side = (from: string, to: string, value: string): Promise<number> =>
+      this.redis.audWriteLink(linksKey(from), optOutKey(from), to, value);
+    const written = await Promise.all(
+      changes.map(async (c) => {
+        const v = c.edge === null ? "" : `${c.edge.confidence}|${c.edge.source}`;
+        const [a, b] = await Promise.all([side(c.a, c.b, v), side(c.b, c.a, v)]);
+        if (a === 1 && b === 1) return true;
+        // One side opted out (each side's check is atomic with its write): take back the side written.
+        await Promise.all([
+          a === 1 ? this.redis.hdel(linksKey(c.a), c.b) : null,
+          b === 1 ? this.redis.hdel(linksKey(c.b), c.a) : null,
+        ]);
+        return false;
+      }),
+    );
+    return changes.filter((_, i) => !written[i]);
   }
 
   async addCounters(keys: readonly string[], delta: Counters): Promise<void> {
     if (delta.size === 0 || keys.length === 0) return;
-    const calls: Promise<unknown>[] = [];
-    for (const k of keys) {
-      for (const [f, n] of delta) calls.push(this.redis.hincrby(countersKey(k), f, n));
-      calls.push(this.redis.expire(countersKey(k), COUNTERS_TTL_SEC));
-    }
-    await Promise.all(calls);
+    const args: (string | number)[] = [COUNTERS_TTL_SEC];
+    for (const [f, n] of delta) args.push(f, n);
+    await Promise.all(keys.map((k) => this.redis.audAddCounters(countersKey(k), optOutKey(k), ...args)));
   }
 
   async deleteCounters(keys: readonly string[]): Promise<void> {
@@ -471,21 +633,19 @@ export class RedisProfileStore implements ProfileStore {
   async optOut(keys: readonly string[], nowSec: number): Promise<number> {
     const removed = await Promise.all(
       keys.map((key) =>
-        this.redis.audOptOut(profileKey(key), optOutKey(key), countersKey(key), linksKey(key), nowSec),
+        this.redis.audOptOut(
+          profileKey(key),
+          optOutKey(key),
+          countersKey(key),
+          linksKey(key),
+          markersKey(key),
+          noticesKey(key),
+          nowSec,
+        ),
       ),
     );
     let erased = 0;
     for (const r of removed) erased += r;
-    // Impression markers name the ID in their key: found by pattern on every master (an admin path, not the
-    // hot one); one ID's markers share its slot, so each DEL stays in one slot.
-    const nodes = this.redis instanceof Cluster ? this.redis.nodes("master") : [this.redis];
-    for (const key of keys) {
-      for (const node of nodes) {
-        const stream = node.scanStream({ match: `imp:{${escapeGlob(key)}}:*`, count: 1_000 });
-        for await (const found of stream)
-          if ((found as string[]).length > 0) await this.redis.del(...(found as string[]));
-      }
-    }
     return erased;
   }
 
@@ -493,24 +653,31 @@ export class RedisProfileStore implements ProfileStore {
     return (await this.redis.exists(optOutKey(key))) === 1;
   }
 
-  async recordImpression(
-    personKey: string,
-    imp: string,
-    fields: readonly string[],
-    dedupTtlSec: number,
-    nowSec: number,
-  ): Promise<boolean> {
-    const counted = await this.redis.audRecordImpression(
-      countersKey(personKey),
-      impressionKey(personKey, imp),
-      dedupTtlSec,
-      COUNTERS_TTL_SEC,
+  async recordImpression(personKey: string, w: ImpressionWrite, nowSec: number): Promise<ImpressionOutcome> {
+    const args: (string | number)[] = [
       nowSec,
-      ...fields,
+      w.imp,
+      w.dedupTtlSec,
+      COUNTERS_TTL_SEC,
+      w.notice?.nonce ?? "",
+      w.notice?.uses ?? 0,
+      w.notice?.expiresAtSec ?? 0,
+      w.counters.lifetime.length,
+      ...w.counters.lifetime,
+    ];
+    for (const b of w.counters.buckets) args.push(b.prefix, b.bucket, b.lo, b.span);
+    const reply = await this.redis.audRecordImpression(
+      countersKey(personKey),
+      markersKey(personKey),
+      noticesKey(personKey),
+      optOutKey(personKey),
+      ...args,
     );
     // Even a duplicate waits: its first count may be the one still on its way to the replica.
     if (this.#impressionReplicas > 0) await this.#replicated(countersKey(personKey));
-    return counted === 1;
+    const outcome = IMPRESSION_OUTCOMES[String(reply)];
+    if (outcome === undefined) throw new Error(`unexpected impression reply ${reply}`);
+    return outcome;
   }
 
   /**
@@ -655,10 +822,16 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   async readCounters(personKey: string, _nowSec: number): Promise<Counters> {
-    const raw = await this.redis.hgetall(countersKey(personKey));
-    const out = new Map<string, number>();
-    for (const [f, v] of Object.entries(raw)) out.set(f, Number(v));
-    return out;
+    return countsOf(await this.redis.hgetall(countersKey(personKey)));
+  }
+
+  async readCounterState(personKey: string, _nowSec: number): Promise<CounterState> {
+    // Issued in one tick: one round trip with auto-pipelining (the two keys share a slot on a Cluster).
+    const [raw, out] = await Promise.all([
+      this.redis.hgetall(countersKey(personKey)),
+      this.redis.exists(optOutKey(personKey)),
+    ]);
+    return { counters: countsOf(raw), optedOut: out === 1 };
   }
 
   /**

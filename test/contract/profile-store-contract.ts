@@ -1,8 +1,10 @@
 // One suite, run against every ProfileStore implementation: what any store must do the same way.
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { fieldsFor } from "../../src/capping/counters.ts";
+import { type CapRule, scopeKey } from "../../src/capping/cap-rule.ts";
+import { type CounterWrite, counterWrite } from "../../src/capping/cap-windows.ts";
+import { MAX_COUNTER_FIELDS } from "../../src/capping/counters.ts";
 import type { MembershipOp } from "../../src/profiles/profile-codec.ts";
-import type { ProfileStore } from "../../src/profiles/profile-store.ts";
+import type { ImpressionWrite, NoticeUse, ProfileStore } from "../../src/profiles/profile-store.ts";
 
 export interface StoreHarness {
   /** A store with no data (called before each test). */
@@ -28,6 +30,36 @@ const remove = (key: string, segment: string): MembershipOp => ({
   generation: 0,
   minGeneration: 0,
 });
+
+const HOUR = 3_600;
+const DAY = 86_400;
+
+/** A campaign-level rule with these windows (null = lifetime), each allowing 100. */
+export const capRule = (campaign: string, ...windows: (number | null)[]): CapRule => ({
+  campaign,
+  lineItem: null,
+  creative: null,
+  windows: windows.map((windowSec) => ({ windowSec, max: 100 })),
+});
+
+/** What an impression of `campaign` at `ts` writes under `rules`, as the event route computes it. */
+export const writeOf = (
+  rules: readonly CapRule[],
+  campaign: string,
+  ts: number,
+  nowSec: number,
+): CounterWrite => {
+  const w = counterWrite([`${campaign}||`], (s) => rules.filter((r) => scopeKey(r) === s), ts, nowSec);
+  if (w === null) throw new Error("the rules read nothing this impression writes");
+  return w;
+};
+
+export const impression = (
+  imp: string,
+  counters: CounterWrite,
+  notice: NoticeUse | null = null,
+  dedupTtlSec = 3_600,
+): ImpressionWrite => ({ imp, counters, dedupTtlSec, notice });
 
 const segmentsOf = (p: { memberships: readonly { segment: string }[] } | null): string[] | null =>
   p === null ? null : p.memberships.map((m) => m.segment).sort();
@@ -161,46 +193,145 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
 
     it("counts an impression once per impression id, atomically, even under concurrency", async () => {
       const t = now();
-      const fields = fieldsFor("camp||", t);
+      const rules = [capRule("camp", HOUR, DAY, null)];
+      const w = writeOf(rules, "camp", t, t);
       const distinct = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => store.recordImpression("bu:fc", `imp-${i}`, fields, 3_600, t)),
+        Array.from({ length: 200 }, (_, i) => store.recordImpression("bu:fc", impression(`imp-${i}`, w), t)),
       );
-      expect(distinct.filter(Boolean)).toHaveLength(200);
+      expect(distinct.filter((o) => o === "counted")).toHaveLength(200);
       const same = await Promise.all(
-        Array.from({ length: 50 }, () => store.recordImpression("bu:fc", "imp-7", fields, 3_600, t)),
+        Array.from({ length: 50 }, () => store.recordImpression("bu:fc", impression("imp-7", w), t)),
       );
-      expect(same.filter(Boolean)).toHaveLength(0);
-      expect(await store.recordImpression("bu:fc", "imp-new", fields, 3_600, t)).toBe(true);
-      expect(await store.recordImpression("bu:fc", "imp-new", fields, 3_600, t)).toBe(false);
-      const counters = await store.readCounters("bu:fc", t);
-      expect([...counters.entries()].sort()).toEqual(fields.map((f) => [f, 201]).sort());
+      expect(same.every((o) => o === "duplicate")).toBe(true);
+      expect(await store.recordImpression("bu:fc", impression("imp-new", w), t)).toBe("counted");
+      expect(await store.recordImpression("bu:fc", impression("imp-new", w), t)).toBe("duplicate");
+      // Only what the rules read: lifetime, the minute bucket (1 h window), the hour bucket (24 h window).
+      expect([...(await store.readCounters("bu:fc", t)).entries()].sort()).toEqual(
+        [
+          ["camp|||L", 201],
+          [`camp|||60|${Math.floor(t / 60)}`, 201],
+          [`camp|||3600|${Math.floor(t / 3600)}`, 201],
+        ].sort(),
+      );
       expect(await store.readCounters("bu:nobody", t)).toEqual(new Map());
     });
 
-    it("drops counter buckets past their retention and keeps lifetime counts", async () => {
-      const t = now();
-      await store.recordImpression("bu:old", "a", fieldsFor("c||", t), 60, t);
-      const later = t + 2 * 86_400;
-      await store.recordImpression("bu:old", "b", fieldsFor("c||", later), 60, later);
-      const fields = [...(await store.readCounters("bu:old", later)).entries()].sort();
-      // Minute buckets live a day: the first impression's is gone; its hour and day buckets stay.
-      expect(fields).toEqual(
+    it("writes only the buckets rules read, never one past its retention, and prunes as it writes", async () => {
+      const t = Math.floor(now() / 60) * 60 + 30;
+      const rules = [capRule("c", HOUR, 7 * DAY)];
+      // Two days old: past the hour's retention (not written), within the week's (written).
+      const old = t - 2 * DAY;
+      expect(await store.recordImpression("bu:old", impression("a", writeOf(rules, "c", old, t)), t)).toBe(
+        "counted",
+      );
+      expect([...(await store.readCounters("bu:old", t)).entries()]).toEqual([
+        [`c|||3600|${Math.floor(old / 3600)}`, 1],
+      ]);
+      // Nothing a rule reads at all (no lifetime window, every bucket past retention): nothing to write.
+      expect(counterWrite(["c||"], (s) => rules.filter((r) => scopeKey(r) === s), t - 8 * DAY, t)).toBeNull();
+      await store.recordImpression("bu:old", impression("b", writeOf(rules, "c", t, t)), t);
+      // Two hours on: the first minute bucket is past the hour (and its one bucket of margin): pruned as the
+      // next impression is written; the week's buckets stay.
+      const later = t + 2 * HOUR;
+      await store.recordImpression("bu:old", impression("c", writeOf(rules, "c", later, later)), later);
+      expect([...(await store.readCounters("bu:old", later)).entries()].sort()).toEqual(
         [
-          ["c|||L", 2],
-          [`c|||60|${Math.floor(later / 60)}`, 1],
+          [`c|||3600|${Math.floor(old / 3600)}`, 1],
           [`c|||3600|${Math.floor(t / 3600)}`, 1],
           [`c|||3600|${Math.floor(later / 3600)}`, 1],
-          [`c|||86400|${Math.floor(t / 86400)}`, 1],
-          [`c|||86400|${Math.floor(later / 86400)}`, 1],
+          [`c|||60|${Math.floor(later / 60)}`, 1],
+        ].sort(),
+      );
+      // Eight days on, only the newest week's bucket and minute survive.
+      const week = later + 8 * DAY;
+      await store.recordImpression("bu:old", impression("d", writeOf(rules, "c", week, week)), week);
+      expect([...(await store.readCounters("bu:old", week)).entries()].sort()).toEqual(
+        [
+          [`c|||3600|${Math.floor(week / 3600)}`, 1],
+          [`c|||60|${Math.floor(week / 60)}`, 1],
         ].sort(),
       );
     });
 
-    it("erases a person's counters with the opt-out", async () => {
+    it("keeps 10,000 hostile impressions on one person within the bound its rules give", async () => {
       const t = now();
-      await store.recordImpression("bu:gone", "x", fieldsFor("c||", t), 60, t);
+      const rules = [capRule("r1", HOUR, 7 * DAY, null), capRule("r2", 30 * DAY)];
+      let seed = 7;
+      const rand = (n: number): number => {
+        seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+        return seed % n;
+      };
+      for (let i = 0; i < 10_000; i++) {
+        const campaign = ["r1", "r2", `free-${rand(1_000)}`][rand(3)] as string;
+        const ts = t - rand(90 * DAY);
+        const w = counterWrite([`${campaign}||`], (s) => rules.filter((r) => scopeKey(r) === s), ts, t);
+        if (w !== null) await store.recordImpression("bu:hostile", impression(`h-${i}`, w), t);
+      }
+      const fields = [...(await store.readCounters("bu:hostile", t)).keys()];
+      // r1: lifetime, at most 60 + 1 minute buckets, 7 * 24 + 1 hour buckets; r2: 30 + 1 day buckets.
+      expect(fields.length).toBeLessThanOrEqual(1 + 61 + 169 + 31);
+      expect(fields.filter((f) => !f.startsWith("r1|") && !f.startsWith("r2|"))).toEqual([]);
+    });
+
+    it("refuses an impression that would grow the counters past the bound, writing nothing", async () => {
+      const t = now();
+      const many = (n: number, from = 0): CounterWrite => ({
+        lifetime: Array.from({ length: n }, (_, i) => `c${from + i}|||L`),
+        buckets: [],
+      });
+      expect(await store.recordImpression("bu:full", impression("a", many(MAX_COUNTER_FIELDS - 1)), t)).toBe(
+        "counted",
+      );
+      expect(await store.recordImpression("bu:full", impression("b", many(2, MAX_COUNTER_FIELDS)), t)).toBe(
+        "full",
+      );
+      expect((await store.readCounters("bu:full", t)).size).toBe(MAX_COUNTER_FIELDS - 1);
+      // Not remembered either: once it fits, the same impression id counts.
+      expect(await store.recordImpression("bu:full", impression("b", many(1, 0)), t)).toBe("counted");
+    });
+
+    it("spends a notice token's uses in the same step: same imp again a duplicate, one more a replay", async () => {
+      const t = now();
+      const w = writeOf([capRule("n", null)], "n", t, t);
+      const token: NoticeUse = { nonce: "nonce-one", uses: 2, expiresAtSec: t + HOUR };
+      const record = (imp: string, notice: NoticeUse = token) =>
+        store.recordImpression("bu:tok", impression(imp, w, notice), t);
+      expect(await record("i1")).toBe("counted");
+      expect(await record("i1")).toBe("duplicate");
+      expect(await record("i2")).toBe("counted");
+      expect(await record("i3")).toBe("replayed");
+      // Concurrent replays of a fresh one-use token: exactly one counts.
+      const once: NoticeUse = { nonce: "nonce-two", uses: 1, expiresAtSec: t + HOUR };
+      const raced = await Promise.all(Array.from({ length: 20 }, (_, i) => record(`r-${i}`, once)));
+      expect(raced.filter((o) => o === "counted")).toHaveLength(1);
+      expect(raced.filter((o) => o === "replayed")).toHaveLength(19);
+      expect((await store.readCounters("bu:tok", t)).get("n|||L")).toBe(3);
+    });
+
+    it("records nothing for an opted-out ID: no counters, no marker, no token use", async () => {
+      const t = now();
+      const w = writeOf([capRule("c", HOUR, null)], "c", t, t);
+      const token: NoticeUse = { nonce: "n-out", uses: 1, expiresAtSec: t + HOUR };
+      await store.recordImpression("bu:gone", impression("x", w, token), t);
       await store.optOut(["bu:gone"], t);
       expect(await store.readCounters("bu:gone", t)).toEqual(new Map());
+      expect(await store.recordImpression("bu:gone", impression("y", w), t)).toBe("opted_out");
+      expect(await store.recordImpression("bu:gone", impression("x", w, token), t)).toBe("opted_out");
+      expect(await store.readCounters("bu:gone", t)).toEqual(new Map());
+      expect(await store.readCounterState("bu:gone", t)).toEqual({ counters: new Map(), optedOut: true });
+      await store.addCounters(["bu:gone"], new Map([["c|||L", 5]]));
+      expect(await store.readCounters("bu:gone", t)).toEqual(new Map());
+    });
+
+    it("refuses a link that touches an opted-out ID, on both sides", async () => {
+      await store.optOut(["bu:lo-out"], now());
+      const change = { a: "bu:lo-in", b: "bu:lo-out", edge: { confidence: 1, source: "login" } };
+      expect(await store.writeLinks([change])).toEqual([change]);
+      const links = await store.readLinks(["bu:lo-in", "bu:lo-out"]);
+      expect(links.get("bu:lo-in")).toEqual(new Map());
+      expect(links.get("bu:lo-out")).toEqual(new Map());
+      // Removals still go through.
+      expect(await store.writeLinks([{ ...change, edge: null }])).toEqual([]);
     });
 
     it("keeps links on both sides of an edge, and drops them with the opt-out", async () => {
@@ -273,7 +404,11 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
 
     it("adds and drops counters under many keys", async () => {
       const t = now();
-      await store.recordImpression("bu:c1", "i1", fieldsFor("c||", t), 60, t);
+      await store.recordImpression(
+        "bu:c1",
+        impression("i1", writeOf([capRule("c", HOUR, null)], "c", t, t)),
+        t,
+      );
       const delta = await store.readCounters("bu:c1", t);
       await store.addCounters(["bu:c1", "bu:c2"], delta);
       const doubled = await store.readCounters("bu:c1", t);

@@ -20,7 +20,8 @@ let svc: TestService;
 const handlers = new Map<string, Route>();
 
 beforeAll(async () => {
-  svc = await startService({ ADMIN_TOKENS: `${ADMIN}=*` });
+  // EVENTS_OPEN: the event routes read every field a fuzzed request sends, not only the key.
+  svc = await startService({ ADMIN_TOKENS: `${ADMIN}=*`, EVENTS_OPEN: "true" });
   for (const r of svc.service.routes) handlers.set(`${r.method} ${r.path}`, r);
 });
 afterAll(() => svc?.stop());

@@ -9,7 +9,8 @@ const ADMIN = "operator-admin-token-00001";
 let svc: TestService;
 
 beforeAll(async () => {
-  svc = await startService({ ADMIN_TOKENS: `${ADMIN}=*`, TCF_VENDOR_ID: "1001" });
+  // EVENTS_OPEN: impressions named by type and id, as a closed network sends them.
+  svc = await startService({ ADMIN_TOKENS: `${ADMIN}=*`, TCF_VENDOR_ID: "1001", EVENTS_OPEN: "true" });
 });
 afterAll(() => svc?.stop());
 

@@ -2,9 +2,17 @@
 import { Redis } from "ioredis";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scopeKey } from "../../src/capping/cap-rule.ts";
+import { counterWrite } from "../../src/capping/cap-windows.ts";
 import { encodeProfile, type Profile } from "../../src/profiles/profile-codec.ts";
 import { NotReplicatedError, profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
-import { add, describeProfileStoreContract } from "../contract/profile-store-contract.ts";
+import {
+  add,
+  capRule,
+  describeProfileStoreContract,
+  impression,
+  writeOf,
+} from "../contract/profile-store-contract.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 
 let server: RedisServer;
@@ -127,9 +135,10 @@ describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
       await replicated.connect();
       stores.push(replicated);
       const nowSec = Math.floor(Date.now() / 1000);
-      expect(await replicated.recordImpression("bu:rep", "i1", ["l:c"], 3_600, nowSec)).toBe(true);
-      expect(await replicated.recordImpression("bu:rep", "i1", ["l:c"], 3_600, nowSec)).toBe(false);
-      expect(await onReplica.hget("fc:{bu:rep}", "l:c")).toBe("1");
+      const lifetime = (imp: string) => impression(imp, { lifetime: ["c|||L"], buckets: [] });
+      expect(await replicated.recordImpression("bu:rep", lifetime("i1"), nowSec)).toBe("counted");
+      expect(await replicated.recordImpression("bu:rep", lifetime("i1"), nowSec)).toBe("duplicate");
+      expect(await onReplica.hget("fc:{bu:rep}", "c|||L")).toBe("1");
 
       // Two replicas wanted, one there: counted on the master but not confirmed, so not acknowledged; the
       // retry the caller makes is a duplicate there and still waits for the confirmation.
@@ -144,13 +153,13 @@ describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
       stores.push(demanding);
       expect(await replicated.replicaShortfall()).toEqual([]);
       expect(await demanding.replicaShortfall()).toEqual([`127.0.0.1:${server.port} has 1 of 2`]);
-      const err = await demanding.recordImpression("bu:rep", "i2", ["l:c"], 3_600, nowSec).catch((e) => e);
+      const err = await demanding.recordImpression("bu:rep", lifetime("i2"), nowSec).catch((e) => e);
       expect(err).toBeInstanceOf(NotReplicatedError);
       expect(err).toMatchObject({ code: "AUD_ERR_NOT_REPLICATED", wanted: 2, acked: 1 });
-      await expect(demanding.recordImpression("bu:rep", "i2", ["l:c"], 3_600, nowSec)).rejects.toThrow(
+      await expect(demanding.recordImpression("bu:rep", lifetime("i2"), nowSec)).rejects.toThrow(
         "write reached 1 of 2 replicas in time",
       );
-      expect(await demanding.readCounters("bu:rep", nowSec)).toEqual(new Map([["l:c", 2]]));
+      expect(await demanding.readCounters("bu:rep", nowSec)).toEqual(new Map([["c|||L", 2]]));
     } finally {
       onReplica.disconnect();
       await replica.close();
@@ -193,5 +202,104 @@ describe("reads of one event-loop turn", () => {
       expect(segs(ps as (Profile | null)[]).filter((x) => x !== null)).toEqual(["2"]);
       expect(ps[r]).not.toBeNull();
     });
+  });
+});
+
+/** Calls per command since `CONFIG RESETSTAT`, from INFO commandstats (scripts' commands included). */
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const m of (await redis.info("commandstats")).matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm))
+    out.set(m[1] as string, Number(m[2]));
+  return out;
+}
+
+describe("impression writes on Redis: bounded, exact keys", () => {
+  it("keeps a person's hash within its bound after 10,000 hostile impressions, without ever reading it whole", async () => {
+    const store = await openStore(server.url);
+    const admin = new Redis(server.url);
+    try {
+      const t = Math.floor(Date.now() / 1000);
+      const rules = [capRule("r1", 3_600, 7 * 86_400, null), capRule("r2", 30 * 86_400)];
+      let seed = 11;
+      const rand = (n: number): number => {
+        seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+        return seed % n;
+      };
+      await admin.config("RESETSTAT");
+      let written = 0;
+      for (let i = 0; i < 10_000; i++) {
+        const campaign = ["r1", "r2", `free-${rand(5_000)}`][rand(3)] as string;
+        const ts = t - rand(90 * 86_400);
+        const w = counterWrite([`${campaign}||`], (sc) => rules.filter((r) => scopeKey(r) === sc), ts, t);
+        if (w === null) continue;
+        await store.recordImpression("bu:hostile", impression(`h-${i}`, w), t);
+        written++;
+      }
+      expect(written).toBeGreaterThan(3_000);
+      // Fields: r1 lifetime, its minute buckets of the hour (61 at most) and hour buckets of the week (169),
+      // r2's day buckets of 30 days (31), and one prune mark per (scope, granularity): 3.
+      const hlen = await admin.hlen("fc:{bu:hostile}");
+      expect(hlen).toBeLessThanOrEqual(1 + 61 + 169 + 31 + 3);
+      const fields = await admin.hkeys("fc:{bu:hostile}");
+      expect(fields.filter((f) => !f.startsWith("r1|||") && !f.startsWith("r2|||"))).toEqual([]);
+      expect(fields.filter((f) => f.endsWith("|lo")).sort()).toEqual([
+        "r1|||3600|lo",
+        "r1|||60|lo",
+        "r2|||86400|lo",
+      ]);
+      const calls = await commandCalls(admin);
+      // Every impression ran the one script; none read the hash whole (the one HKEYS above came after).
+      // (EVAL once where the server did not know the script yet, EVALSHA after.)
+      expect((calls.get("evalsha") ?? 0) + (calls.get("eval") ?? 0)).toBe(written);
+      expect(calls.get("hkeys")).toBe(1);
+      expect(calls.has("hgetall")).toBe(false);
+      expect(calls.has("scan")).toBe(false);
+      // The markers: one sorted set, every id written.
+      expect(await admin.zcard("im:{bu:hostile}")).toBe(written);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it("erases by exact keys: an ID's opt-out leaves no key of it but its marker, and no other ID's", async () => {
+    const store = await openStore(server.url);
+    const admin = new Redis(server.url);
+    try {
+      const t = Math.floor(Date.now() / 1000);
+      const w = writeOf([capRule("c", 3_600, null)], "c", t, t);
+      const notice = { nonce: "n1", uses: 1, expiresAtSec: t + 3_600 };
+      // "bu:ea" is a prefix of the others; the old `imp:{bu:ea}*` pattern matched "bu:ea}…" keys too.
+      for (const id of ["bu:ea", "bu:eab", "bu:ea}:x"]) {
+        expect(await store.recordImpression(id, impression("i1", w, notice), t)).toBe("counted");
+      }
+      await store.writeLinks([{ a: "bu:ea", b: "bu:eab", edge: { confidence: 1, source: "s" } }]);
+      await store.applyMemberships([add("bu:ea", "1")], t);
+      await admin.config("RESETSTAT");
+      await store.optOut(["bu:ea"], t);
+      const calls = await commandCalls(admin);
+      expect(calls.has("scan")).toBe(false);
+      expect(calls.has("keys")).toBe(false);
+      const keys = (await admin.keys("*")).sort();
+      expect(keys.filter((k) => /^[a-z]+:\{bu:ea\}$/.test(k))).toEqual(["o:{bu:ea}"]);
+      for (const other of ["bu:eab", "bu:ea}:x"]) {
+        for (const prefix of ["fc", "im", "nt"]) expect(keys).toContain(`${prefix}:{${other}}`);
+      }
+      expect(await admin.zscore("im:{bu:eab}", "i1")).not.toBeNull();
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it("drops the oldest impression markers past 10,000 per person", async () => {
+    const store = await openStore(server.url);
+    const admin = new Redis(server.url);
+    try {
+      const t = Math.floor(Date.now() / 1000);
+      const w = writeOf([capRule("m", null)], "m", t, t);
+      for (let i = 0; i < 10_005; i++) await store.recordImpression("bu:markers", impression(`m-${i}`, w), t);
+      expect(await admin.zcard("im:{bu:markers}")).toBe(10_000);
+    } finally {
+      admin.disconnect();
+    }
   });
 });

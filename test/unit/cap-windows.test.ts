@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { CapRule, CapWindow } from "../../src/capping/cap-rule.ts";
 import {
+  counterWrite,
   countInWindow,
   errorBoundSec,
   evaluateCampaigns,
   evaluateRule,
   evaluateScopes,
   granularityFor,
-  pruneFields,
 } from "../../src/capping/cap-windows.ts";
 import { fieldsFor, impressionScopes } from "../../src/capping/counters.ts";
 
@@ -230,63 +230,53 @@ describe("evaluateCampaigns and evaluateScopes", () => {
   });
 });
 
-describe("pruneFields", () => {
-  it("returns buckets that ended a retention ago and malformed fields; keeps recent buckets and lifetime", () => {
-    // Bucket numbers starting at nowSec - retention: the bucket before each ends exactly then.
-    const minute = (NOW - DAY) / 60;
-    const hour = (NOW - 25 * DAY) / 3_600;
-    const day = (NOW - 91 * DAY) / 86_400;
-    const fields = [
-      "c1|||L",
-      "c1|li-1|cr-1|L",
-      `c1|||60|${minute - 1}`, // ends at NOW - 1 d: drop
-      `c1|||60|${minute}`,
-      `c1|li-1||3600|${hour - 1}`, // ends at NOW - 25 d: drop
-      `c1|li-1||3600|${hour}`,
-      `c1||cr-1|86400|${day - 1}`, // ends at NOW - 91 d: drop
-      `c1||cr-1|86400|${day}`,
-      "c1|||60|0",
-      "c1||",
-      "c1|||X",
-      "c1|||60",
-      "c1|||120|5",
-      `c1|||60|0${minute}`,
-      `c1|||60|${minute}|1`,
-      "c1|||60|-1",
-      "c1|||60|1.5",
-      "|||L",
-      "c 1|||L",
-      "",
-    ];
-    expect(pruneFields(fields, NOW)).toEqual([
-      `c1|||60|${minute - 1}`,
-      `c1|li-1||3600|${hour - 1}`,
-      `c1||cr-1|86400|${day - 1}`,
-      "c1|||60|0",
-      "c1||",
-      "c1|||X",
-      "c1|||60",
-      "c1|||120|5",
-      `c1|||60|0${minute}`,
-      `c1|||60|${minute}|1`,
-      "c1|||60|-1",
-      "c1|||60|1.5",
-      "|||L",
-      "c 1|||L",
-      "",
-    ]);
+describe("counterWrite", () => {
+  const rule = (
+    windows: (number | null)[],
+    lineItem: string | null = null,
+    creative: string | null = null,
+  ): CapRule => ({
+    campaign: "c1",
+    lineItem,
+    creative,
+    windows: windows.map((windowSec) => ({ windowSec, max: 5 })),
+  });
+  const rulesOf = (rules: CapRule[]) => (scope: string) =>
+    rules.filter((r) => `${r.campaign}|${r.lineItem ?? ""}|${r.creative ?? ""}` === scope);
+
+  it("writes nothing for scopes without a rule", () => {
+    expect(counterWrite(impressionScopes("c2", "li", "cr"), rulesOf([rule([HOUR])]), NOW, NOW)).toBeNull();
   });
 
-  it("never drops a bucket the longest window of its granularity reads", () => {
-    const ts: number[] = [];
-    for (let t = NOW - 92 * DAY; t <= NOW; t += HOUR) ts.push(t);
-    for (let t = NOW - 25 * HOUR; t <= NOW; t += MIN) ts.push(t);
-    const before = at(...ts);
-    const after = new Map(before);
-    for (const f of pruneFields(before.keys(), NOW)) after.delete(f);
-    expect(after.size).toBeLessThan(before.size);
-    for (const w of [HOUR, DAY - MIN, DAY, 24 * DAY - HOUR, 24 * DAY, 90 * DAY, null]) {
-      expect(countInWindow(after, C1, w, NOW)).toBe(countInWindow(before, C1, w, NOW));
+  it("writes only what the rules read: lifetime when asked, one bucket per granularity used", () => {
+    const rules = [rule([HOUR, 2 * HOUR, 7 * DAY]), rule([null], "li")];
+    const w = counterWrite(impressionScopes("c1", "li", null), rulesOf(rules), NOW - 30, NOW);
+    expect(w).toEqual({
+      lifetime: ["c1|li||L"],
+      buckets: [
+        // The longest window of each granularity sets the first bucket kept (one bucket of margin).
+        { prefix: "c1|||60|", bucket: (NOW - 60) / 60, lo: (NOW - 2 * HOUR) / 60, span: 132 },
+        { prefix: "c1|||3600|", bucket: NOW / 3_600 - 1, lo: (NOW - 7 * DAY) / 3_600, span: 171 },
+      ],
+    });
+  });
+
+  it("is null when every bucket is past its retention and no lifetime window counts", () => {
+    const rules = [rule([HOUR, 24 * HOUR])];
+    expect(counterWrite(["c1||"], rulesOf(rules), NOW - 25 * HOUR, NOW)).toBeNull();
+    expect(
+      counterWrite(["c1||"], rulesOf(rules), NOW - 23 * HOUR, NOW)?.buckets.map((b) => b.prefix),
+    ).toEqual(["c1|||60|", "c1|||3600|"]);
+  });
+
+  it("never puts lo past a bucket the longest window of its granularity reads", () => {
+    for (const w of [HOUR, DAY - MIN, DAY, 24 * DAY - HOUR, 24 * DAY, 90 * DAY]) {
+      for (const now of [NOW, NOW + 59, NOW + 3_599, NOW + 12_345]) {
+        const write = counterWrite(["c1||"], rulesOf([rule([w])]), now, now);
+        const b = write?.buckets[0];
+        // countInWindow reads the buckets after floor((now - w) / g): lo keeps one more, as margin.
+        expect(b?.lo).toBe(Math.floor((now - w) / granularityFor(w)));
+      }
     }
   });
 });

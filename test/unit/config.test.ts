@@ -46,6 +46,8 @@ describe("loadConfig defaults", () => {
       shutdownDrainMs: 2_000,
       shutdownGraceMs: 10_000,
       eventTokenSecret: undefined,
+      noticeTokenTtlSec: 3_600,
+      eventsOpen: false,
       catalogReloadMs: 30_000,
       seedDemoData: true,
       metricsEnabled: true,

@@ -1,15 +1,21 @@
 // Impression events: every field rule, and every refusal with its code and the field it names.
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { EventTokens } from "../../src/capping/event-token.ts";
-import { queryFields, readImpressionEvent } from "../../src/capping/impression-event.ts";
+import { type EventReading, queryFields, readImpressionEvent } from "../../src/capping/impression-event.ts";
+import { NoticeTokens } from "../../src/capping/notice-token.ts";
 import { ApiError, type ErrorCode } from "../../src/errors.ts";
 
 const NOW = 1_750_000_000;
 const DAY = 86_400;
 const IFA = "6D92078A-8246-4BA4-AE5B-76104861E7DC";
 const IFA_KEY = "ifa:6d92078a-8246-4ba4-ae5b-76104861e7dc";
-const tokens = new EventTokens("event-token-secret-for-the-unit-tests");
+const tokens = new NoticeTokens("event-token-secret-for-the-unit-tests", 3_600);
+/** The credentialed batch route (and EVENTS_OPEN): type and id allowed. */
+const WITH_IDS: EventReading = { tokens, idsAllowed: true };
+/** The pixel: a notice token only. */
+const TOKEN_ONLY: EventReading = { tokens, idsAllowed: false };
+const issue = (key: string, campaigns: string[] | null = null, at = NOW) =>
+  tokens.issue(key, campaigns, 1, at);
 
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 
@@ -21,20 +27,20 @@ function fields(over: Record<string, unknown> = {}): Record<string, unknown> {
 }
 
 /** Runs `fn` expecting an ApiError; checks its status, code and field, and returns it. */
-function apiError(fn: () => unknown, code: ErrorCode, field: string): ApiError {
+function apiError(fn: () => unknown, code: ErrorCode, field: string, status = 400): ApiError {
   try {
     fn();
   } catch (err) {
     expect(err).toBeInstanceOf(ApiError);
     const e = err as ApiError;
-    expect({ status: e.status, code: e.code, field: e.field }).toEqual({ status: 400, code, field });
+    expect({ status: e.status, code: e.code, field: e.field }).toEqual({ status, code, field });
     return e;
   }
   throw new Error("no error thrown");
 }
 
-const read = (over: Record<string, unknown>, t: EventTokens | null = tokens) =>
-  readImpressionEvent(fields(over), NOW, t);
+const read = (over: Record<string, unknown>, reading: EventReading = WITH_IDS) =>
+  readImpressionEvent(fields(over), NOW, reading);
 
 describe("readImpressionEvent: a valid event", () => {
   it("reads the minimal event, defaulting the optional fields", () => {
@@ -45,6 +51,7 @@ describe("readImpressionEvent: a valid event", () => {
       creative: null,
       imp: "imp-1",
       tsSec: NOW,
+      notice: null,
     });
   });
 
@@ -87,10 +94,12 @@ describe("readImpressionEvent: a valid event", () => {
 });
 
 describe("readImpressionEvent: the person", () => {
-  it("hashes an email to hem:<sha256 of the normalised address>, never keeping it", () => {
-    const e = read({ type: "email", id: " Jane.Doe@Example.COM " });
-    expect(e.personKey).toBe(`hem:${sha256("jane.doe@example.com")}`);
-    expect(JSON.stringify(e)).not.toContain("example");
+  it("refuses a raw email as the type: an event carries the hashed form (hem) only", () => {
+    apiError(() => read({ type: "email", id: " Jane.Doe@Example.COM " }), "AUD_ERR_BAD_FIELD", "type");
+    apiError(() => read({ type: "EMAIL", id: "jane.example.com" }), "AUD_ERR_BAD_FIELD", "type");
+    expect(read({ type: "hem", id: sha256("jane.doe@example.com") }).personKey).toBe(
+      `hem:${sha256("jane.doe@example.com")}`,
+    );
   });
 
   it.each([
@@ -102,9 +111,62 @@ describe("readImpressionEvent: the person", () => {
     expect(read({ type, id }).personKey).toBe(key);
   });
 
-  it("reads the person from a token instead of type and id", () => {
-    const e = read({ type: undefined, id: undefined, token: tokens.issue("bu:Buyer-1") });
+  it("reads the person, and the grant, from a token instead of type and id", () => {
+    const e = read({ type: undefined, id: undefined, token: issue("bu:Buyer-1") }, TOKEN_ONLY);
     expect(e.personKey).toBe("bu:Buyer-1");
+    expect(e.notice).toMatchObject({
+      personKey: "bu:Buyer-1",
+      campaigns: null,
+      uses: 1,
+      expiresAtSec: NOW + 3_600,
+    });
+  });
+
+  it.each([
+    ["type and id", {}, "type"],
+    ["type", { id: undefined }, "type"],
+    ["id", { type: undefined }, "id"],
+  ])("refuses %s where only a token may name the person (the pixel)", (_label, over, field) => {
+    const e = apiError(() => read(over, TOKEN_ONLY), "AUD_ERR_BAD_FIELD", field);
+    expect(e.message).toMatch(/token a lookup issued/);
+  });
+
+  it("asks for the token where only a token may name the person", () => {
+    apiError(() => read({ type: undefined, id: undefined }, TOKEN_ONLY), "AUD_ERR_MISSING_FIELD", "token");
+  });
+
+  it("refuses an expired token with 403, naming the token", () => {
+    const token = issue(IFA_KEY, null, NOW - 3_601);
+    const e = apiError(
+      () => read({ type: undefined, id: undefined, token }, TOKEN_ONLY),
+      "AUD_ERR_NOTICE_REFUSED",
+      "token",
+      403,
+    );
+    expect(e.message).toMatch(/expired/);
+    expect(read({ type: undefined, id: undefined, token: issue(IFA_KEY, null, NOW - 3_600) }).personKey).toBe(
+      IFA_KEY,
+    );
+  });
+
+  it("refuses a campaign the token was not issued for with 403, naming the campaign", () => {
+    const token = issue(IFA_KEY, ["camp-1", "camp-2"]);
+    expect(read({ type: undefined, id: undefined, token, campaign: "camp-2" }, TOKEN_ONLY).campaign).toBe(
+      "camp-2",
+    );
+    apiError(
+      () => read({ type: undefined, id: undefined, token, campaign: "camp-3" }, TOKEN_ONLY),
+      "AUD_ERR_NOTICE_REFUSED",
+      "campaign",
+      403,
+    );
+    const none = issue(IFA_KEY, []);
+    apiError(
+      () => read({ type: undefined, id: undefined, token: none }, TOKEN_ONLY),
+      "AUD_ERR_NOTICE_REFUSED",
+      "campaign",
+      403,
+    );
   });
 
   it("takes an empty token as not given", () => {
@@ -121,7 +183,6 @@ describe("readImpressionEvent: the person", () => {
     ["a type that is not a string", { type: 1 }, "AUD_ERR_BAD_FIELD", "type"],
     ["an id that is not a string", { type: "bu", id: 12345 }, "AUD_ERR_BAD_FIELD", "id"],
     ["an all-zero ifa", { id: "00000000-0000-0000-0000-000000000000" }, "AUD_ERR_BAD_FIELD", "id"],
-    ["an email without @", { type: "email", id: "jane.example.com" }, "AUD_ERR_BAD_FIELD", "id"],
     ["a hem that is not SHA-256 hex", { type: "hem", id: "abc" }, "AUD_ERR_BAD_FIELD", "id"],
     ["a blank id", { id: "   " }, "AUD_ERR_BAD_FIELD", "id"],
     ["an id over 256 characters", { type: "bu", id: "b".repeat(257) }, "AUD_ERR_BAD_FIELD", "id"],
@@ -130,29 +191,22 @@ describe("readImpressionEvent: the person", () => {
   });
 
   it("says why an id is refused", () => {
-    const e = apiError(() => read({ type: "email", id: "jane" }), "AUD_ERR_BAD_FIELD", "id");
-    expect(e.message).toBe("id: email without '@'");
-  });
-
-  it("refuses a token when event tokens are not enabled", () => {
-    const token = tokens.issue(IFA_KEY);
-    const e = apiError(
-      () => read({ type: undefined, id: undefined, token }, null),
-      "AUD_ERR_BAD_FIELD",
-      "token",
-    );
-    expect(e.message).toMatch(/not enabled/);
+    const e = apiError(() => read({ type: "hem", id: "abc" }), "AUD_ERR_BAD_FIELD", "id");
+    expect(e.message).toMatch(/^id: /);
   });
 
   it("refuses a tampered token", () => {
-    const t = tokens.issue(IFA_KEY);
+    const t = issue(IFA_KEY);
     const tampered = `${t.slice(0, 20)}${t[20] === "A" ? "B" : "A"}${t.slice(21)}`;
     apiError(() => read({ type: undefined, id: undefined, token: tampered }), "AUD_ERR_BAD_FIELD", "token");
   });
 
   it.each([
-    ["truncated", tokens.issue(IFA_KEY).slice(0, -3)],
-    ["from another secret", new EventTokens("a-different-secret-of-enough-length").issue(IFA_KEY)],
+    ["truncated", issue(IFA_KEY).slice(0, -3)],
+    [
+      "from another secret",
+      new NoticeTokens("a-different-secret-of-enough-length", 3_600).issue(IFA_KEY, null, 1, NOW),
+    ],
     ["garbage", "not a token"],
     ["a raw id", IFA],
   ])("refuses a token that is %s", (_label, token) => {
@@ -168,7 +222,7 @@ describe("readImpressionEvent: the person", () => {
     ["type", { id: undefined }],
     ["id", { type: undefined }],
   ])("refuses a token given together with %s: it could name two people", (_label, over) => {
-    apiError(() => read({ ...over, token: tokens.issue("bu:other") }), "AUD_ERR_BAD_FIELD", "token");
+    apiError(() => read({ ...over, token: issue("bu:other") }), "AUD_ERR_BAD_FIELD", "token");
   });
 });
 
@@ -260,7 +314,7 @@ describe("readImpressionEvent: ts", () => {
   });
 
   it("defaults to whole seconds when now has a fraction", () => {
-    expect(readImpressionEvent(fields(), NOW + 0.75, tokens).tsSec).toBe(NOW);
+    expect(readImpressionEvent(fields(), NOW + 0.75, WITH_IDS).tsSec).toBe(NOW);
   });
 
   it("accepts up to 300 s in the future, in seconds and in milliseconds", () => {
@@ -358,20 +412,21 @@ describe("queryFields", () => {
   });
 
   it("feeds readImpressionEvent: a pixel's query string end to end", () => {
-    const q = `type=email&id=Jane.Doe%40Example.com&campaign=camp-1&line_item=&imp=1a2b%3A3&ts=${NOW * 1000}&cb=99`;
-    expect(readImpressionEvent(queryFields(q), NOW, tokens)).toEqual({
-      personKey: `hem:${sha256("jane.doe@example.com")}`,
+    const q = `type=bu&id=Jane%2BDoe&campaign=camp-1&line_item=&imp=1a2b%3A3&ts=${NOW * 1000}&cb=99`;
+    expect(readImpressionEvent(queryFields(q), NOW, WITH_IDS)).toEqual({
+      personKey: "bu:Jane+Doe",
       campaign: "camp-1",
       lineItem: null,
       creative: null,
       imp: "1a2b:3",
       tsSec: NOW,
+      notice: null,
     });
   });
 
   it("carries a token through URL decoding unchanged", () => {
-    const token = tokens.issue(IFA_KEY);
-    const e = readImpressionEvent(queryFields(`token=${token}&campaign=c&imp=i`), NOW, tokens);
+    const token = issue(IFA_KEY);
+    const e = readImpressionEvent(queryFields(`token=${token}&campaign=c&imp=i`), NOW, TOKEN_ONLY);
     expect(e.personKey).toBe(IFA_KEY);
   });
 });

@@ -69,15 +69,8 @@ class CountingStore implements ProfileStore {
     return this.inner.isOptedOut(key);
   }
 
-  recordImpression(
-    personKey: string,
-    imp: string,
-    fields: readonly string[],
-    ttl: number,
-    nowSec: number,
-  ): Promise<boolean> {
-    return this.inner.recordImpression(personKey, imp, fields, ttl, nowSec);
-  }
+  readonly recordImpression = this.inner.recordImpression.bind(this.inner);
+  readonly readCounterState = this.inner.readCounterState.bind(this.inner);
 
   readCounters(personKey: string, nowSec: number): Promise<Counters> {
     return this.inner.readCounters(personKey, nowSec);
