@@ -137,6 +137,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     cache: { invalidate },
     now,
     maxPersonIds: config.maxPersonIds,
+    maxLineBytes: config.ingestMaxLineBytes,
   });
 
   const reloadCatalog = (): void => {

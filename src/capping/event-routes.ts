@@ -9,7 +9,7 @@ import {
   queryParam,
   type Route,
 } from "../http/http-types.ts";
-import { IngestFileError, readRecords } from "../ingest/record-reader.ts";
+import { EVENT_MAX_LINE_BYTES, IngestFileError, readRecords } from "../ingest/record-reader.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
@@ -102,7 +102,9 @@ export function eventRoutes(deps: EventDeps, stats: EventStats): Route[] {
       handler: async (req: HttpRequestData): Promise<HttpAnswer> => {
         const result = { received: 0, counted: 0, duplicates: 0, rejected: 0, errors: [] as object[] };
         try {
-          for await (const r of readRecords(req.stream as Readable, "ndjson", EVENT_SHAPE)) {
+          for await (const r of readRecords(req.stream as Readable, "ndjson", EVENT_SHAPE, {
+            maxLineBytes: EVENT_MAX_LINE_BYTES,
+          })) {
             result.received++;
             let ev: ImpressionEvent;
             try {
