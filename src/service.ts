@@ -196,8 +196,13 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     budgetMs: config.lookupBudgetMs,
     tmaxMarginMs: config.tmaxMarginMs,
   });
-  admission = new Admission({ maxInFlight: config.maxInFlight, shedStatus: config.shedStatus }, () =>
-    live?.shed(),
+  admission = new Admission(
+    {
+      maxInFlight: config.maxInFlight,
+      maxStreamsInFlight: config.maxStreamsInFlight,
+      shedStatus: config.shedStatus,
+    },
+    () => live?.shed(),
   );
   const allRoutes = [
     ...buildRoutes({
@@ -213,7 +218,10 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       worker,
     }),
     { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
-    ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats),
+    // An event batch is small: its streamed body gets its own limit, far below the admin uploads'.
+    ...eventRoutes({ store: backing.bulkStore, catalog, counters, tokens, now }, eventStats).map((r) =>
+      r.body === "stream" ? { ...r, bodyLimitBytes: config.eventsBodyLimitBytes } : r,
+    ),
     ...adminRoutes({ data, tokens: config.adminTokens, log, ingest: ingestStats }),
     ...operatorRoutes({
       metrics,
