@@ -17,12 +17,11 @@ import {
   rawParams,
 } from "./route-table.ts";
 import {
-  BOTH_LENGTHS,
   DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_STREAM_BODY_LIMIT_BYTES,
   DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  FRAMING_REFUSED,
   framingError,
-  NOT_CHUNKED,
   type RunningServer,
   UNREAD_REQUEST,
   type UwsServerOptions,
@@ -56,11 +55,9 @@ export function startNodeServer(opts: UwsServerOptions): Promise<RunningServer> 
     const inProgress = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
     if (socket.writable && inProgress !== true) {
       const framing =
-        err.code === "HPE_UNEXPECTED_CONTENT_LENGTH"
-          ? BOTH_LENGTHS
-          : err.code === "HPE_INVALID_TRANSFER_ENCODING"
-            ? NOT_CHUNKED
-            : null;
+        err.code === "HPE_UNEXPECTED_CONTENT_LENGTH" || err.code === "HPE_INVALID_TRANSFER_ENCODING"
+          ? FRAMING_REFUSED
+          : null;
       if (framing !== null) {
         const body = String(framing.body);
         socket.write(

@@ -142,24 +142,23 @@ function release(ex: Exchange): void {
 /**
  * The request's body framing, when it is one this server refuses: any Transfer-Encoding but plain chunked
  * (this uWS build would take "gzip, chunked" as chunked: a proxy in front may frame it otherwise, the start
- * of request smuggling), and Transfer-Encoding with Content-Length (RFC 9112 §6.1 lets a server refuse it).
+ * of request smuggling), and Transfer-Encoding with Content-Length (RFC 9112 §6.1 lets a server refuse it;
+ * the uWS parser already drops such a connection without an answer, node:http's answers 400 through
+ * clientError).
  */
 export function framingError(transferEncoding: string, contentLength: string): HttpAnswer | null {
   if (transferEncoding === "") return null;
-  if (contentLength !== "") return BOTH_LENGTHS;
-  return CHUNKED.test(transferEncoding) ? null : NOT_CHUNKED;
+  return contentLength === "" && CHUNKED.test(transferEncoding) ? null : FRAMING_REFUSED;
 }
 
 const CHUNKED = /^[ \t]*chunked[ \t]*$/i;
-export const BOTH_LENGTHS = errorAnswer(
+/** One answer for every framing refused: node:http's parser refuses some itself and cannot say which. */
+export const FRAMING_REFUSED = errorAnswer(
   new ApiError(
     "AUD_ERR_BAD_FIELD",
-    "a request may not carry both Transfer-Encoding and Content-Length",
+    "Transfer-Encoding must be chunked alone, and never sent with Content-Length",
     "transfer-encoding",
   ),
-);
-export const NOT_CHUNKED = errorAnswer(
-  new ApiError("AUD_ERR_BAD_FIELD", "Transfer-Encoding must be chunked, alone", "transfer-encoding"),
 );
 /** What the metrics wrapper of a shed answer is given: the request's body was never read. */
 export const UNREAD_REQUEST: HttpRequestData = Object.freeze({
