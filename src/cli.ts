@@ -8,7 +8,7 @@ import { readDealRules } from "./ingest/deal-rules-file.ts";
 import type { IngestSummary } from "./ingest/load-memberships.ts";
 import { IngestInputError, membershipFormatOf, openFileInput } from "./ingest/open-input.ts";
 import { createProgress } from "./ingest/progress.ts";
-import { type FileFormat, IngestFileError, readRecords } from "./ingest/record-reader.ts";
+import { type FileFormat, IngestFileError, type ReadOptions, readRecords } from "./ingest/record-reader.ts";
 import { DataRequestError, SegmentData } from "./ingest/segment-data.ts";
 import {
   readTaxonomy,
@@ -29,6 +29,8 @@ const USAGE = `usage:
   audience ingest links <file>
   audience ingest deals <file.ndjson>
   audience optout <file>
+  Every command takes --max-line-bytes N: the longest line read (default INGEST_MAX_LINE_BYTES, 1 MiB); a
+  longer line is rejected with its line number and the rows after it are still read.
 
   Writes into the Redis at REDIS_URL. Files may be gzip-compressed (detected by content).
   memberships: CSV header type,id,segment[,ttl][,op][,expires_at][,source]; NDJSON lines with the same keys.
@@ -82,6 +84,7 @@ async function connect(): Promise<{ data: SegmentData; close: () => Promise<void
     bus: new RedisInvalidationBus(store.redis),
     cache: null,
     maxPersonIds: config.maxPersonIds,
+    maxLineBytes: config.ingestMaxLineBytes,
   });
   return { data, close: () => store.close() };
 }
@@ -181,7 +184,7 @@ async function ingestTaxonomy(args: string[]): Promise<number> {
   const { data, close } = await connect();
   try {
     const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
-    const result = await readTaxonomy(input.stream, format, known);
+    const result = await readTaxonomy(input.stream, format, known, { maxLineBytes: data.maxLineBytes });
     for (const e of result.errors) {
       process.stderr.write(`${file}: ${taxonomyErrorWhere(format, e.line)}: ${e.reason}\n`);
     }
@@ -211,7 +214,7 @@ async function ingestCaps(args: string[]): Promise<number> {
     file,
     "rows",
     "cap rules",
-    (input) => readCapRules(input, format),
+    (input, opts) => readCapRules(input, format, opts),
     (data, rules) => data.putCapRules(rules),
   );
 }
@@ -226,13 +229,14 @@ async function importRules<R>(
   ruleNoun: string,
   read: (
     input: Readable,
+    opts: ReadOptions,
   ) => Promise<{ rules: R[]; errors: readonly { line: number; reason: string; column?: number }[] }>,
   put: (data: SegmentData, rules: R[]) => Promise<void>,
 ): Promise<number> {
   const input = open(file);
   const { data, close } = await connect();
   try {
-    const result = await read(input.stream);
+    const result = await read(input.stream, { maxLineBytes: data.maxLineBytes });
     for (const e of result.errors) {
       process.stderr.write(`${file}:${e.line}${e.column === undefined ? "" : `:${e.column}`}: ${e.reason}\n`);
     }
@@ -304,7 +308,9 @@ async function optOut(args: string[]): Promise<number> {
   let rejected = 0;
   let batch: string[] = [];
   try {
-    for await (const r of readRecords(input.stream, format, OPT_OUT_SHAPE)) {
+    for await (const r of readRecords(input.stream, format, OPT_OUT_SHAPE, {
+      maxLineBytes: data.maxLineBytes,
+    })) {
       const typed =
         "error" in r
           ? { ok: false as const, reason: r.error }
@@ -335,7 +341,36 @@ async function optOut(args: string[]): Promise<number> {
   }
 }
 
-async function run(argv: string[]): Promise<number> {
+const MAX_LINE_FLAG = "--max-line-bytes";
+
+/**
+ * Takes --max-line-bytes out of the arguments, wherever it is, and makes it the INGEST_MAX_LINE_BYTES the
+ * configuration reads: one flag for every command, checked here so that its message names the flag.
+ */
+function takeMaxLineFlag(argv: string[]): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    let value: string | undefined;
+    if (arg === MAX_LINE_FLAG) value = argv[++i] ?? "";
+    else if (arg.startsWith(`${MAX_LINE_FLAG}=`)) value = arg.slice(MAX_LINE_FLAG.length + 1);
+    else {
+      rest.push(arg);
+      continue;
+    }
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1024 || n > 1024 * 1024 * 1024) {
+      throw new CliError(
+        `${MAX_LINE_FLAG} must be a whole number of bytes from 1024 to 1073741824, got '${value}'`,
+      );
+    }
+    process.env.INGEST_MAX_LINE_BYTES = value;
+  }
+  return rest;
+}
+
+async function run(all: string[]): Promise<number> {
+  const argv = takeMaxLineFlag(all);
   const [command, what, ...rest] = argv;
   if (command === "ingest" && what === "memberships") return ingestMemberships(rest);
   if (command === "ingest" && what === "taxonomy") return ingestTaxonomy(rest);

@@ -145,6 +145,12 @@ export const CONFIG_SPEC = {
     "Requests worked on at once; more are shed at once (SHED_STATUS) instead of queueing. /healthz and /readyz are never shed.",
     "2000",
   ),
+  maxStreamsInFlight: spec(
+    "MAX_STREAMS_IN_FLIGHT",
+    intIn(1, 10_000, 8),
+    "Streamed requests (admin uploads, POST /v1/events) worked on at once, counted apart from MAX_IN_FLIGHT so that slow uploads never take the bid path's slots; more are shed at once (SHED_STATUS).",
+    "8",
+  ),
   shedStatus: spec(
     "SHED_STATUS",
     z
@@ -158,6 +164,12 @@ export const CONFIG_SPEC = {
     "BODY_TIMEOUT_MS",
     intIn(100, 600_000, 5_000),
     "A bid-time request body not fully received within this is answered 408 and its connection closed: a slow client cannot hold the server.",
+    "5000",
+  ),
+  streamIdleTimeoutMs: spec(
+    "STREAM_IDLE_TIMEOUT_MS",
+    intIn(100, 600_000, 5_000),
+    "A streamed request body (admin uploads, POST /v1/events) that sends nothing for this long is answered 408 and its connection closed: a trickling client cannot hold a stream slot.",
     "5000",
   ),
   shutdownDrainMs: spec(
@@ -183,6 +195,18 @@ export const CONFIG_SPEC = {
     intIn(1024, 64 * 1024 * 1024 * 1024, 1024 * 1024 * 1024),
     "Largest body of an admin upload (read as a stream, never held whole in memory); larger ones get 413.",
     "1073741824",
+  ),
+  eventsBodyLimitBytes: spec(
+    "EVENTS_BODY_LIMIT_BYTES",
+    intIn(1024, 1024 * 1024 * 1024, 1024 * 1024),
+    "Largest body of POST /v1/events (a batch of impression events, read as a stream); larger ones get 413.",
+    "1048576",
+  ),
+  ingestMaxLineBytes: spec(
+    "INGEST_MAX_LINE_BYTES",
+    intIn(1024, 1024 * 1024 * 1024, 1024 * 1024),
+    "Longest line of a bulk file (admin uploads and the CLI: memberships, links, opt-outs, cap and deal rules, taxonomy CSV); a longer line is rejected with its line number and reading goes on. POST /v1/events lines are limited to 64 KiB.",
+    "1048576",
   ),
   adminTokens: spec(
     "ADMIN_TOKENS",

@@ -3,7 +3,13 @@
 // request) and the status page's current second. Everything else (cache, breaker, events, withheld, shed)
 // is read from the counters the service keeps anyway, when Prometheus scrapes.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { type HttpAnswer, type HttpRequestData, type Route, runAndSettle } from "./http/http-types.ts";
+import {
+  type HttpAnswer,
+  type HttpRequestData,
+  type Route,
+  type RouteHandler,
+  runAndSettle,
+} from "./http/http-types.ts";
 
 /** Seconds; fine below 5 ms, where a bid-time answer should be. */
 const LATENCY_BUCKETS = [
@@ -332,15 +338,20 @@ export class Metrics {
         this.#routes.set(r.path, figures);
       }
       const f = figures;
-      const handler = (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {
-        const t0 = performance.now();
-        return runAndSettle(inner, req, (status) => {
-          const ms = performance.now() - t0;
-          f.record(ms / 1000, status);
-          this.live.request(ms);
-        });
-      };
-      return { ...r, handler };
+      const timed =
+        (h: RouteHandler) =>
+        (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {
+          const t0 = performance.now();
+          return runAndSettle(h, req, (status) => {
+            const ms = performance.now() - t0;
+            f.record(ms / 1000, status);
+            this.live.request(ms);
+          });
+        };
+      // Shed requests are answered by the server without the handler: they are counted through their own.
+      const admission =
+        r.admission === undefined ? {} : { admission: { ...r.admission, shed: timed(r.admission.shed) } };
+      return { ...r, handler: timed(inner), ...admission };
     });
   }
 }

@@ -142,6 +142,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     cache: { invalidate },
     now,
     maxPersonIds: config.maxPersonIds,
+    maxLineBytes: config.ingestMaxLineBytes,
   });
 
   const reloadCatalog = (): void => {
@@ -204,8 +205,13 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     budgetMs: config.lookupBudgetMs,
     tmaxMarginMs: config.tmaxMarginMs,
   });
-  admission = new Admission({ maxInFlight: config.maxInFlight, shedStatus: config.shedStatus }, () =>
-    live?.shed(),
+  admission = new Admission(
+    {
+      maxInFlight: config.maxInFlight,
+      maxStreamsInFlight: config.maxStreamsInFlight,
+      shedStatus: config.shedStatus,
+    },
+    () => live?.shed(),
   );
   const allRoutes = [
     ...buildRoutes({
@@ -221,6 +227,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       worker,
     }),
     { method: "POST", path: "/v1/enrich", body: "buffered", handler: enrich } as Route,
+    // An event batch is small: its streamed body gets its own limit, far below the admin uploads'.
     ...eventRoutes(
       {
         store: backing.bulkStore,
@@ -232,7 +239,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
         open: config.eventsOpen,
       },
       eventStats,
-    ),
+    ).map((r) => (r.body === "stream" ? { ...r, bodyLimitBytes: config.eventsBodyLimitBytes } : r)),
     ...adminRoutes({ data, tokens: config.adminTokens, log, ingest: ingestStats }),
     ...operatorRoutes({
       metrics,

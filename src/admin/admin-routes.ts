@@ -81,7 +81,7 @@ export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
       body: "stream",
       handler: guard("taxonomy:write", async (req) => {
         const known = new Set((await data.catalog.reload()).all().map((d) => d.id));
-        const result = await readTaxonomyBody(req, known);
+        const result = await readTaxonomyBody(req, known, data.maxLineBytes);
         if (result.errors.length > 0) return rowErrors(result.errors);
         await data.putSegments(result.segments);
         return jsonAnswer(200, { imported: result.segments.length });
@@ -180,7 +180,10 @@ export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
             ? "ndjson"
             : "csv";
         return importWhole(
-          () => readCapRules(decompressIfGzip(req.stream as Readable), format),
+          () =>
+            readCapRules(decompressIfGzip(req.stream as Readable), format, {
+              maxLineBytes: data.maxLineBytes,
+            }),
           (rules) => data.putCapRules(rules),
         );
       }),
@@ -221,7 +224,7 @@ export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
       body: "stream",
       handler: guard("deals:write", async (req) => {
         return importWhole(
-          () => readDealRules(decompressIfGzip(req.stream as Readable)),
+          () => readDealRules(decompressIfGzip(req.stream as Readable), { maxLineBytes: data.maxLineBytes }),
           (rules) => data.putDealRules(rules),
         );
       }),
@@ -297,10 +300,14 @@ function uploadFormat(req: HttpRequestData): FileFormat {
   return f;
 }
 
-async function readTaxonomyBody(req: HttpRequestData, known: ReadonlySet<string>): Promise<TaxonomyResult> {
+async function readTaxonomyBody(
+  req: HttpRequestData,
+  known: ReadonlySet<string>,
+  maxLineBytes: number,
+): Promise<TaxonomyResult> {
   const stream = decompressIfGzip(req.stream as Readable);
   try {
-    if (req.contentType.includes("csv")) return await readTaxonomy(stream, "csv", known);
+    if (req.contentType.includes("csv")) return await readTaxonomy(stream, "csv", known, { maxLineBytes });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of stream) {

@@ -1,7 +1,7 @@
 // Reads cap rules from CSV (`campaign,window,max[,line_item,creative]`) or NDJSON lines with the same keys.
 // Rows with the same campaign / line item / creative build one rule; every bad row is reported by line.
 import type { Readable } from "node:stream";
-import { type FileFormat, readRecords } from "../ingest/record-reader.ts";
+import { type FileFormat, type ReadOptions, readRecords } from "../ingest/record-reader.ts";
 import {
   CAP_ID_RE,
   type CapRule,
@@ -29,13 +29,17 @@ function optionalId(v: unknown, name: string): string | null | { error: string }
   return CAP_ID_RE.test(s) ? s : { error: `${name} must be 1-64 letters, digits, '.', '_', ':' or '-'` };
 }
 
-export async function readCapRules(input: Readable, format: FileFormat): Promise<CapRulesResult> {
+export async function readCapRules(
+  input: Readable,
+  format: FileFormat,
+  opts: ReadOptions = {},
+): Promise<CapRulesResult> {
   const byScope = new Map<
     string,
     { rule: Omit<CapRule, "windows">; windows: CapWindow[]; lines: number[] }
   >();
   const errors: { line: number; reason: string }[] = [];
-  for await (const r of readRecords(input, format, SHAPE)) {
+  for await (const r of readRecords(input, format, SHAPE, opts)) {
     if ("error" in r) {
       errors.push({ line: r.line, reason: r.error });
       continue;

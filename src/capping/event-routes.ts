@@ -10,7 +10,7 @@ import {
   queryParam,
   type Route,
 } from "../http/http-types.ts";
-import { IngestFileError, readRecords } from "../ingest/record-reader.ts";
+import { EVENT_MAX_LINE_BYTES, IngestFileError, readRecords } from "../ingest/record-reader.ts";
 import type { ImpressionOutcome, ImpressionWrite, ProfileStore } from "../profiles/profile-store.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
@@ -156,7 +156,9 @@ export function eventRoutes(deps: EventDeps, stats: EventStats): Route[] {
     };
     const nowSec = (): number => Math.floor(deps.now() / 1000);
     try {
-      for await (const r of readRecords(req.stream as Readable, "ndjson", EVENT_SHAPE)) {
+      for await (const r of readRecords(req.stream as Readable, "ndjson", EVENT_SHAPE, {
+        maxLineBytes: EVENT_MAX_LINE_BYTES,
+      })) {
         result.received++;
         try {
           let ev: ImpressionEvent;

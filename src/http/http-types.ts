@@ -46,6 +46,23 @@ export interface Route {
   readonly path: string;
   readonly handler: RouteHandler;
   readonly body: BodyKind;
+  /** This route's own body limit, in place of its kind's (e.g. EVENTS_BODY_LIMIT_BYTES for POST /v1/events). */
+  readonly bodyLimitBytes?: number;
+  /** Load shedding, asked by the server as the request arrives, before any of its body is read. */
+  readonly admission?: RouteAdmission;
+}
+
+/**
+ * A route's share of the in-flight bound (reliability/admission.ts). The server calls enter() first thing,
+ * so that a refused request costs no buffer and no body read; every entered request calls leave() once,
+ * when it has been answered or its client went away.
+ */
+export interface RouteAdmission {
+  /** Takes a slot (a counter comparison); false when none is free. */
+  readonly enter: () => boolean;
+  readonly leave: () => void;
+  /** The answer of a refused request (SHED_STATUS); it is given at once, the body unread. */
+  readonly shed: RouteHandler;
 }
 
 /**

@@ -2,6 +2,7 @@
 // uWebSockets.js against, and a way to run where the uWS addon cannot load (HTTP_SERVER=node).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { ApiError } from "../errors.ts";
 import { BodyStream } from "./body-stream.ts";
 import type { HttpAnswer, HttpRequestData, Route } from "./http-types.ts";
@@ -18,7 +19,11 @@ import {
 import {
   DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_STREAM_BODY_LIMIT_BYTES,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  FRAMING_REFUSED,
+  framingError,
   type RunningServer,
+  UNREAD_REQUEST,
   type UwsServerOptions,
 } from "./uws-server.ts";
 
@@ -42,6 +47,34 @@ export function startNodeServer(opts: UwsServerOptions): Promise<RunningServer> 
       return send(res, { ...errorAnswer(methodError(m.pattern, m.allow)), headers: [["allow", m.allow]] });
     }
     serve(req, res, m.route, m.group, path, query, opts);
+  });
+  // node:http refuses some framings itself, before any route (Transfer-Encoding with Content-Length, a
+  // malformed Transfer-Encoding): answered with the uWS server's JSON error naming the header. Any other
+  // parse error gets node's own answer (431, 408 or 400), the connection closed.
+  server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+    const inProgress = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+    if (socket.writable && inProgress !== true) {
+      const framing =
+        err.code === "HPE_UNEXPECTED_CONTENT_LENGTH" || err.code === "HPE_INVALID_TRANSFER_ENCODING"
+          ? FRAMING_REFUSED
+          : null;
+      if (framing !== null) {
+        const body = String(framing.body);
+        socket.write(
+          `HTTP/1.1 400 Bad Request\r\ncontent-type: ${framing.contentType}\r\nconnection: close\r\n` +
+            `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        );
+      } else {
+        const status =
+          err.code === "HPE_HEADER_OVERFLOW"
+            ? "431 Request Header Fields Too Large"
+            : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+              ? "408 Request Timeout"
+              : "400 Bad Request";
+        socket.write(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`);
+      }
+    }
+    socket.destroy(err);
   });
   server.keepAliveTimeout = 10_000;
   // A client trickling its request (headers or body) is answered 408 and dropped after this.
@@ -70,6 +103,23 @@ function serve(
   query: string,
   opts: UwsServerOptions,
 ): void {
+  // Framing and admission first, from the headers alone: a refused request's body is never read.
+  const framing = framingError(header(req, "transfer-encoding"), header(req, "content-length"));
+  if (framing !== null) {
+    res.setHeader("connection", "close");
+    send(res, framing);
+    return;
+  }
+  const gate = route.admission;
+  if (gate !== undefined) {
+    if (!gate.enter()) {
+      if (route.body !== "none") res.setHeader("connection", "close");
+      Promise.resolve(gate.shed(UNREAD_REQUEST)).then((a) => send(res, a));
+      return;
+    }
+    // "close" comes once the answer is sent or the connection is gone, whichever way the request ended.
+    res.once("close", gate.leave);
+  }
   let params = NO_PARAMS;
   if (group !== null && group.paramCount > 0) {
     try {
@@ -97,9 +147,10 @@ function serve(
   if (route.body === "none") run(res, route, data(EMPTY, null), opts);
   else if (route.body === "stream") serveStream(req, res, route, data, opts);
   else {
-    readBody(req, opts.bodyLimitBytes).then(
+    const limit = route.bodyLimitBytes ?? opts.bodyLimitBytes;
+    readBody(req, limit).then(
       (body) => run(res, route, data(body, null), opts),
-      () => tooLarge(res, opts.bodyLimitBytes),
+      () => tooLarge(res, limit),
     );
   }
 }
@@ -148,12 +199,24 @@ function serveStream(
   data: (body: Buffer, stream: BodyStream | null) => HttpRequestData,
   opts: UwsServerOptions,
 ): void {
-  const limit = opts.streamBodyLimitBytes ?? DEFAULT_STREAM_BODY_LIMIT_BYTES;
+  const limit = route.bodyLimitBytes ?? opts.streamBodyLimitBytes ?? DEFAULT_STREAM_BODY_LIMIT_BYTES;
   if (Number(req.headers["content-length"] ?? 0) > limit) {
     tooLarge(res, limit);
     return;
   }
-  const stream = new BodyStream(limit, { pause: () => req.pause(), resume: () => req.resume() });
+  const stream = new BodyStream(
+    limit,
+    {
+      pause: () => req.pause(),
+      resume: () => req.resume(),
+      // The rest of the body is not read: the connection closes with the answer.
+      idle: () => {
+        res.setHeader("connection", "close");
+        send(res, errorAnswer(new ApiError("AUD_ERR_REQUEST_TIMEOUT")));
+      },
+    },
+    opts.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  );
   const onData = (c: Buffer): void => {
     if (stream.feed(c)) return;
     req.off("data", onData);

@@ -41,6 +41,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
           breaker: { state: deps.breaker.state, ...deps.breaker.stats },
           load: {
             inFlight: deps.admission.inFlight,
+            streamsInFlight: deps.admission.streamsInFlight,
             shed: deps.admission.shed,
             draining: deps.admission.draining,
           },

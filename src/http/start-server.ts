@@ -19,6 +19,7 @@ export function startHttpServer(
     routes,
     onInternalError,
     bodyTimeoutMs: config.bodyTimeoutMs,
+    streamIdleTimeoutMs: config.streamIdleTimeoutMs,
     ...(draining === undefined ? {} : { draining }),
   });
 }

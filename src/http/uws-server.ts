@@ -1,6 +1,7 @@
 // Everything that knows uWebSockets.js: routing, body reading, aborted requests, corked writes.
 // The rules that keep uWS safe: attach onAborted before returning, copy onData chunks (their memory is
 // reused after the callback), read req before any await (it is stack-allocated), cork writes after async work.
+// Admission comes first: a request refused a slot is answered before any of its body is read or allocated.
 
 import uWS from "uWebSockets.js";
 import { existsSync } from "node:fs";
@@ -8,7 +9,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { ApiError } from "../errors.ts";
 import { BodyStream } from "./body-stream.ts";
-import type { HttpAnswer, HttpRequestData, Route } from "./http-types.ts";
+import type { HttpAnswer, HttpRequestData, Route, RouteAdmission } from "./http-types.ts";
 import { answerForError, errorAnswer, STATUS_LINES } from "./responses.ts";
 import { buildRouteTable, decodeParams, matchRoute, methodError, NO_PARAMS } from "./route-table.ts";
 
@@ -47,6 +48,8 @@ export interface UwsServerOptions {
   readonly onInternalError: (err: unknown, path: string) => void;
   /** A buffered body must arrive within this (BODY_TIMEOUT_MS), or 408 and the connection closed. */
   readonly bodyTimeoutMs?: number;
+  /** A streamed body that sends nothing for this long (STREAM_IDLE_TIMEOUT_MS) gets 408, connection closed. */
+  readonly streamIdleTimeoutMs?: number;
   /** True while shutting down: every answer closes its connection, so no client reuses it. */
   readonly draining?: () => boolean;
 }
@@ -61,6 +64,7 @@ export interface RunningServer {
 
 export const DEFAULT_STREAM_BODY_LIMIT_BYTES = 1024 * 1024 * 1024;
 export const DEFAULT_BODY_TIMEOUT_MS = 5_000;
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 5_000;
 
 const NOT_FOUND = errorAnswer(new ApiError("AUD_ERR_NOT_FOUND"));
 const EMPTY = Buffer.alloc(0);
@@ -85,6 +89,11 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
   }
   // Off the hot path: unknown paths and wrong methods only.
   app.any("/*", (res, req) => {
+    const framing = framingError(req.getHeader("transfer-encoding"), req.getHeader("content-length"));
+    if (framing !== null) {
+      res.cork(() => write(res, framing, true));
+      return;
+    }
     const m = matchRoute(table, req.getMethod().toUpperCase(), req.getUrl());
     const answer: HttpAnswer =
       m.kind === "method"
@@ -113,11 +122,80 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
   });
 }
 
-/** Per-request state: whether the client went away, whether we already answered. */
+/** Per-request state: whether the client went away, whether we already answered, the slot it holds. */
 interface Exchange {
   aborted: boolean;
   done: boolean;
   draining?: (() => boolean) | undefined;
+  /** The admission slot taken on arrival, null once given back (or when the route has none). */
+  slot: RouteAdmission | null;
+}
+
+/** Gives the request's slot back, once: when it is answered or its client went away, whichever is first. */
+function release(ex: Exchange): void {
+  const slot = ex.slot;
+  if (slot === null) return;
+  ex.slot = null;
+  slot.leave();
+}
+
+/**
+ * The request's body framing, when it is one this server refuses: any Transfer-Encoding but plain chunked
+ * (this uWS build would take "gzip, chunked" as chunked: a proxy in front may frame it otherwise, the start
+ * of request smuggling), and Transfer-Encoding with Content-Length (RFC 9112 §6.1 lets a server refuse it;
+ * the uWS parser already drops such a connection without an answer, node:http's answers 400 through
+ * clientError).
+ */
+export function framingError(transferEncoding: string, contentLength: string): HttpAnswer | null {
+  if (transferEncoding === "") return null;
+  return contentLength === "" && CHUNKED.test(transferEncoding) ? null : FRAMING_REFUSED;
+}
+
+const CHUNKED = /^[ \t]*chunked[ \t]*$/i;
+/** One answer for every framing refused: node:http's parser refuses some itself and cannot say which. */
+export const FRAMING_REFUSED = errorAnswer(
+  new ApiError(
+    "AUD_ERR_BAD_FIELD",
+    "Transfer-Encoding must be chunked alone, and never sent with Content-Length",
+    "transfer-encoding",
+  ),
+);
+/** What the metrics wrapper of a shed answer is given: the request's body was never read. */
+export const UNREAD_REQUEST: HttpRequestData = Object.freeze({
+  method: "",
+  path: "",
+  params: NO_PARAMS,
+  query: "",
+  exchange: "",
+  accept: "",
+  contentType: "",
+  contentEncoding: "",
+  authorization: "",
+  body: EMPTY,
+  stream: null,
+});
+
+/**
+ * Admission and framing, decided from the headers alone; true when the request was answered here (refused),
+ * with its connection closed when it may carry a body that is left unread.
+ */
+function refused(res: uWS.HttpResponse, req: uWS.HttpRequest, route: Route, ex: Exchange): boolean {
+  const framing = framingError(req.getHeader("transfer-encoding"), req.getHeader("content-length"));
+  if (framing !== null) {
+    ex.done = true;
+    res.cork(() => write(res, framing, true));
+    return true;
+  }
+  const gate = route.admission;
+  if (gate === undefined) return false;
+  if (gate.enter()) {
+    ex.slot = gate;
+    return false;
+  }
+  ex.done = true;
+  const answer = gate.shed(UNREAD_REQUEST) as HttpAnswer;
+  res.cork(() => write(res, answer, route.body !== "none"));
+  return true;
 }
 
 /** The request's parameters, %-decoded; read now, as req is invalid once the route callback returns. */
@@ -138,11 +216,12 @@ function serve(
     serveStream(res, req, route, paramCount, opts);
     return;
   }
-  const ex: Exchange = { aborted: false, done: false };
+  const ex: Exchange = { aborted: false, done: false, draining: opts.draining, slot: null };
+  if (refused(res, req, route, ex)) return;
   res.onAborted(() => {
     ex.aborted = true;
+    release(ex);
   });
-  ex.draining = opts.draining;
   // Copied now: req is invalid once this function returns.
   const method = route.method;
   const path = route.path;
@@ -154,6 +233,7 @@ function serve(
       // The body, if any, is not read: the connection cannot be reused.
       const answer = answerForError(err, path, opts.onInternalError);
       ex.done = true;
+      release(ex);
       res.cork(() => write(res, answer, route.body !== "none"));
       return;
     }
@@ -183,7 +263,7 @@ function serve(
     return;
   }
   const declared = req.getHeader("content-length");
-  const limit = opts.bodyLimitBytes;
+  const limit = route.bodyLimitBytes ?? opts.bodyLimitBytes;
   if (declared !== "" && Number(declared) > limit) {
     tooLarge(res, ex, limit);
     return;
@@ -197,6 +277,7 @@ function serve(
   const timer = setTimeout(() => {
     if (ex.aborted || ex.done) return;
     ex.done = true;
+    release(ex);
     const answer = errorAnswer(new ApiError("AUD_ERR_REQUEST_TIMEOUT"));
     res.cork(() => write(res, answer, true));
   }, opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS);
@@ -253,6 +334,7 @@ function run(
 function finish(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
   if (ex.aborted || ex.done) return;
   ex.done = true;
+  release(ex);
   res.cork(() => write(res, answer, ex.draining?.() === true));
 }
 
@@ -267,10 +349,12 @@ function serveStream(
   paramCount: number,
   opts: UwsServerOptions,
 ): void {
-  const ex: Exchange = { aborted: false, done: false };
+  const ex: Exchange = { aborted: false, done: false, slot: null };
+  if (refused(res, req, route, ex)) return;
   let body: BodyStream | null = null;
   res.onAborted(() => {
     ex.aborted = true;
+    release(ex);
     body?.abort();
   });
   let params = NO_PARAMS;
@@ -282,21 +366,27 @@ function serveStream(
       return;
     }
   }
-  const limit = opts.streamBodyLimitBytes ?? DEFAULT_STREAM_BODY_LIMIT_BYTES;
+  const limit = route.bodyLimitBytes ?? opts.streamBodyLimitBytes ?? DEFAULT_STREAM_BODY_LIMIT_BYTES;
   const declared = req.getHeader("content-length");
   if (declared !== "" && Number(declared) > limit) {
     tooLarge(res, ex, limit);
     return;
   }
   // pause() and resume() are only valid while the response is: not after the answer or an abort.
-  const stream = new BodyStream(limit, {
-    pause: () => {
-      if (!ex.aborted && !ex.done) res.pause();
+  const stream = new BodyStream(
+    limit,
+    {
+      pause: () => {
+        if (!ex.aborted && !ex.done) res.pause();
+      },
+      resume: () => {
+        if (!ex.aborted && !ex.done) res.resume();
+      },
+      // The rest of the body is not read: the connection closes with the answer.
+      idle: () => finishStream(res, ex, null, errorAnswer(new ApiError("AUD_ERR_REQUEST_TIMEOUT"))),
     },
-    resume: () => {
-      if (!ex.aborted && !ex.done) res.resume();
-    },
-  });
+    opts.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  );
   body = stream;
   const data: HttpRequestData = {
     method: route.method,
@@ -352,12 +442,14 @@ function finishStream(
   body?.release();
   if (close) body?.destroy();
   ex.done = true;
+  release(ex);
   res.cork(() => write(res, answer, close));
 }
 
 function tooLarge(res: uWS.HttpResponse, ex: Exchange, limit: number): void {
   if (ex.aborted || ex.done) return;
   ex.done = true;
+  release(ex);
   const answer = errorAnswer(new ApiError("AUD_ERR_BODY_TOO_LARGE", `request body exceeds ${limit} bytes`));
   // The rest of the body is never read, so the connection cannot be reused: close it after the answer.
   res.cork(() => write(res, answer, true));

@@ -2,7 +2,7 @@
 // named with the field and, for an expression, the column.
 import type { Readable } from "node:stream";
 import { type DealRuleDef, DealRuleError, toDealRule } from "../segments/deal-rule.ts";
-import { readRecords } from "./record-reader.ts";
+import { type ReadOptions, readRecords } from "./record-reader.ts";
 
 export interface DealRulesResult {
   readonly rules: DealRuleDef[];
@@ -11,11 +11,11 @@ export interface DealRulesResult {
 
 const SHAPE = { required: [], known: new Set<string>() } as const;
 
-export async function readDealRules(input: Readable): Promise<DealRulesResult> {
+export async function readDealRules(input: Readable, opts: ReadOptions = {}): Promise<DealRulesResult> {
   const rules: DealRuleDef[] = [];
   const errors: DealRulesResult["errors"] = [];
   const seen = new Map<string, number>();
-  for await (const r of readRecords(input, "ndjson", SHAPE)) {
+  for await (const r of readRecords(input, "ndjson", SHAPE, opts)) {
     if ("error" in r) {
       errors.push({ line: r.line, reason: r.error });
       continue;

@@ -4,7 +4,7 @@
 import type { Readable } from "node:stream";
 import type { LinkOp } from "../identity/identity-graph.ts";
 import { toTypedId } from "../identity/typed-id.ts";
-import { type FileFormat, type RecordShape, readRecords } from "./record-reader.ts";
+import { type FileFormat, type ReadOptions, type RecordShape, readRecords } from "./record-reader.ts";
 
 export type LinkRowResult = { line: number; ops: LinkOp[] } | { line: number; error: string };
 
@@ -66,8 +66,12 @@ function typedKey(type: unknown, id: unknown): { key: string } | string {
 const blank = (v: unknown): boolean => v === undefined || v === null || v === "";
 
 /** Validated link rows in file order; the file itself being unusable throws IngestFileError. */
-export async function* readLinkRows(input: Readable, format: FileFormat): AsyncGenerator<LinkRowResult> {
-  for await (const r of readRecords(input, format, LINK_SHAPE)) {
+export async function* readLinkRows(
+  input: Readable,
+  format: FileFormat,
+  opts: ReadOptions = {},
+): AsyncGenerator<LinkRowResult> {
+  for await (const r of readRecords(input, format, LINK_SHAPE, opts)) {
     if ("error" in r) {
       yield r;
       continue;

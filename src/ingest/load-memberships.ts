@@ -49,6 +49,8 @@ export interface LoadOptions {
   readonly onLinked?: (keys: readonly string[]) => Promise<void>;
   /** Rows read so far, after each chunk of input. */
   readonly onProgress?: (rowsRead: number) => void;
+  /** Longest line (INGEST_MAX_LINE_BYTES); a longer one is a rejected row. */
+  readonly maxLineBytes?: number;
 }
 
 const KEPT_ERRORS = 100;
@@ -100,7 +102,9 @@ export async function loadMemberships(
     batch = [];
     if (inFlight.length >= MAX_BATCHES_IN_FLIGHT) await inFlight.shift();
   };
-  for await (const results of readMembershipRowBatches(input, format, opts.nowSec)) {
+  for await (const results of readMembershipRowBatches(input, format, opts.nowSec, {
+    ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }),
+  })) {
     for (const result of results) {
       summary.read++;
       if ("error" in result) {

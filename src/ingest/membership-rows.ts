@@ -2,7 +2,13 @@
 import { extname } from "node:path";
 import type { Readable } from "node:stream";
 import { toTypedId } from "../identity/typed-id.ts";
-import { type FileFormat, type RecordResult, type RecordShape, readRecordBatches } from "./record-reader.ts";
+import {
+  type FileFormat,
+  type ReadOptions,
+  type RecordResult,
+  type RecordShape,
+  readRecordBatches,
+} from "./record-reader.ts";
 
 /** One valid row: a membership to add or remove. The loader turns it into a store op with the catalog. */
 export interface MembershipRow {
@@ -78,8 +84,9 @@ export async function* readMembershipRowBatches(
   input: Readable,
   format: FileFormat,
   nowSec: number,
+  opts: ReadOptions = {},
 ): AsyncGenerator<RowResult[]> {
-  for await (const records of readRecordBatches(input, format, MEMBERSHIP_SHAPE)) {
+  for await (const records of readRecordBatches(input, format, MEMBERSHIP_SHAPE, opts)) {
     const out = new Array<RowResult>(records.length);
     for (let i = 0; i < records.length; i++) {
       const r = records[i] as RecordResult;

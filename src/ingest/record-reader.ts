@@ -1,5 +1,6 @@
 // Reads CSV (with a header) or NDJSON as a stream of records, each with its line number; a bad line is
-// reported and reading goes on. Shared by every bulk file: memberships, opt-outs.
+// reported and reading goes on. Shared by every bulk file (memberships, opt-outs, links, cap and deal rules)
+// and by POST /v1/events. Every line is bounded (ReadOptions.maxLineBytes): a longer one is a row error.
 //
 // Records come out in batches, one per input chunk: a bulk load handles millions of rows, and one trip
 // through an async iterator per row cost more than parsing the row. CSV is split here rather than by a
@@ -8,7 +9,6 @@
 // malformed.
 
 import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 
 export type FileFormat = "csv" | "ndjson";
 
@@ -27,41 +27,191 @@ export class IngestFileError extends Error {
   readonly code = "AUD_ERR_INGEST_FILE";
 }
 
+/** Longest line of an admin or CLI load unless told otherwise (INGEST_MAX_LINE_BYTES's default). */
+export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
+/** Longest line of POST /v1/events: an event is a few hundred bytes, and the route is open to the network. */
+export const EVENT_MAX_LINE_BYTES = 64 * 1024;
+
+export interface ReadOptions {
+  /** Longest line in bytes (its final newline not counted); a longer one is a row error. Default 1 MiB. */
+  readonly maxLineBytes?: number;
+}
+
+const NL = 10;
+const CR = 13;
+const BOM = 0xfeff;
+
+/**
+ * Cuts bytes into lines: a newline is searched for only in new data, and the unfinished line is kept as
+ * the parts it arrived in, so that the work is linear in the input however it is chunked. A line that
+ * grows past the maximum is reported at once and its remaining bytes are skipped unread up to its newline,
+ * so that memory stays bounded by one line whatever the file holds.
+ *
+ * Lines are measured in bytes, before decoding. A byte-order mark at the very start is dropped: a file
+ * saved by a spreadsheet or an editor would otherwise lose its first row. Lines are split on the byte 0x0A,
+ * which UTF-8 never uses inside a multi-byte character, so each line decodes on its own.
+ */
+export class LineSplitter {
+  /** Bytes searched, decoded and split so far: a few times the input whatever its chunking, never its square. */
+  scannedBytes = 0;
+  #parts: Buffer[] = [];
+  #partBytes = 0;
+  /** Inside a line already reported as too long: its bytes are dropped until its newline. */
+  #skipping = false;
+  #line = 0;
+
+  /** Bytes of the unfinished line held: never more than the maximum. */
+  get bufferedBytes(): number {
+    return this.#partBytes;
+  }
+
+  constructor(
+    readonly maxLineBytes: number,
+    /** A line's text (line ending removed) and its 1-based number. */
+    private readonly onLine: (text: string, line: number) => void,
+    /** A line longer than the maximum, reported once with its number. */
+    private readonly onTooLong: (line: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    const len = chunk.length;
+    let pos = 0;
+    while (pos < len) {
+      if (this.#skipping) {
+        const nl = chunk.indexOf(NL, pos);
+        this.scannedBytes += (nl < 0 ? len : nl + 1) - pos;
+        if (nl < 0) return;
+        this.#skipping = false;
+        pos = nl + 1;
+      } else if (this.#partBytes > 0) {
+        // The unfinished line ends at the first newline of the new data, if there is one.
+        const nl = chunk.indexOf(NL, pos);
+        const end = nl < 0 ? len : nl;
+        this.scannedBytes += end - pos;
+        if (this.#partBytes + (end - pos) > this.maxLineBytes) {
+          this.#tooLong();
+          this.#skipping = nl < 0;
+          pos = nl < 0 ? len : nl + 1;
+          continue;
+        }
+        this.#parts.push(chunk.subarray(pos, end));
+        this.#partBytes += end - pos;
+        if (nl < 0) return;
+        const whole = Buffer.concat(this.#parts, this.#partBytes);
+        this.#parts = [];
+        this.#partBytes = 0;
+        this.#emit(whole, 0, whole.length);
+        pos = nl + 1;
+      } else {
+        // Whole lines straight from the chunk. pos - 1 is a newline (or pos is 0), so the backward search
+        // never goes further back than this chunk's unread part.
+        const last = chunk.lastIndexOf(NL);
+        this.scannedBytes += len - Math.max(last, pos);
+        if (last < pos) {
+          this.#keep(chunk.subarray(pos));
+          return;
+        }
+        if (last - pos <= this.maxLineBytes) {
+          // No line here can be too long: one decode for all of them (the common case of file loads).
+          this.#emitAll(chunk.toString("utf8", pos, last));
+        } else {
+          for (let nl = chunk.indexOf(NL, pos); nl >= 0 && nl <= last; nl = chunk.indexOf(NL, pos)) {
+            this.scannedBytes += nl + 1 - pos;
+            if (nl - pos > this.maxLineBytes) this.#tooLong();
+            else this.#emit(chunk, pos, nl);
+            pos = nl + 1;
+          }
+        }
+        pos = last + 1;
+        this.#keep(chunk.subarray(pos));
+        return;
+      }
+    }
+  }
+
+  /** The input ended: a last line without a newline still counts. */
+  end(): void {
+    if (this.#skipping || this.#partBytes === 0) return;
+    const whole = Buffer.concat(this.#parts, this.#partBytes);
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#emit(whole, 0, whole.length);
+  }
+
+  /** The start of an unfinished line, kept unless it is already too long. */
+  #keep(part: Buffer): void {
+    if (part.length > this.maxLineBytes) {
+      this.#tooLong();
+      this.#skipping = true;
+      return;
+    }
+    if (part.length === 0) return;
+    this.#parts.push(part);
+    this.#partBytes = part.length;
+  }
+
+  #tooLong(): void {
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.onTooLong(++this.#line);
+  }
+
+  #emit(buf: Buffer, start: number, end: number): void {
+    this.scannedBytes += end - start;
+    this.#emitText(buf.toString("utf8", start, end));
+  }
+
+  /** Complete lines, newline-separated, without the last newline. */
+  #emitAll(text: string): void {
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
+      this.#emitText(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.#emitText(start === 0 ? text : text.slice(start));
+    this.scannedBytes += 2 * text.length;
+  }
+
+  #emitText(raw: string): void {
+    this.#line++;
+    let text = raw;
+    if (text.charCodeAt(text.length - 1) === CR) text = text.slice(0, -1);
+    if (this.#line === 1 && text.charCodeAt(0) === BOM) text = text.slice(1);
+    this.onLine(text, this.#line);
+  }
+}
+
 /** Batches of records in file order (a batch may be empty). */
 export async function* readRecordBatches(
   input: Readable,
   format: FileFormat,
   shape: RecordShape,
+  opts: ReadOptions = {},
 ): AsyncGenerator<RecordResult[]> {
   const parse = format === "csv" ? csvParser(shape) : ndjsonLine;
-  const decoder = new StringDecoder("utf8");
-  let carry = "";
-  let line = 0;
-  const take = (text: string, out: RecordResult[]): void => {
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf("\n", start);
-      if (nl < 0) break;
-      line++;
-      const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      const r = parse(text.slice(start, end), line);
+  const maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const tooLong = `line longer than ${maxLineBytes} bytes`;
+  let out: RecordResult[] = [];
+  const lines = new LineSplitter(
+    maxLineBytes,
+    (text, line) => {
+      const r = parse(text, line);
       if (r !== null) out.push(r);
-      start = nl + 1;
-    }
-    carry = text.slice(start);
-  };
+    },
+    (line) => out.push({ line, error: tooLong }),
+  );
   try {
     for await (const chunk of input) {
-      const out: RecordResult[] = [];
-      take(carry + (typeof chunk === "string" ? chunk : decoder.write(chunk as Buffer)), out);
-      yield out;
+      lines.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+      const batch = out;
+      out = [];
+      yield batch;
     }
   } catch (err) {
     if (err instanceof IngestFileError) throw err;
     throw new IngestFileError((err as Error).message);
   }
-  const out: RecordResult[] = [];
-  take(`${carry}${decoder.end()}\n`, out);
+  lines.end();
   yield out;
 }
 
@@ -70,8 +220,9 @@ export async function* readRecords(
   input: Readable,
   format: FileFormat,
   shape: RecordShape,
+  opts: ReadOptions = {},
 ): AsyncGenerator<RecordResult> {
-  for await (const batch of readRecordBatches(input, format, shape)) yield* batch;
+  for await (const batch of readRecordBatches(input, format, shape, opts)) yield* batch;
 }
 
 function ndjsonLine(text: string, line: number): RecordResult | null {

@@ -16,7 +16,7 @@ import {
   type RejectedRow,
   type ReplaceTarget,
 } from "./load-memberships.ts";
-import type { FileFormat } from "./record-reader.ts";
+import { DEFAULT_MAX_LINE_BYTES, type FileFormat } from "./record-reader.ts";
 
 /** A request the data cannot satisfy (unknown provider, nothing to replace): the caller's mistake. */
 export class DataRequestError extends Error {
@@ -85,6 +85,8 @@ export interface SegmentDataDeps {
   readonly now?: () => number;
   /** Largest person the identity graph lets a link make (MAX_PERSON_IDS). */
   readonly maxPersonIds?: number;
+  /** Longest line of a loaded file (INGEST_MAX_LINE_BYTES); 1 MiB when not given. */
+  readonly maxLineBytes?: number;
 }
 
 export class SegmentData {
@@ -93,6 +95,8 @@ export class SegmentData {
   readonly bus: InvalidationBus;
   readonly cache: LocalCache | null;
   readonly now: () => number;
+  /** Longest line of a loaded file: every reader of an upload or file is given it. */
+  readonly maxLineBytes: number;
 
   constructor(deps: SegmentDataDeps) {
     this.store = deps.store;
@@ -100,6 +104,7 @@ export class SegmentData {
     this.bus = deps.bus;
     this.cache = deps.cache;
     this.now = deps.now ?? Date.now;
+    this.maxLineBytes = deps.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     this.graph = new IdentityGraph(deps.store, deps.maxPersonIds ?? 32, this.now);
   }
 
@@ -154,6 +159,7 @@ export class SegmentData {
       nowSec,
       catalog,
       strict: req.strict ?? false,
+      maxLineBytes: this.maxLineBytes,
       ...(replace === undefined ? {} : { replace }),
       onApplied: (keys) => this.#keysChanged(keys),
       onLinked: async (keys) => this.#keysChanged(await this.graph.propagate(keys)),
@@ -205,7 +211,7 @@ export class SegmentData {
       if (s.errors.length < 100) s.errors.push({ line, reason });
       req.onRejected?.({ line, reason });
     };
-    for await (const r of readLinkRows(input, req.format)) {
+    for await (const r of readLinkRows(input, req.format, { maxLineBytes: this.maxLineBytes })) {
       s.read++;
       if ("error" in r) {
         s.rejected++;

@@ -1,8 +1,9 @@
 // Reads a taxonomy file (CSV or JSON) into segment definitions, each bad row reported with its line.
 import { extname } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { parse as parseCsv } from "csv-parse";
 import { type Party, SEGMENT_ID_RE, type SegmentDef } from "../segments/segment-def.ts";
+import { DEFAULT_MAX_LINE_BYTES, type ReadOptions } from "./record-reader.ts";
 
 export type TaxonomyFormat = "csv" | "json";
 
@@ -59,6 +60,7 @@ export async function readTaxonomy(
   input: Readable,
   format: TaxonomyFormat,
   known: ReadonlySet<string> = new Set(),
+  opts: ReadOptions = {},
 ): Promise<TaxonomyResult> {
   if (format === "json") {
     const text = stripBom(await readText(input));
@@ -70,7 +72,7 @@ export async function readTaxonomy(
     }
     return parseTaxonomyJson(value, known);
   }
-  return resolve(await readCsvRows(input), known, "csv");
+  return resolve(await readCsvRows(input, opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES), known, "csv");
 }
 
 /** For a JSON body already parsed (the admin API): an array of objects keyed like the CSV columns. */
@@ -274,7 +276,7 @@ function findCycles(byId: ReadonlyMap<string, { def: SegmentDef }>): string[][] 
   return cycles;
 }
 
-async function readCsvRows(input: Readable): Promise<RowResult[]> {
+async function readCsvRows(input: Readable, maxLineBytes: number): Promise<RowResult[]> {
   const rows: RowResult[] = [];
   let sawHeader = false;
   const parser = parseCsv({
@@ -307,8 +309,9 @@ async function readCsvRows(input: Readable): Promise<RowResult[]> {
   parser.on("skip", (err: Error & { lines?: number }) => {
     rows.push({ line: err.lines ?? 0, error: `malformed CSV row: ${err.message}` });
   });
-  input.on("error", (err) => parser.destroy(err));
-  input.pipe(parser);
+  const bounded = Readable.from(boundLines(input, maxLineBytes), { objectMode: false });
+  bounded.on("error", (err) => parser.destroy(err));
+  bounded.pipe(parser);
   try {
     for await (const rec of parser as AsyncIterable<{
       record: Record<string, string>;
@@ -340,6 +343,28 @@ function newlinesWithin(raw: string): number {
   let n = 0;
   for (let i = body.indexOf("\n"); i !== -1; i = body.indexOf("\n", i + 1)) n++;
   return n;
+}
+
+/**
+ * Passes the bytes on while no line is longer than `max`: csv-parse keeps a too-long record whole even
+ * when told to skip it. A taxonomy is imported whole or not at all, so such a line ends the read, named.
+ */
+async function* boundLines(input: Readable, max: number): AsyncGenerator<Buffer> {
+  let line = 1;
+  let length = 0;
+  for await (const c of input) {
+    const chunk = typeof c === "string" ? Buffer.from(c) : (c as Buffer);
+    let pos = 0;
+    for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, pos)) {
+      if (length + nl - pos > max) break;
+      line++;
+      length = 0;
+      pos = nl + 1;
+    }
+    length += (chunk.indexOf(10, pos) < 0 ? chunk.length : chunk.indexOf(10, pos)) - pos;
+    if (length > max) throw new TaxonomyFileError(`line ${line} is longer than ${max} bytes`);
+    yield chunk;
+  }
 }
 
 async function readText(input: Readable): Promise<string> {

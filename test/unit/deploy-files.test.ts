@@ -86,3 +86,22 @@ describe("Grafana dashboard", () => {
     }
   });
 });
+
+describe("package-lock.json", () => {
+  // GHSA-3h5v-q93c-6h6q (a request with many headers crashes a ws server) is fixed in 8.17.1; ws comes in
+  // through the uWebSockets.js package, so package.json pins it with "overrides".
+  it("locks no ws older than 8.17.1", () => {
+    const lock = JSON.parse(read("package-lock.json")) as { packages: Record<string, { version?: string }> };
+    const ws = Object.entries(lock.packages).filter(([path]) => /(^|\/)node_modules\/ws$/.test(path));
+    expect(ws.length).toBeGreaterThan(0);
+    for (const [path, entry] of ws) {
+      const [major, minor, patch] = (entry.version ?? "0.0.0").split(".").map(Number) as [
+        number,
+        number,
+        number,
+      ];
+      const atLeast = major > 8 || (major === 8 && (minor > 17 || (minor === 17 && patch >= 1)));
+      expect(atLeast, `${path} is ${entry.version}`).toBe(true);
+    }
+  });
+});

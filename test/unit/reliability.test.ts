@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { HttpAnswer, HttpRequestData, Route } from "../../src/http/http-types.ts";
+import type { HttpAnswer, HttpRequestData, Route, RouteAdmission } from "../../src/http/http-types.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
 import { ProfileCache } from "../../src/profiles/profile-cache.ts";
 import { Admission } from "../../src/reliability/admission.ts";
@@ -118,48 +118,65 @@ describe("deadline", () => {
 
 describe("admission", () => {
   const req = {} as HttpRequestData;
-  const slow = (): Route => ({
+  const route = (path: string, body: Route["body"]): Route => ({
     method: "POST",
-    path: "/v1/lookup",
-    body: "buffered",
-    handler: () =>
-      new Promise<HttpAnswer>((r) => setTimeout(() => r({ status: 200, contentType: "x", body: "ok" }), 20)),
+    path,
+    body,
+    handler: () => ({ status: 200, contentType: "x", body: "ok" }),
   });
 
   it.each([
     [503, 503],
     [204, 204],
   ] as const)(
-    "sheds past maxInFlight with %i, never the exempt routes, and counts",
+    "refuses a slot past maxInFlight, answers it with %i, never guards the exempt routes, and counts",
     async (shedStatus, status) => {
       const a = new Admission({ maxInFlight: 2, shedStatus });
-      const health: Route = {
-        method: "GET",
-        path: "/healthz",
-        body: "none",
-        handler: () => ({ status: 200, contentType: "x", body: "" }),
-      };
-      const [lookup, healthz] = a.guard([slow(), health], new Set(["/healthz"])) as [Route, Route];
-      const first = [lookup.handler(req), lookup.handler(req)];
-      const shed = (await lookup.handler(req)) as HttpAnswer;
+      const [lookup, healthz] = a.guard(
+        [route("/v1/lookup", "buffered"), route("/healthz", "none")],
+        new Set(["/healthz"]),
+      ) as [Route, Route];
+      expect(healthz.admission).toBeUndefined();
+      const gate = lookup.admission as RouteAdmission;
+      expect([gate.enter(), gate.enter(), gate.enter()]).toEqual([true, true, false]);
+      const shed = (await gate.shed(req)) as HttpAnswer;
       expect(shed.status).toBe(status);
       if (status === 503) expect(JSON.parse(String(shed.body)).error.code).toBe("AUD_ERR_OVERLOADED");
-      expect(((await healthz.handler(req)) as HttpAnswer).status).toBe(200);
       expect(a.inFlight).toBe(2);
-      await Promise.all(first);
+      gate.leave();
+      gate.leave();
       expect(a.inFlight).toBe(0);
       expect(a.shed).toBe(1);
       expect(await a.idle(10)).toBe(true);
     },
   );
 
-  it("idle() waits for the requests in flight, or gives up after its time", async () => {
+  it("counts streamed routes apart: full streams never take a bid-path slot, nor the reverse", () => {
+    const a = new Admission({ maxInFlight: 1, maxStreamsInFlight: 2, shedStatus: 503 });
+    const [lookup, upload] = a.guard(
+      [route("/v1/lookup", "buffered"), route("/v1/admin/x", "stream")],
+      new Set(),
+    ) as [Route, Route];
+    const streams = upload.admission as RouteAdmission;
+    expect([streams.enter(), streams.enter(), streams.enter()]).toEqual([true, true, false]);
+    expect(lookup.admission?.enter()).toBe(true);
+    expect(lookup.admission?.enter()).toBe(false);
+    expect([a.inFlight, a.streamsInFlight, a.shed]).toEqual([1, 2, 2]);
+  });
+
+  it("idle() waits for the requests in flight, streams included, or gives up after its time", async () => {
     const a = new Admission({ maxInFlight: 10, shedStatus: 503 });
-    const [lookup] = a.guard([slow()], new Set()) as [Route];
-    const p = lookup.handler(req);
+    const [lookup, upload] = a.guard(
+      [route("/v1/lookup", "buffered"), route("/v1/up", "stream")],
+      new Set(),
+    ) as [Route, Route];
+    lookup.admission?.enter();
+    upload.admission?.enter();
     expect(await a.idle(1)).toBe(false);
     const drained = a.idle(1_000);
-    await p;
+    lookup.admission?.leave();
+    expect(await a.idle(1)).toBe(false);
+    upload.admission?.leave();
     expect(await drained).toBe(true);
   });
 });

@@ -112,6 +112,22 @@ describe("readTaxonomy CSV", () => {
     ]);
   });
 
+  it("ends the read at a line longer than the maximum, naming it, in pieces of any size", async () => {
+    const long = `id,name\na,A\nb,${"B".repeat(2_000)}\nc,C\n`;
+    for (const size of [1, 100, 10_000]) {
+      const pieces = Array.from({ length: Math.ceil(long.length / size) }, (_, i) =>
+        Buffer.from(long.slice(i * size, (i + 1) * size)),
+      );
+      await expect(
+        readTaxonomy(Readable.from(pieces), "csv", new Set(), { maxLineBytes: 1024 }),
+      ).rejects.toThrow(new TaxonomyFileError("line 3 is longer than 1024 bytes"));
+    }
+    // Under a larger maximum the line is read, and is a row error of its own (a name over 200 characters).
+    const read = await readTaxonomy(input(long), "csv", new Set(), { maxLineBytes: 4096 });
+    expect(ids(read.segments)).toEqual(["a", "c"]);
+    expect(read.errors.map((e) => e.line)).toEqual([3]);
+  });
+
   it("rejects a header without id or name", async () => {
     await expect(csv("id,parent\na,b\n")).rejects.toThrow(
       new TaxonomyFileError("taxonomy CSV header must name id,name; missing name"),
