@@ -37,6 +37,14 @@ export function parseEnrichCallers(raw: string): { callers: EnrichCallers; probl
   return { callers, problems };
 }
 
+/**
+ * A caller or provider name quoted in a problem: in full when shorter than a key can be, else only its
+ * start, since a longer value in a name's place may be a key written in the wrong place.
+ */
+function quoted(value: string): string {
+  return value.length < 16 ? value : `${value.slice(0, 4)}…`;
+}
+
 /** Adds one `<key>=<caller>:<providers>` entry; the problem (key redacted) when it is not one. */
 function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | null {
   const eq = entry.indexOf("=");
@@ -47,7 +55,7 @@ function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | 
   const rest = entry.slice(eq + 1).trim();
   const colon = rest.indexOf(":");
   const name = colon < 0 ? rest : rest.slice(0, colon);
-  if (!NAME_RE.test(name)) return `${shown}: caller name '${name.slice(0, 40)}' is not valid`;
+  if (!NAME_RE.test(name)) return `${shown}: caller name '${quoted(name)}' is not valid`;
   const list =
     colon < 0
       ? []
@@ -57,8 +65,7 @@ function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | 
           .map((p) => p.trim())
           .filter((p) => p !== "");
   const providers = new Set(list.filter((p) => p !== "*"));
-  for (const p of providers)
-    if (!NAME_RE.test(p)) return `${shown}: provider '${p.slice(0, 40)}' is not valid`;
+  for (const p of providers) if (!NAME_RE.test(p)) return `${shown}: provider '${quoted(p)}' is not valid`;
   if (callers.has(key)) return `${shown}: the key is listed twice`;
   callers.set(key, { name, providers, allOpen: list.includes("*") });
   return null;
