@@ -2,6 +2,7 @@
 import { extname } from "node:path";
 import type { Readable } from "node:stream";
 import { toTypedId } from "../identity/typed-id.ts";
+import { quotedInput } from "../privacy/log-redaction.ts";
 import { type FileFormat, type RecordResult, type RecordShape, readRecordBatches } from "./record-reader.ts";
 
 /** One valid row: a membership to add or remove. The loader turns it into a store op with the catalog. */
@@ -18,6 +19,8 @@ export interface MembershipRow {
 export type RowResult = { line: number; row: MembershipRow } | { line: number; error: string };
 
 const SEGMENT_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+/** A mistyped op ("delete") is quoted as it is; anything else in its place may be an ID (see quotedInput). */
+const OP_SHAPE = /^[a-z]{1,12}$/i;
 const MAX_TTL_S = 10 * 365 * 86_400;
 const MEMBERSHIP_SHAPE: RecordShape = {
   required: ["type", "id", "segment"],
@@ -48,7 +51,8 @@ export function toRow(row: Readonly<Record<string, unknown>>, nowSec: number): M
     return "segment must be 1-64 letters, digits, '.', '_', ':' or '-'";
   }
   const op = row.op === undefined || row.op === "" || row.op === null ? "add" : row.op;
-  if (op !== "add" && op !== "remove") return `op must be add or remove, got '${String(op).slice(0, 20)}'`;
+  if (op !== "add" && op !== "remove")
+    return `op must be add or remove, got ${quotedInput(String(op), OP_SHAPE)}`;
 
   let expiresAt: number | null = null;
   const ttl = blankToUndefined(row.ttl);

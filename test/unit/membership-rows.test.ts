@@ -371,3 +371,30 @@ describe("splitCsvLine", () => {
     expect(splitCsvLine('bu,a"b,1')).toBeNull();
   });
 });
+
+describe("row errors never quote an e-mail or an ID found in the wrong column", () => {
+  const EMAIL = "alice@example.com";
+  const UUID = "5f0c8e7a-d3b1-4c29-a6e4-9b2f71d08c35";
+
+  it("swapped type and id columns: the type is named by <e-mail> or a hash prefix", async () => {
+    const csv = ["id,type,segment", `bu,${EMAIL},1001`, `bu,${UUID},1001`].join("\n");
+    const out = await rows(csv, "csv");
+    expect(out).toEqual([
+      { line: 2, error: "unknown id type <e-mail>" },
+      { line: 3, error: `unknown id type #${createHash("sha256").update(UUID).digest("hex").slice(0, 8)}` },
+    ]);
+    expect(JSON.stringify(out)).not.toContain("alice");
+    expect(JSON.stringify(out)).not.toContain(UUID);
+  });
+
+  it("an e-mail in the op column is not quoted either", async () => {
+    const csv = ["type,id,op,segment", `bu,x,${EMAIL},1001`].join("\n");
+    expect(await rows(csv, "csv")).toEqual([{ line: 2, error: "op must be add or remove, got <e-mail>" }]);
+  });
+
+  it("a file without a header: its first row, read as the header, is not quoted", async () => {
+    const err = await rows(`type,id,segment,${EMAIL}\nbu,a,s,x\n`, "csv").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestFileError);
+    expect((err as IngestFileError).message).toBe("CSV header has unknown column(s): <e-mail>");
+  });
+});
