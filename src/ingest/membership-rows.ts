@@ -67,6 +67,9 @@ export function toRow(row: Readonly<Record<string, unknown>>, nowSec: number): M
     const n =
       typeof at === "number" ? at : /^\d+$/.test(String(at)) ? Number(at) : Date.parse(String(at)) / 1000;
     if (!Number.isFinite(n) || n <= 0) return "expires_at must be epoch seconds or an ISO-8601 time";
+    // The same horizon as ttl: a membership cannot outlive 10 years, and a time past it (10^20) is a
+    // mistake that the store's expiry arithmetic cannot take. A time already past is kept: it expires at once.
+    if (n > nowSec + MAX_TTL_S) return `expires_at must be at most ${MAX_TTL_S} s (10 years) ahead`;
     expiresAt = Math.floor(n);
   }
   const source = row.source === undefined || row.source === null ? "" : String(row.source).slice(0, 64);

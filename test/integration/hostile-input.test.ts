@@ -1,0 +1,95 @@
+// Hostile or mistaken input against the real service and the real `audience` command, on a Redis of the
+// test's own: each answer is a precise error (a row error with its line, a 400 naming the problem), never a
+// 500 or a stack trace, and never a raw e-mail, token or key echoed back.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { audience } from "../helpers/cli.ts";
+import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
+import { startService, type TestService } from "../helpers/service.ts";
+
+const ADMIN = "hostile-admin-token-000001";
+const EMAIL = "alice@example.com";
+const TOO_FAR = "expires_at must be at most 315360000 s (10 years) ahead";
+
+let redis: RedisServer;
+let svc: TestService;
+let dir: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  svc = await startService({ REDIS_URL: redis.url, ADMIN_TOKENS: `${ADMIN}=*` });
+  dir = mkdtempSync(join(tmpdir(), "audience-hostile-"));
+});
+afterAll(async () => {
+  await svc?.stop();
+  await redis?.close();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field
+async function upload(body: string, contentType: string): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${svc.base}/v1/admin/memberships`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": contentType },
+    body,
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+describe("expires_at of 10^20", () => {
+  it("is a row error of the admin upload, the other rows loaded", async () => {
+    const nd = [
+      '{"type":"bu","id":"far-1","segment":"7001"}',
+      '{"type":"bu","id":"far-2","segment":"7001","expires_at":1e20}',
+      '{"type":"bu","id":"far-3","segment":"7001","expires_at":"100000000000000000000"}',
+    ].join("\n");
+    const { status, json } = await upload(nd, "application/x-ndjson");
+    expect(status).toBe(200);
+    expect(json).toMatchObject({ read: 3, loaded: 1, rejected: 2 });
+    expect(json.errors).toEqual([
+      { line: 2, reason: TOO_FAR },
+      { line: 3, reason: TOO_FAR },
+    ]);
+  });
+
+  it("is a row error of the CLI, named by file and line, with no stack trace", async () => {
+    const path = file(
+      "far.csv",
+      ["type,id,segment,expires_at", "bu,far-4,7001,", "bu,far-5,7001,100000000000000000000"].join("\n"),
+    );
+    const r = await audience(["ingest", "memberships", path], { REDIS_URL: redis.url });
+    expect(r.stderr).toContain(`${path}:3: ${TOO_FAR}\n`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stdout).toMatch(/read 2, loaded 1, rejected 1/);
+    expect(r.code).toBe(1);
+  });
+});
+
+describe("the CLI with swapped columns", () => {
+  it("names the line and the problem without printing the e-mail", async () => {
+    const path = file("swapped.csv", ["id,type,segment", `email,${EMAIL},7001`, "bu,bu-ok,7001"].join("\n"));
+    const r = await audience(["ingest", "memberships", path], { REDIS_URL: redis.url });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${path}:2: unknown id type <e-mail>\n`);
+    expect(r.stderr).not.toContain("alice");
+    expect(r.stdout).not.toContain("alice");
+  });
+
+  it("does the same for opt-out and link files", async () => {
+    const optout = file("optout.csv", ["id,type", `email,${EMAIL}`].join("\n"));
+    const o = await audience(["optout", optout], { REDIS_URL: redis.url });
+    expect(o.stderr).toContain(`${optout}:2: unknown id type <e-mail>\n`);
+    const links = file("links.csv", ["type_a,id_a,id_b,type_b", `bu,x,email,${EMAIL}`].join("\n"));
+    const l = await audience(["ingest", "links", links], { REDIS_URL: redis.url });
+    expect(l.stderr).toContain(`${links}:2: id_b: unknown id type <e-mail>\n`);
+    for (const r of [o, l]) expect(`${r.stdout}${r.stderr}`).not.toContain("alice");
+  });
+});
