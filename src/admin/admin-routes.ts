@@ -22,6 +22,7 @@ import {
   TaxonomyFileError,
   type TaxonomyResult,
 } from "../ingest/taxonomy-file.ts";
+import { refuseDeepJson } from "../json-nesting.ts";
 import type { Logger } from "../logger.ts";
 import { idHashPrefix } from "../privacy/log-redaction.ts";
 import { SEGMENT_ID_RE } from "../segments/segment-def.ts";
@@ -323,6 +324,7 @@ async function readTaxonomyBody(req: HttpRequestData, known: ReadonlySet<string>
 }
 
 function parseJson(bytes: Buffer): unknown {
+  refuseDeepJson(bytes, "body");
   try {
     return JSON.parse(bytes.toString("utf8"));
   } catch (err) {

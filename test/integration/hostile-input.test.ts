@@ -93,3 +93,46 @@ describe("the CLI with swapped columns", () => {
     for (const r of [o, l]) expect(`${r.stdout}${r.stderr}`).not.toContain("alice");
   });
 });
+
+describe("20,000 nested brackets", () => {
+  const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
+  /** A valid bid request but for its ext, which nests 20,000 arrays: it parses, and used to overflow on output. */
+  const bidRequest = `{"id":"deep","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"buyeruid":"u1"},"ext":${deep}}`;
+  const refused = {
+    error: { code: "AUD_ERR_BAD_JSON", message: "body is nested deeper than 64 levels", field: "" },
+  };
+
+  it.each(["/v1/enrich", "/v1/lookup"])("are refused by %s with 400 before any work", async (path) => {
+    const res = await fetch(`${svc.base}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: bidRequest,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual(refused);
+  });
+
+  it("are refused by the compact lookup and an admin JSON body too", async () => {
+    const compact = await fetch(`${svc.base}/v1/lookup`, {
+      method: "POST",
+      body: `{"ids":[{"type":"bu","id":"u1"}],"x":${deep}}`,
+    });
+    expect(compact.status).toBe(400);
+    expect(await compact.json()).toEqual(refused);
+    const admin = await fetch(`${svc.base}/v1/admin/taxonomy/7001`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: `{"id":"7001","name":"deep","x":${deep}}`,
+    });
+    expect(admin.status).toBe(400);
+    expect(await admin.json()).toEqual({ error: { ...refused.error, field: "body" } });
+  });
+
+  it("leave an ordinary bid request, and one nested 64 deep, answered", async () => {
+    const ok = `{"id":"ok","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"buyeruid":"u1"},"ext":{"x":${"[".repeat(62)}${"]".repeat(62)}}}`;
+    for (const path of ["/v1/enrich", "/v1/lookup"]) {
+      const res = await fetch(`${svc.base}${path}`, { method: "POST", body: ok });
+      expect(res.status).toBe(200);
+    }
+  });
+});
