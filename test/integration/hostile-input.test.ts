@@ -136,3 +136,20 @@ describe("20,000 nested brackets", () => {
     }
   });
 });
+
+describe("a 60 KB TC string", () => {
+  it("is answered as a malformed one: personal data withheld (gdpr_bad_consent)", async () => {
+    const garbage = `C${"QLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA".repeat(1_200)}`.slice(0, 60_000);
+    const body = {
+      id: "long-consent",
+      imp: [{ id: "1", banner: { w: 300, h: 250 } }],
+      regs: { gdpr: 1 },
+      user: { buyeruid: "u1", consent: garbage },
+    };
+    const res = await fetch(`${svc.base}/v1/lookup`, { method: "POST", body: JSON.stringify(body) });
+    expect(res.status).toBe(200);
+    const json = (await res.json()) as { withheld: string[]; segments: string[] };
+    expect(json.withheld).toEqual(["gdpr_bad_consent"]);
+    expect(json.segments).toEqual([]);
+  });
+});
