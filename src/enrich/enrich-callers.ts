@@ -1,7 +1,7 @@
 // Who calls /v1/enrich and what each may receive: ENRICH_CALLERS maps an API key to a caller and the
 // providers whose segments it may get. Second-party data (a partner's own) goes only to a caller that names
 // its provider; `*` stands for every first- and third-party provider.
-import { timingSafeEqual } from "node:crypto";
+import { keyMatcher } from "../key-match.ts";
 
 export interface EnrichCaller {
   readonly name: string;
@@ -71,15 +71,21 @@ function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | 
   return null;
 }
 
-/** The caller an API key names, compared in constant time; null for none or an unknown one. */
+/** Each callers map's matcher, built on first use (the maps are built once, at start-up). */
+const matchers = new WeakMap<EnrichCallers, (key: string) => EnrichCaller | null>();
+
+/**
+ * The caller an API key names; null for none or an unknown one. Compared as admin tokens are (key-match.ts):
+ * the timing tells neither a key's characters nor its length.
+ */
 export function callerOf(callers: EnrichCallers, key: string): EnrichCaller | null {
   if (key === "") return null;
-  const given = Buffer.from(key);
-  for (const [k, c] of callers) {
-    const known = Buffer.from(k);
-    if (known.length === given.length && timingSafeEqual(known, given)) return c;
+  let match = matchers.get(callers);
+  if (match === undefined) {
+    match = keyMatcher(callers);
+    matchers.set(callers, match);
   }
-  return null;
+  return match(key);
 }
 
 /** Whether a caller may receive a segment of this provider and party. */

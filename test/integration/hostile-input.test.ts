@@ -16,10 +16,16 @@ const TOO_FAR = "expires_at must be at most 315360000 s (10 years) ahead";
 let redis: RedisServer;
 let svc: TestService;
 let dir: string;
+/** The service's log lines (warn and above). */
+const logs: string[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
-  svc = await startService({ REDIS_URL: redis.url, ADMIN_TOKENS: `${ADMIN}=*` });
+  svc = await startService(
+    { REDIS_URL: redis.url, ADMIN_TOKENS: `${ADMIN}=*`, LOG_LEVEL: "warn" },
+    "uws",
+    logs,
+  );
   dir = mkdtempSync(join(tmpdir(), "audience-hostile-"));
 });
 afterAll(async () => {
@@ -139,7 +145,10 @@ describe("20,000 nested brackets", () => {
 
 describe("a 60 KB TC string", () => {
   it("is answered as a malformed one: personal data withheld (gdpr_bad_consent)", async () => {
-    const garbage = `C${"QLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA".repeat(1_200)}`.slice(0, 60_000);
+    const garbage = `C${"QLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA".repeat(1_200)}`.slice(
+      0,
+      60_000,
+    );
     const body = {
       id: "long-consent",
       imp: [{ id: "1", banner: { w: 300, h: 250 } }],
@@ -151,5 +160,31 @@ describe("a 60 KB TC string", () => {
     const json = (await res.json()) as { withheld: string[]; segments: string[] };
     expect(json.withheld).toEqual(["gdpr_bad_consent"]);
     expect(json.segments).toEqual([]);
+  });
+});
+
+describe("a failed admin login", () => {
+  it("logs one warn line naming route, method and reason, without the token", async () => {
+    const guess = "guessed-admin-token-0000000000001";
+    const before = logs.length;
+    const res = await fetch(`${svc.base}/v1/admin/users/email/${encodeURIComponent(EMAIL)}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${guess}` },
+    });
+    expect(res.status).toBe(401);
+    const lines = logs.slice(before);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string)).toMatchObject({
+      level: 40,
+      msg: "admin request refused",
+      route: "/v1/admin/users/:type/:id",
+      method: "DELETE",
+      status: 401,
+      reason: "unknown token",
+      scope: "users:write",
+      suppressed: 0,
+    });
+    expect(lines[0]).not.toContain(guess);
+    expect(lines[0]).not.toContain("alice");
   });
 });
