@@ -1,6 +1,7 @@
 // Hostile or mistaken input against the real service and the real `audience` command, on a Redis of the
 // test's own: each answer is a precise error (a row error with its line, a 400 naming the problem), never a
 // 500 or a stack trace, and never a raw e-mail, token or key echoed back.
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -186,5 +187,32 @@ describe("a failed admin login", () => {
     });
     expect(lines[0]).not.toContain(guess);
     expect(lines[0]).not.toContain("alice");
+  });
+});
+
+describe("/status in someone else's frame", () => {
+  it("is refused by its headers: CSP (frame-ancestors 'none', only its own inline script and style), DENY, nosniff, no referrer", async () => {
+    const res = await fetch(`${svc.base}/status`);
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    const sha = (tag: string): string => {
+      const text = html.split(`<${tag}>`)[1]?.split(`</${tag}>`)[0] as string;
+      return `'sha256-${createHash("sha256").update(text).digest("base64")}'`;
+    };
+    expect(res.headers.get("content-security-policy")).toBe(
+      `default-src 'none'; script-src ${sha("script")}; style-src ${sha("style")}; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    );
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    // One inline script and one inline style, both covered by the hashes above; no inline handlers.
+    expect(html.split("<script").length).toBe(2);
+    expect(html.split("<style").length).toBe(2);
+    expect(html).not.toMatch(/\son[a-z]+=/);
+    expect(html).not.toMatch(/\sstyle=/);
+    const json = await fetch(`${svc.base}/status.json`);
+    expect(json.headers.get("content-type")).toBe("application/json");
+    expect(json.headers.get("x-content-type-options")).toBe("nosniff");
   });
 });
