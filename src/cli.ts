@@ -89,8 +89,12 @@ async function connect(): Promise<{ data: SegmentData; close: () => Promise<void
   return { data, close: () => store.close() };
 }
 
+/** The file being read, for a failure no row explains (the store refusing a write): named, never a stack. */
+let currentFile: string | null = null;
+
 /** Opens the file before connecting anywhere, so a wrong path fails fast with its name. */
 function open(file: string) {
+  currentFile = file;
   try {
     return openFileInput(file);
   } catch (err) {
@@ -392,7 +396,11 @@ run(process.argv.slice(2)).then(
       process.stderr.write(`audience: ${err.message}\n`);
       process.exit(err instanceof CliError ? err.exitCode : 2);
     }
-    process.stderr.write(`audience: ${(err as Error).stack ?? String(err)}\n`);
+    // No stack trace: bad input is reported above by file and line, and what is left (Redis refusing a
+    // command, a connection lost) is said in one line with the file it happened in.
+    const where = currentFile === null ? "" : `${currentFile}: `;
+    const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    process.stderr.write(`audience: ${where}failed: ${what}\n`);
     process.exit(2);
   },
 );

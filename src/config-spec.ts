@@ -11,6 +11,8 @@ export interface VarSpec<T> {
   readonly defaultText: string | undefined;
   /** Holds secrets: problems never echo the value. */
   readonly secret: boolean;
+  /** How a value that may carry a secret in part (a password in a URL) is shown in problems and logs. */
+  readonly redact?: (value: string) => string;
 }
 
 export function spec<T>(
@@ -56,8 +58,12 @@ export function parseVars(
     const result = s.schema.safeParse(blank && s.defaultText !== "" ? undefined : raw);
     if (result.success) values[key] = result.data;
     else {
-      const got = s.secret ? "" : `, got '${raw}'`;
-      problems.push(`${s.env} ${result.error.issues.map((i) => i.message).join("; ")}${got}`);
+      const shown = raw === undefined || s.redact === undefined ? raw : s.redact(raw);
+      const got = s.secret ? "" : `, got '${shown}'`;
+      let message = result.error.issues.map((i) => i.message).join("; ");
+      // Our own parsers redact what they quote, but a library's message may quote the value it received.
+      if (s.secret && raw !== undefined && raw.trim() !== "") message = message.replaceAll(raw.trim(), "***");
+      problems.push(`${s.env} ${message}${got}`);
     }
   }
   return { values, problems };

@@ -6,6 +6,22 @@ import { type EnrichCallers, parseEnrichCallers } from "./enrich/enrich-callers.
 import { type AdminTokenScopes, parseAdminTokens } from "./http/admin-auth.ts";
 import { PRIVACY_CONFIG_SPEC } from "./privacy/privacy-config.ts";
 
+/**
+ * A Redis address fit for a log or an error: the password of its userinfo replaced by `***`
+ * (`redis://user:***@host:6379/0`, `rediss://:***@host`); userinfo without a colon is hidden whole, as it
+ * may be a password put where the user name goes. Works on malformed values too: everything between the
+ * scheme and the last `@` counts as userinfo, so a password holding `@` or `/` is hidden whole.
+ */
+export function redactUserinfo(value: string): string {
+  const scheme = value.indexOf("://");
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const at = value.lastIndexOf("@");
+  if (at < start) return value;
+  const colon = value.indexOf(":", start);
+  const user = colon >= 0 && colon < at ? value.slice(start, colon + 1) : "";
+  return `${value.slice(0, start)}${user}***${value.slice(at)}`;
+}
+
 /** `host:port,host:port`, each entry checked; for REDIS_CLUSTER_NODES and a redis-cluster:// URL. */
 function readNodes(raw: string, ctx: z.RefinementCtx): { host: string; port: number }[] {
   const out: { host: string; port: number }[] = [];
@@ -16,7 +32,10 @@ function readNodes(raw: string, ctx: z.RefinementCtx): { host: string; port: num
     const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(entry);
     const port = Number(m?.[2]);
     if (m === null || port < 1 || port > 65535) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `entry '${entry}' must be host:port` });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `entry '${redactUserinfo(entry)}' must be host:port`,
+      });
     } else out.push({ host: m[1] as string, port });
   }
   return out;
@@ -81,17 +100,24 @@ export const CONFIG_SPEC = {
     intIn(1, 1_024, 1).optional(),
     "HTTP workers: threads each running the server on PORT (the kernel spreads connections over them), each with its own LRU cache, kept coherent through Redis pub/sub. Unset: one per core. Always 1 with the embedded store (its data lives in one thread) and with HTTP_SERVER=node.",
   ),
-  redisUrl: spec(
-    "REDIS_URL",
-    redisUrl,
-    "Redis holding the profiles: `redis://host:port[/db]` (or `rediss://`), or `redis-cluster://host:port[,host:port...]` for a Redis Cluster (the same as REDIS_CLUSTER_NODES). Unset: the embedded in-memory store, seeded with the demo data.",
-  ),
-  redisClusterNodes: spec(
-    "REDIS_CLUSTER_NODES",
-    clusterNodes,
-    "Seed nodes of a Redis Cluster holding the profiles, comma-separated `host:port` (one is enough; more survive a node being down). Set instead of REDIS_URL.",
-    "",
-  ),
+  redisUrl: {
+    ...spec(
+      "REDIS_URL",
+      redisUrl,
+      "Redis holding the profiles: `redis://[user:password@]host:port[/db]` (or `rediss://`), or `redis-cluster://host:port[,host:port...]` for a Redis Cluster (the same as REDIS_CLUSTER_NODES). Unset: the embedded in-memory store, seeded with the demo data. A password is never logged or echoed in an error (shown as `***`).",
+    ),
+    redact: redactUserinfo,
+  },
+  redisClusterNodes: {
+    ...spec(
+      "REDIS_CLUSTER_NODES",
+      clusterNodes,
+      "Seed nodes of a Redis Cluster holding the profiles, comma-separated `host:port` (one is enough; more survive a node being down). Set instead of REDIS_URL.",
+      "",
+    ),
+    // Entries carry no password, but one written as user:password@host:port must not be echoed.
+    redact: redactUserinfo,
+  },
   redisCommandTimeoutMs: spec(
     "REDIS_COMMAND_TIMEOUT_MS",
     intIn(1, 60_000, 25),
@@ -389,6 +415,7 @@ export function configSummary(config: Config): Record<string, unknown> {
   for (const [key, s] of Object.entries(CONFIG_SPEC) as [string, VarSpec<unknown>][]) {
     const v = (config as unknown as Record<string, unknown>)[key];
     if (s.secret) out[key] = v instanceof Map ? `${v.size} set` : v === undefined ? "unset" : "set";
+    else if (s.redact !== undefined && typeof v === "string") out[key] = s.redact(v);
     else out[key] = v instanceof Map ? Object.fromEntries(v) : v;
   }
   return out;

@@ -7,6 +7,7 @@ import { type EventStats, eventRoutes } from "./capping/event-routes.ts";
 import { ephemeralSecret, NoticeTokens } from "./capping/notice-token.ts";
 import { type Config, redisTarget, usesRedis } from "./config.ts";
 import { createEnrichHandler } from "./enrich/enrich-handler.ts";
+import { authFailureLog } from "./http/admin-auth.ts";
 import type { Route } from "./http/http-types.ts";
 import { operatorRoutes } from "./http/operator-routes.ts";
 import { buildRoutes } from "./http/routes.ts";
@@ -237,6 +238,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
         now,
         adminTokens: config.adminTokens,
         open: config.eventsOpen,
+        authFailures: authFailureLog(log),
       },
       eventStats,
     ).map((r) => (r.body === "stream" ? { ...r, bodyLimitBytes: config.eventsBodyLimitBytes } : r)),

@@ -3,7 +3,7 @@
 import type { Readable } from "node:stream";
 import { readCapRules } from "../capping/cap-rules-file.ts";
 import { ApiError, badField } from "../errors.ts";
-import { type AdminTokenScopes, requireScope } from "../http/admin-auth.ts";
+import { type AdminTokenScopes, authFailureLog, requireScope } from "../http/admin-auth.ts";
 import {
   type HttpAnswer,
   type HttpRequestData,
@@ -22,6 +22,7 @@ import {
   TaxonomyFileError,
   type TaxonomyResult,
 } from "../ingest/taxonomy-file.ts";
+import { refuseDeepJson } from "../json-nesting.ts";
 import type { Logger } from "../logger.ts";
 import { idHashPrefix } from "../privacy/log-redaction.ts";
 import { SEGMENT_ID_RE } from "../segments/segment-def.ts";
@@ -39,8 +40,10 @@ export interface AdminDeps {
 const TAXONOMY_JSON_LIMIT_BYTES = 32 * 1024 * 1024;
 
 export function adminRoutes({ data, tokens, log, ingest }: AdminDeps): Route[] {
+  // One report of refused requests for every admin route, so that its rate limit holds across them.
+  const failures = log === undefined ? undefined : authFailureLog(log);
   const guard = (scope: string, handler: (req: HttpRequestData) => Promise<HttpAnswer>) =>
-    requireScope(tokens, scope, logged(handler));
+    requireScope(tokens, scope, logged(handler), failures);
   // Who did what: never the token or an ID in the clear (hash prefixes), with the rows an upload moved.
   const logged =
     (handler: (req: HttpRequestData) => Promise<HttpAnswer>) =>
@@ -330,6 +333,7 @@ async function readTaxonomyBody(
 }
 
 function parseJson(bytes: Buffer): unknown {
+  refuseDeepJson(bytes, "body");
   try {
     return JSON.parse(bytes.toString("utf8"));
   } catch (err) {

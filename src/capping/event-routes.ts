@@ -2,7 +2,7 @@
 // An event is acknowledged only once it is stored; each is counted exactly once per impression id.
 import type { Readable } from "node:stream";
 import { ApiError } from "../errors.ts";
-import { type AdminTokenScopes, requireScope } from "../http/admin-auth.ts";
+import { type AdminTokenScopes, type AuthFailures, requireScope } from "../http/admin-auth.ts";
 import {
   type HttpAnswer,
   type HttpRequestData,
@@ -39,6 +39,8 @@ export interface EventDeps {
    * closed networks only: anyone who can reach the service can then count impressions for anyone.
    */
   readonly open: boolean;
+  /** Where refused keys are logged, as for the admin API. */
+  readonly authFailures?: AuthFailures;
 }
 
 /** The smallest 1×1 transparent GIF, for callers that need an image rather than a 204. */
@@ -213,7 +215,7 @@ export function eventRoutes(deps: EventDeps, stats: EventStats): Route[] {
       path: "/v1/events",
       body: "stream",
       // Decided once: the key check is installed, or (EVENTS_OPEN) not.
-      handler: deps.open ? batch : requireScope(deps.adminTokens, "events", batch),
+      handler: deps.open ? batch : requireScope(deps.adminTokens, "events", batch, deps.authFailures),
     },
   ];
 }

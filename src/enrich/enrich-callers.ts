@@ -1,7 +1,7 @@
 // Who calls /v1/enrich and what each may receive: ENRICH_CALLERS maps an API key to a caller and the
 // providers whose segments it may get. Second-party data (a partner's own) goes only to a caller that names
 // its provider; `*` stands for every first- and third-party provider.
-import { timingSafeEqual } from "node:crypto";
+import { keyMatcher } from "../key-match.ts";
 
 export interface EnrichCaller {
   readonly name: string;
@@ -37,6 +37,14 @@ export function parseEnrichCallers(raw: string): { callers: EnrichCallers; probl
   return { callers, problems };
 }
 
+/**
+ * A caller or provider name quoted in a problem: in full when shorter than a key can be, else only its
+ * start, since a longer value in a name's place may be a key written in the wrong place.
+ */
+function quoted(value: string): string {
+  return value.length < 16 ? value : `${value.slice(0, 4)}…`;
+}
+
 /** Adds one `<key>=<caller>:<providers>` entry; the problem (key redacted) when it is not one. */
 function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | null {
   const eq = entry.indexOf("=");
@@ -47,7 +55,7 @@ function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | 
   const rest = entry.slice(eq + 1).trim();
   const colon = rest.indexOf(":");
   const name = colon < 0 ? rest : rest.slice(0, colon);
-  if (!NAME_RE.test(name)) return `${shown}: caller name '${name.slice(0, 40)}' is not valid`;
+  if (!NAME_RE.test(name)) return `${shown}: caller name '${quoted(name)}' is not valid`;
   const list =
     colon < 0
       ? []
@@ -57,22 +65,27 @@ function addCaller(callers: Map<string, EnrichCaller>, entry: string): string | 
           .map((p) => p.trim())
           .filter((p) => p !== "");
   const providers = new Set(list.filter((p) => p !== "*"));
-  for (const p of providers)
-    if (!NAME_RE.test(p)) return `${shown}: provider '${p.slice(0, 40)}' is not valid`;
+  for (const p of providers) if (!NAME_RE.test(p)) return `${shown}: provider '${quoted(p)}' is not valid`;
   if (callers.has(key)) return `${shown}: the key is listed twice`;
   callers.set(key, { name, providers, allOpen: list.includes("*") });
   return null;
 }
 
-/** The caller an API key names, compared in constant time; null for none or an unknown one. */
+/** Each callers map's matcher, built on first use (the maps are built once, at start-up). */
+const matchers = new WeakMap<EnrichCallers, (key: string) => EnrichCaller | null>();
+
+/**
+ * The caller an API key names; null for none or an unknown one. Compared as admin tokens are (key-match.ts):
+ * the timing tells neither a key's characters nor its length.
+ */
 export function callerOf(callers: EnrichCallers, key: string): EnrichCaller | null {
   if (key === "") return null;
-  const given = Buffer.from(key);
-  for (const [k, c] of callers) {
-    const known = Buffer.from(k);
-    if (known.length === given.length && timingSafeEqual(known, given)) return c;
+  let match = matchers.get(callers);
+  if (match === undefined) {
+    match = keyMatcher(callers);
+    matchers.set(callers, match);
   }
-  return null;
+  return match(key);
 }
 
 /** Whether a caller may receive a segment of this provider and party. */

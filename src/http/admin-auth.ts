@@ -1,8 +1,10 @@
 // Bearer tokens with scopes for the admin API: the ADMIN_TOKENS format, and requireScope, the guard each
 // admin route is wrapped in. No token is ever echoed in full: not in a config error, not by toString.
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { ApiError } from "../errors.ts";
-import type { HttpAnswer, RouteHandler } from "./http-types.ts";
+import { keyMatcher } from "../key-match.ts";
+import type { Logger } from "../logger.ts";
+import { idHashPrefix } from "../privacy/log-redaction.ts";
+import type { HttpAnswer, HttpRequestData, RouteHandler } from "./http-types.ts";
 import { errorAnswer } from "./responses.ts";
 
 /** Every scope a token may carry; "*" means all of them. */
@@ -101,32 +103,86 @@ const UNAUTHORIZED: HttpAnswer = {
   headers: [["www-authenticate", "Bearer"]],
 };
 
+/** Why an admin request was refused: no or a garbled bearer token, an unknown one (401), a missing scope (403). */
+export type AuthRefusal = "no bearer token" | "unknown token" | "scope missing";
+
+/** Where requireScope reports the requests it refuses. */
+export interface AuthFailures {
+  refused(req: HttpRequestData, reason: AuthRefusal, token: string | null, scope: string): void;
+}
+
+/** At most one warn line per reason in this many milliseconds. */
+const AUTH_LOG_INTERVAL_MS = 1_000;
+
+/**
+ * Refused admin requests as warn lines: route (the pattern, never an ID), method, status, reason, the scope
+ * asked for, and of the token at most its hash prefix (log-redaction.ts), never the token. At most one line
+ * per reason per second, carrying how many of that reason were left out since the previous line: someone
+ * guessing tokens sends thousands a second, and a line for each would flood the log (and cost more than
+ * answering them). The count rides on the next line of the reason, so a burst that stops is counted late.
+ */
+export function authFailureLog(log: Logger, nowMs: () => number = Date.now): AuthFailures {
+  const last = new Map<AuthRefusal, { atMs: number; suppressed: number }>();
+  return {
+    refused(req, reason, token, scope) {
+      const now = nowMs();
+      const prev = last.get(reason);
+      if (prev !== undefined && now - prev.atMs < AUTH_LOG_INTERVAL_MS) {
+        prev.suppressed++;
+        return;
+      }
+      log.warn(
+        {
+          route: req.path,
+          method: req.method,
+          status: reason === "scope missing" ? 403 : 401,
+          reason,
+          scope,
+          token: token === null ? null : idHashPrefix(token),
+          suppressed: prev?.suppressed ?? 0,
+        },
+        "admin request refused",
+      );
+      last.set(reason, { atMs: now, suppressed: 0 });
+    },
+  };
+}
+
 /** RFC 6750's b64token after "Bearer" (scheme case-insensitive). */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 /**
  * Wraps an admin route's handler: no or a garbled `Authorization: Bearer <token>`, or an unknown token,
  * answers 401 (so does everything while `tokens` is empty: the admin API is off); a known token without
- * `scope` (or "*") answers 403.
+ * `scope` (or "*") answers 403. Each refusal is reported to `failures` (authFailureLog) when given.
  */
-export function requireScope(tokens: AdminTokenScopes, scope: string, handler: RouteHandler): RouteHandler {
+export function requireScope(
+  tokens: AdminTokenScopes,
+  scope: string,
+  handler: RouteHandler,
+  failures?: AuthFailures,
+): RouteHandler {
   if (!KNOWN_SCOPES.has(scope)) throw new Error(`requireScope: unknown scope '${scope}'`);
-  // Presented and configured tokens are compared as HMACs under a key of this process only: equal-length
-  // values, each compared in constant time, so the timing tells neither a token's characters nor its length.
-  const key = randomBytes(32);
-  const mac = (token: string): Buffer => createHmac("sha256", key).update(token).digest();
-  const known = [...tokens].map(([token, scopes]) => ({ mac: mac(token), scopes }));
+  // Compared as HMACs, every configured token each time (key-match.ts): the timing tells nothing of them.
+  const scopesOf = keyMatcher(tokens);
   const forbidden = errorAnswer(new ApiError("AUD_ERR_FORBIDDEN", `the token lacks the scope ${scope}`));
+  const refused = failures === undefined ? () => {} : failures.refused;
 
   return (req) => {
     const presented = BEARER.exec(req.authorization)?.[1];
-    if (presented === undefined) return UNAUTHORIZED;
-    const m = mac(presented);
-    let scopes: ReadonlySet<string> | null = null;
-    // Every configured token is compared, found or not.
-    for (const k of known) if (timingSafeEqual(k.mac, m)) scopes = k.scopes;
-    if (scopes === null) return UNAUTHORIZED;
-    if (!scopes.has(scope) && !scopes.has("*")) return forbidden;
+    if (presented === undefined) {
+      refused(req, "no bearer token", null, scope);
+      return UNAUTHORIZED;
+    }
+    const scopes = scopesOf(presented);
+    if (scopes === null) {
+      refused(req, "unknown token", presented, scope);
+      return UNAUTHORIZED;
+    }
+    if (!scopes.has(scope) && !scopes.has("*")) {
+      refused(req, "scope missing", presented, scope);
+      return forbidden;
+    }
     return handler(req);
   };
 }

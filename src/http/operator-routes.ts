@@ -2,7 +2,7 @@
 import type { Metrics } from "../metrics.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import type { CircuitBreaker } from "../reliability/circuit-breaker.ts";
-import { STATUS_PAGE_HTML } from "../status/status-page.ts";
+import { STATUS_PAGE_HEADERS, STATUS_PAGE_HTML } from "../status/status-page.ts";
 import { jsonAnswer, type Route } from "./http-types.ts";
 import { OPENAPI } from "./openapi.ts";
 
@@ -15,6 +15,11 @@ export interface OperatorDeps {
 }
 
 const NO_STORE: readonly (readonly [string, string])[] = [["cache-control", "no-store"]];
+/** JSON the page reads: never taken for another type (nosniff), so it cannot be rendered as HTML. */
+const STATUS_JSON_HEADERS: readonly (readonly [string, string])[] = [
+  ...NO_STORE,
+  ["x-content-type-options", "nosniff"],
+];
 const OPENAPI_JSON = JSON.stringify(OPENAPI);
 
 export function operatorRoutes({ metrics, store, breaker, scrape }: OperatorDeps): Route[] {
@@ -34,7 +39,12 @@ export function operatorRoutes({ metrics, store, breaker, scrape }: OperatorDeps
       method: "GET",
       path: "/status",
       body: "none",
-      handler: () => ({ status: 200, contentType: "text/html; charset=utf-8", body: STATUS_PAGE_HTML }),
+      handler: () => ({
+        status: 200,
+        contentType: "text/html; charset=utf-8",
+        body: STATUS_PAGE_HTML,
+        headers: STATUS_PAGE_HEADERS,
+      }),
     },
     {
       method: "GET",
@@ -48,7 +58,7 @@ export function operatorRoutes({ metrics, store, breaker, scrape }: OperatorDeps
           store: { kind: store.kind, ready: await store.ping() },
           breaker: { state: breaker.state, ...breaker.stats },
         }),
-        headers: NO_STORE,
+        headers: STATUS_JSON_HEADERS,
       }),
     },
     {

@@ -1,5 +1,6 @@
 // Typed IDs: every user ID becomes "<type>:<id>", the key under which its profile is stored.
 import { createHash } from "node:crypto";
+import { quotedInput } from "../privacy/log-redaction.ts";
 
 /**
  * Types, as written in ingest files and in the compact lookup form:
@@ -30,6 +31,8 @@ function hasForbiddenChar(id: string): boolean {
   }
   return false;
 }
+/** What a mistyped type name looks like ("cookie", "xu:Bad Exchange" does not): quoted as it is in a reason. */
+const TYPE_NAME_SHAPE = /^[a-z]{1,12}(:[a-z0-9._-]{0,64})?$/i;
 
 export type TypedIdResult = { ok: true; key: string; type: string } | { ok: false; reason: string };
 
@@ -52,7 +55,8 @@ export function hashEmail(email: string): string {
 /** Builds the stored key for an ID of the given type, normalising as the type requires. */
 export function toTypedId(type: string, id: string): TypedIdResult {
   const t = normaliseType(type);
-  if (t === null) return { ok: false, reason: `unknown id type '${type.slice(0, 40)}'` };
+  if (t === null)
+    return { ok: false, reason: `unknown id type ${quotedInput(type.trim(), TYPE_NAME_SHAPE)}` };
   const raw = id.trim();
   if (raw.length === 0) return { ok: false, reason: "empty id" };
   if (raw.length > MAX_ID_LENGTH) return { ok: false, reason: `id longer than ${MAX_ID_LENGTH} characters` };

@@ -4,6 +4,7 @@
 import type { Readable } from "node:stream";
 import type { LinkOp } from "../identity/identity-graph.ts";
 import { toTypedId } from "../identity/typed-id.ts";
+import { quotedInput } from "../privacy/log-redaction.ts";
 import { type FileFormat, type ReadOptions, type RecordShape, readRecords } from "./record-reader.ts";
 
 export type LinkRowResult = { line: number; ops: LinkOp[] } | { line: number; error: string };
@@ -12,13 +13,16 @@ const LINK_SHAPE: RecordShape = {
   required: ["type_a", "id_a", "type_b", "id_b"],
   known: new Set(["type_a", "id_a", "type_b", "id_b", "confidence", "source", "op"]),
 };
+/** A mistyped op ("delete") is quoted as it is; anything else in its place may be an ID (see quotedInput). */
+const OP_SHAPE = /^[a-z]{1,12}$/i;
 /** A group larger than this is not a person: refused as a row rather than sent to the graph. */
 const MAX_GROUP_IDS = 1_000;
 
 /** Validates one record; a string is the reason it was rejected. */
 export function toLinkOps(record: Readonly<Record<string, unknown>>): LinkOp[] | string {
   const op = blank(record.op) ? "add" : record.op;
-  if (op !== "add" && op !== "remove") return `op must be add or remove, got '${String(op).slice(0, 20)}'`;
+  if (op !== "add" && op !== "remove")
+    return `op must be add or remove, got ${quotedInput(String(op), OP_SHAPE)}`;
   let confidence = 1;
   if (!blank(record.confidence)) {
     const n = Number(record.confidence);

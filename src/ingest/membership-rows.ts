@@ -2,6 +2,7 @@
 import { extname } from "node:path";
 import type { Readable } from "node:stream";
 import { toTypedId } from "../identity/typed-id.ts";
+import { quotedInput } from "../privacy/log-redaction.ts";
 import {
   type FileFormat,
   type ReadOptions,
@@ -24,6 +25,8 @@ export interface MembershipRow {
 export type RowResult = { line: number; row: MembershipRow } | { line: number; error: string };
 
 const SEGMENT_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+/** A mistyped op ("delete") is quoted as it is; anything else in its place may be an ID (see quotedInput). */
+const OP_SHAPE = /^[a-z]{1,12}$/i;
 const MAX_TTL_S = 10 * 365 * 86_400;
 const MEMBERSHIP_SHAPE: RecordShape = {
   required: ["type", "id", "segment"],
@@ -54,7 +57,8 @@ export function toRow(row: Readonly<Record<string, unknown>>, nowSec: number): M
     return "segment must be 1-64 letters, digits, '.', '_', ':' or '-'";
   }
   const op = row.op === undefined || row.op === "" || row.op === null ? "add" : row.op;
-  if (op !== "add" && op !== "remove") return `op must be add or remove, got '${String(op).slice(0, 20)}'`;
+  if (op !== "add" && op !== "remove")
+    return `op must be add or remove, got ${quotedInput(String(op), OP_SHAPE)}`;
 
   let expiresAt: number | null = null;
   const ttl = blankToUndefined(row.ttl);
@@ -69,6 +73,9 @@ export function toRow(row: Readonly<Record<string, unknown>>, nowSec: number): M
     const n =
       typeof at === "number" ? at : /^\d+$/.test(String(at)) ? Number(at) : Date.parse(String(at)) / 1000;
     if (!Number.isFinite(n) || n <= 0) return "expires_at must be epoch seconds or an ISO-8601 time";
+    // The same horizon as ttl: a membership cannot outlive 10 years, and a time past it (10^20) is a
+    // mistake that the store's expiry arithmetic cannot take. A time already past is kept: it expires at once.
+    if (n > nowSec + MAX_TTL_S) return `expires_at must be at most ${MAX_TTL_S} s (10 years) ahead`;
     expiresAt = Math.floor(n);
   }
   const source = row.source === undefined || row.source === null ? "" : String(row.source).slice(0, 64);

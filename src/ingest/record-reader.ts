@@ -9,6 +9,7 @@
 // malformed.
 
 import type { Readable } from "node:stream";
+import { shownInput } from "../privacy/log-redaction.ts";
 
 export type FileFormat = "csv" | "ndjson";
 
@@ -270,6 +271,9 @@ function csvParser(shape: RecordShape): (text: string, line: number) => RecordRe
   };
 }
 
+/** What a misspelt column name looks like; anything else is not quoted as it is (see shownInput). */
+export const COLUMN_SHAPE = /^[a-z][a-z0-9_ -]{0,31}$/i;
+
 function checkHeader(cols: string[], shape: RecordShape): string[] {
   const missing = shape.required.filter((c) => !cols.includes(c));
   if (missing.length > 0) {
@@ -278,7 +282,11 @@ function checkHeader(cols: string[], shape: RecordShape): string[] {
     );
   }
   const unknown = cols.filter((c) => !shape.known.has(c));
-  if (unknown.length > 0) throw new IngestFileError(`CSV header has unknown column(s): ${unknown.join(",")}`);
+  if (unknown.length > 0) {
+    // A file without a header has its first row read as one: its values may be IDs or e-mails.
+    const shown = unknown.map((c) => shownInput(c, COLUMN_SHAPE)).join(",");
+    throw new IngestFileError(`CSV header has unknown column(s): ${shown}`);
+  }
   return cols;
 }
 

@@ -2,8 +2,9 @@
 import { extname } from "node:path";
 import { Readable } from "node:stream";
 import { parse as parseCsv } from "csv-parse";
+import { shownInput } from "../privacy/log-redaction.ts";
 import { type Party, SEGMENT_ID_RE, type SegmentDef } from "../segments/segment-def.ts";
-import { DEFAULT_MAX_LINE_BYTES, type ReadOptions } from "./record-reader.ts";
+import { COLUMN_SHAPE, DEFAULT_MAX_LINE_BYTES, type ReadOptions } from "./record-reader.ts";
 
 export type TaxonomyFormat = "csv" | "json";
 
@@ -84,10 +85,15 @@ export function parseTaxonomyJson(value: unknown, known: ReadonlySet<string> = n
       return { line, error: "not a JSON object" };
     }
     const unknown = Object.keys(entry).filter((k) => !TAXONOMY_KNOWN.has(k));
-    if (unknown.length > 0) return { line, error: `unknown key(s): ${unknown.join(",")}` };
+    if (unknown.length > 0) return { line, error: `unknown key(s): ${columnList(unknown)}` };
     return rowOf(line, entry as Record<string, unknown>);
   });
   return resolve(rows, known, "json");
+}
+
+/** Unknown column names or keys, as a message names them: a data row read as a header may hold IDs. */
+function columnList(names: readonly string[]): string {
+  return names.map((c) => shownInput(c, COLUMN_SHAPE)).join(",");
 }
 
 /** A rejected row keeps the id it gave, so a child can say its parent was rejected rather than missing. */
@@ -292,7 +298,7 @@ async function readCsvRows(input: Readable, maxLineBytes: number): Promise<RowRe
       }
       const unknown = cols.filter((c) => !TAXONOMY_KNOWN.has(c));
       if (unknown.length > 0) {
-        throw new TaxonomyFileError(`taxonomy CSV header has unknown column(s): ${unknown.join(",")}`);
+        throw new TaxonomyFileError(`taxonomy CSV header has unknown column(s): ${columnList(unknown)}`);
       }
       const repeated = cols.filter((c, i) => cols.indexOf(c) !== i);
       if (repeated.length > 0) {

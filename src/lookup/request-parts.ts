@@ -3,9 +3,11 @@ import { ApiError, badField } from "../errors.ts";
 import { type HttpRequestData, queryParam } from "../http/http-types.ts";
 import { normaliseType } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
+import { refuseDeepJson } from "../json-nesting.ts";
 
-/** The body as a JSON object; 400 naming the problem otherwise. */
+/** The body as a JSON object; 400 naming the problem otherwise (too deeply nested: before parsing it). */
 export function parseJsonObject(bytes: Buffer): Json {
+  refuseDeepJson(bytes, "");
   let v: unknown;
   try {
     v = JSON.parse(bytes.toString("utf8"));

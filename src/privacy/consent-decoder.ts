@@ -1,11 +1,26 @@
 // Decodes TCF v2 TC strings (@iabtechlabtcf/core) and GPP strings (@iabgpp/cmpapi) into the few facts the
 // privacy gate needs, behind bounded LRU caches keyed by the raw string: bidders see the same strings over
 // and over, and one TCF decode costs tens of microseconds. Decoding never throws: an undecodable string
-// is remembered as such (so a repeated bad string is not decoded again) and reported as undefined.
+// is remembered as such (so a repeated bad string is not decoded again) and reported as undefined. A string
+// longer than any real one is undecodable at once: neither decoded nor remembered.
 import { GppModel } from "@iabgpp/cmpapi";
 import { TCString } from "@iabtechlabtcf/core";
 import { LRUCache } from "lru-cache";
 import { GPP_TCFEUV2_ID, GPP_US_SECTION_NAME_BY_ID, GPP_USPV1_ID } from "./gpp-sections.ts";
+
+/**
+ * Longest TC string decoded. CMPs keep the TC string in the euconsent-v2 cookie, and a cookie holds at most
+ * 4096 bytes (RFC 6265 §6.1, what browsers keep): real strings are a few hundred characters, under 2 KB with
+ * every vendor and publisher restrictions. Decoding costs time in the length (a 60 KB string of garbage 5-8
+ * ms, against 0.1 ms), so a longer one is malformed without being decoded.
+ */
+export const MAX_TC_STRING_LENGTH = 4_096;
+
+/**
+ * Longest GPP string decoded: a header and its sections, which may be a whole TC string (tcfeuv2) and the
+ * US sections (tens of characters each); twice a TC string's cap leaves room for all of them.
+ */
+export const MAX_GPP_STRING_LENGTH = 8_192;
 
 /** A set of vendor IDs as a bitset: bit (id & 7) of byte (id >> 3). */
 export type VendorBits = Uint8Array;
@@ -129,6 +144,7 @@ type Cached<T> = T | typeof BAD;
 
 function cached<T extends object>(
   decode: (s: string) => T | undefined,
+  maxLength: number,
   maxEntries: number,
   maxBytes: number,
   valueBytes: (v: T) => number,
@@ -140,6 +156,8 @@ function cached<T extends object>(
     sizeCalculation: (v, key) => 64 + key.length * 2 + (v === BAD ? 0 : valueBytes(v as T)),
   });
   return (s) => {
+    // Over the cap: undecodable, and not remembered either, so that garbage cannot fill the cache.
+    if (s.length > maxLength) return undefined;
     let v = cache.get(s);
     if (v === undefined) {
       v = decode(s) ?? BAD;
@@ -154,12 +172,14 @@ export function createConsentDecoder(opts: ConsentDecoderOptions = {}): ConsentD
   const maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
   const tcf = cached(
     opts.decodeTcf ?? decodeTcfString,
+    MAX_TC_STRING_LENGTH,
     maxEntries,
     maxBytes,
     (v) => 96 + v.vendorConsents.byteLength + v.vendorLegitimateInterests.byteLength,
   );
   const gpp = cached(
     opts.decodeGpp ?? decodeGppString,
+    MAX_GPP_STRING_LENGTH,
     maxEntries,
     maxBytes,
     (v) => 128 + (v.sectionIds.length + v.optedOut.length) * 8 + (v.tcfEuV2?.length ?? 0) * 2,

@@ -21,3 +21,25 @@ export function redactPath(path: string): string {
 export function redactMessage(message: string): string {
   return message.replace(KEY_TAG_RE, (_m, id: string) => `{#${idHashPrefix(id)}}`);
 }
+
+/** Anything with an `@` between two non-blank characters is taken for an e-mail address. */
+const EMAIL_LIKE_RE = /[^\s@]@[^\s@]/;
+
+/**
+ * An input value quoted in a message (a CLI line, an API error, a row error), in quotes. Shown as it is only
+ * when it has the shape the field expects (`expected`), so that an ordinary typo stays readable; otherwise
+ * an e-mail as `<e-mail>` and anything else as `#` and a hash prefix: a value in the wrong column (swapped
+ * columns, a file without a header) may be a person's ID, an e-mail address or a key.
+ */
+export function quotedInput(value: string, expected: RegExp): string {
+  return value === "" || expected.test(value) ? `'${value}'` : redactedInput(value);
+}
+
+/** The same without the quotes, for lists of names (CSV columns, JSON keys). */
+export function shownInput(value: string, expected: RegExp): string {
+  return expected.test(value) ? value : redactedInput(value);
+}
+
+function redactedInput(value: string): string {
+  return EMAIL_LIKE_RE.test(value) ? "<e-mail>" : `#${idHashPrefix(value)}`;
+}

@@ -82,6 +82,8 @@ export function tcfAllows(c: TcfConsent, policy: PrivacyPolicy): boolean {
 
 /** True for a well-formed version-1 US Privacy string that says opt-out of sale. */
 export function uspOptsOut(usp: string): boolean {
+  // A US Privacy string is exactly 4 characters (version 1 and three flags): any other length, however
+  // long, is malformed and ignored before a character of it is read.
   if (usp.length !== 4 || usp.charCodeAt(0) !== 0x31 /* 1 */) return false;
   let optOut = false;
   for (let i = 1; i < 4; i++) {

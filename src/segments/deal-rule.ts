@@ -1,5 +1,6 @@
 // Deal rules: a private-marketplace deal and the segments that unlock it, as the data team writes them
 // (one NDJSON line each), validated and compiled once when loaded.
+import { quotedInput } from "../privacy/log-redaction.ts";
 import { type CompiledExpression, compileDealExpression, DealExpressionError } from "./deal-expression.ts";
 
 export type ImpFormat = "banner" | "video" | "native" | "audio";
@@ -97,6 +98,9 @@ export function toDealRule(record: Readonly<Record<string, unknown>>): DealRule 
   return { def, expr };
 }
 
+/** A mistyped seat, domain, format or size is quoted as it is; anything else may be an ID or an e-mail. */
+const LIST_ENTRY_SHAPE = /^[A-Za-z0-9._:/ -]{1,40}$/;
+
 function stringList(
   record: Readonly<Record<string, unknown>>,
   key: string,
@@ -108,7 +112,10 @@ function stringList(
   for (let i = 0; i < v.length; i++) {
     const s = v[i];
     if (typeof s !== "string" || !valid(s))
-      throw new DealRuleError(`${key}[${i}]`, `'${String(s).slice(0, 40)}' is not valid here`);
+      throw new DealRuleError(
+        `${key}[${i}]`,
+        `${quotedInput(String(s), LIST_ENTRY_SHAPE)} is not valid here`,
+      );
   }
   return v as string[];
 }

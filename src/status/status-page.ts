@@ -2,6 +2,8 @@
 // figures and draws the last minutes; the ID explorer below it uses the admin API with the token typed in
 // (kept in the page's memory only) and the bid-time lookup, to show one ID's person, segments, caps and what
 // a bid request with the chosen consent signals would get, and why.
+import { createHash } from "node:crypto";
+
 export const STATUS_PAGE_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -153,3 +155,35 @@ $("explore").addEventListener("submit", async (ev) => {
 </body>
 </html>
 `;
+
+/** CSP source of an inline element's text: its SHA-256, so that only this very script or style may run. */
+function inlineHash(tag: "script" | "style"): string {
+  const text = STATUS_PAGE_HTML.split(`<${tag}>`)[1]?.split(`</${tag}>`)[0];
+  if (text === undefined) throw new Error(`status page has no inline <${tag}>`);
+  return `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
+}
+
+/**
+ * The page's headers. The CSP allows nothing but its own inline script and style (by hash, not
+ * 'unsafe-inline': an injected script would not run even if the escaping missed a spot) and requests to
+ * this origin (status.json, the admin API, lookups); the page may not be framed (clickjacking: the explorer
+ * holds an admin token), its type may not be sniffed, and it sends no Referer.
+ */
+export const STATUS_PAGE_HEADERS: readonly (readonly [string, string])[] = [
+  [
+    "content-security-policy",
+    [
+      "default-src 'none'",
+      `script-src ${inlineHash("script")}`,
+      `style-src ${inlineHash("style")}`,
+      "connect-src 'self'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join("; "),
+  ],
+  ["x-frame-options", "DENY"],
+  ["x-content-type-options", "nosniff"],
+  ["referrer-policy", "no-referrer"],
+  ["cache-control", "no-store"],
+];

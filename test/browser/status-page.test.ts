@@ -54,10 +54,22 @@ afterAll(async () => {
   await svc?.stop();
 });
 
+/** Console messages of the page that report a Content-Security-Policy violation. */
+function cspViolations(page: Awaited<ReturnType<Browser["newPage"]>>): string[] {
+  const seen: string[] = [];
+  page.on("console", (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) seen.push(msg.text());
+  });
+  return seen;
+}
+
 describe("status page", () => {
   it("shows live figures that move under load", async () => {
     const page = await browser.newPage();
-    await page.goto(`${svc.base}/status`);
+    const violations = cspViolations(page);
+    const res = await page.goto(`${svc.base}/status`);
+    // The page works with its CSP in force: only its own inline script and style, requests to itself.
+    expect(res?.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
     await page.waitForFunction(() => Number(document.getElementById("total")?.textContent) > 0, null, {
       timeout: 10_000,
     });
@@ -74,11 +86,13 @@ describe("status page", () => {
     expect(await page.textContent("#store")).toBe("memory");
     expect(Number(await page.textContent("#hit"))).toBeGreaterThan(0.5);
     await page.screenshot({ path: new URL("status-page.png", ARTIFACTS).pathname, fullPage: true });
+    expect(violations).toEqual([]);
     await page.close();
   }, 40_000);
 
   it("lets an admin look up a seeded ID and shows its segments and what a bid request gets", async () => {
     const page = await browser.newPage();
+    const violations = cspViolations(page);
     await page.goto(`${svc.base}/status`);
     await page.fill("#token", ADMIN);
     await page.fill("#type", "bu");
@@ -118,6 +132,26 @@ describe("status page", () => {
         timeout: 10_000,
       },
     );
+    expect(violations).toEqual([]);
+    await page.close();
+  }, 40_000);
+});
+
+describe("status page in a frame", () => {
+  it("is not shown: frame-ancestors 'none' (and X-Frame-Options: DENY) block it", async () => {
+    const page = await browser.newPage();
+    // A page that frames /status, served (by the browser, intercepted) at a path the service does not have.
+    // Same origin even: frame-ancestors 'none' refuses every framer, another origin all the more.
+    await page.route(`${svc.base}/framer`, (route) =>
+      route.fulfill({ contentType: "text/html", body: '<iframe src="/status"></iframe>' }),
+    );
+    // The load event waits for the frame, loaded or refused.
+    await page.goto(`${svc.base}/framer`, { waitUntil: "load" });
+    const child = page.frames().filter((f) => f !== page.mainFrame());
+    expect(child).toHaveLength(1);
+    // Chromium replaces a frame it refuses to show with its error page: the status page never ran there.
+    expect(child[0]?.url()).toBe("chrome-error://chromewebdata/");
+    expect(await child[0]?.evaluate(() => document.getElementById("total"))).toBeNull();
     await page.close();
   }, 40_000);
 });

@@ -2,8 +2,10 @@
 // 401/403/pass-through decisions.
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.ts";
-import { parseAdminTokens, redactToken, requireScope } from "../../src/http/admin-auth.ts";
+import { authFailureLog, parseAdminTokens, redactToken, requireScope } from "../../src/http/admin-auth.ts";
 import { type HttpAnswer, type HttpRequestData, jsonAnswer } from "../../src/http/http-types.ts";
+import { createLogger } from "../../src/logger.ts";
+import { idHashPrefix } from "../../src/privacy/log-redaction.ts";
 
 const READER = "reader-token-0123456789";
 const WRITER = "writer.token_~+/-ABCDEFGH";
@@ -220,5 +222,97 @@ describe("requireScope", () => {
 
   it("refuses a scope that is not in the list (a typo in a route table)", () => {
     expect(() => requireScope(tokens, "user:read", () => jsonAnswer(200, {}))).toThrow(/unknown scope/);
+  });
+});
+
+describe("refused admin requests are logged", () => {
+  const tokens = loadConfig({ ADMIN_TOKENS: `${READER}=users:read,${WRITER}=users:write` }).adminTokens;
+  const GUESS = "guessed-token-00000000000000001";
+
+  function setup() {
+    const lines: string[] = [];
+    let now = 1_000_000;
+    const failures = authFailureLog(
+      createLogger("info", { write: (l: string) => void lines.push(l) }),
+      () => now,
+    );
+    const guarded = requireScope(tokens, "users:read", () => jsonAnswer(200, {}), failures);
+    const call = (authorization: string): number =>
+      (
+        guarded({
+          method: "DELETE",
+          path: "/v1/admin/users/:type/:id",
+          params: ["bu", "someone"],
+          query: "",
+          exchange: "",
+          accept: "",
+          contentType: "",
+          contentEncoding: "",
+          authorization,
+          body: Buffer.alloc(0),
+          stream: null,
+        }) as HttpAnswer
+      ).status;
+    const logged = () =>
+      lines.map((l) => {
+        const { level, msg, route, method, status, reason, scope, token, suppressed } = JSON.parse(l);
+        return { level, msg, route, method, status, reason, scope, token, suppressed };
+      });
+    return { lines, call, logged, tick: (ms: number) => void (now += ms) };
+  }
+
+  it("one warn line for each refusal, with route, method, reason and no token", () => {
+    const { lines, call, logged } = setup();
+    expect(call("")).toBe(401);
+    expect(call(`Bearer ${GUESS}`)).toBe(401);
+    expect(call(`Bearer ${WRITER}`)).toBe(403);
+    expect(call(`Bearer ${READER}`)).toBe(200);
+    const base = {
+      level: 40,
+      msg: "admin request refused",
+      route: "/v1/admin/users/:type/:id",
+      method: "DELETE",
+    };
+    expect(logged()).toEqual([
+      { ...base, status: 401, reason: "no bearer token", scope: "users:read", token: null, suppressed: 0 },
+      {
+        ...base,
+        status: 401,
+        reason: "unknown token",
+        scope: "users:read",
+        token: idHashPrefix(GUESS),
+        suppressed: 0,
+      },
+      {
+        ...base,
+        status: 403,
+        reason: "scope missing",
+        scope: "users:read",
+        token: idHashPrefix(WRITER),
+        suppressed: 0,
+      },
+    ]);
+    const all = lines.join("\n");
+    for (const secret of [GUESS, WRITER, READER, "someone"]) expect(all).not.toContain(secret);
+  });
+
+  it("at most one line per reason per second, the next one counting those left out", () => {
+    const { call, logged, tick } = setup();
+    for (let i = 0; i < 1_000; i++) expect(call(`Bearer ${GUESS}${i}`)).toBe(401);
+    expect(call("")).toBe(401);
+    expect(logged().map((l) => [l.reason, l.suppressed])).toEqual([
+      ["unknown token", 0],
+      ["no bearer token", 0],
+    ]);
+    tick(999);
+    call(`Bearer ${GUESS}`);
+    expect(logged()).toHaveLength(2);
+    tick(1);
+    call(`Bearer ${GUESS}`);
+    expect(logged().map((l) => [l.reason, l.suppressed])).toEqual([
+      ["unknown token", 0],
+      ["no bearer token", 0],
+      ["unknown token", 1_000],
+    ]);
   });
 });

@@ -286,3 +286,66 @@ describe("configSummary", () => {
     expect(JSON.stringify(summary)).not.toContain("s".repeat(40));
   });
 });
+
+describe("secrets never appear in configuration errors or the start-up summary", () => {
+  const PASSWORD = "pa55-w0rd-secret";
+
+  it.each([
+    ["redis://app:pa55-w0rd-secret@db.internal:6379/0", "redis://app:***@db.internal:6379/0"],
+    ["rediss://:pa55-w0rd-secret@db.internal:6380", "rediss://:***@db.internal:6380"],
+    ["redis://pa55-w0rd-secret@db.internal:6379", "redis://***@db.internal:6379"],
+    ["redis://db.internal:6379/2", "redis://db.internal:6379/2"],
+  ])("summarises REDIS_URL=%s as %s", async (url, shown) => {
+    const { configSummary } = await import("../../src/config.ts");
+    const config = loadConfig({ REDIS_URL: url });
+    // The service still connects with the password: only what is shown is redacted.
+    expect(config.redisUrl).toBe(url);
+    const summary = configSummary(config);
+    expect(summary.redisUrl).toBe(shown);
+    expect(JSON.stringify(summary)).not.toContain(PASSWORD);
+  });
+
+  it.each([
+    [
+      "REDIS_URL",
+      "http://app:pa55-w0rd-secret@db.internal:6379",
+      "REDIS_URL must be redis://host:port[/db], rediss://host:port[/db] or redis-cluster://host:port[,host:port...], got 'http://app:***@db.internal:6379'",
+    ],
+    [
+      "REDIS_URL",
+      "redis://app:pa55-w0rd-secret@db internal:6379",
+      "REDIS_URL must be redis://host:port[/db], rediss://host:port[/db] or redis-cluster://host:port[,host:port...], got 'redis://app:***@db internal:6379'",
+    ],
+    [
+      "REDIS_URL",
+      "redis-cluster://app:pa55-w0rd-secret@db1:7000",
+      "REDIS_URL entry 'app:***@db1:7000' must be host:port; names no host:port after redis-cluster://, got 'redis-cluster://app:***@db1:7000'",
+    ],
+    [
+      "REDIS_CLUSTER_NODES",
+      "db1:7000,:pa55-w0rd-secret@db2:7000",
+      "REDIS_CLUSTER_NODES entry ':***@db2:7000' must be host:port, got 'db1:***@db2:7000'",
+    ],
+  ])("%s=%s is refused without its password", (name, raw, message) => {
+    const err = configError({ [name]: raw });
+    expect(err.problems).toEqual([message]);
+    expect(err.message).not.toContain(PASSWORD);
+  });
+
+  it.each([
+    ["ADMIN_TOKENS", "pa55-w0rd-secret-token"],
+    ["ADMIN_TOKENS", "pa55-w0rd-secret-token=users:read|pa55-w0rd-secret-tok2"],
+    ["ADMIN_TOKENS", "pa55-w0rd-secret-token=*,pa55-w0rd-secret-token=*"],
+    ["ADMIN_TOKENS", "short=*,pa55 w0rd secret token=*"],
+    ["ENRICH_CALLERS", "pa55-w0rd-secret-token"],
+    ["ENRICH_CALLERS", "pa55-w0rd-secret-key!=dsp"],
+    ["ENRICH_CALLERS", "abcdefghijklmnop1234=dsp:acme|pa55-w0rd-secret/key+2"],
+    ["ENRICH_CALLERS", "abcdefghijklmnop1234=pa55-w0rd-secret/key+2:acme"],
+    ["EVENT_TOKEN_SECRET", "pa55-w0rd-secret"],
+  ])("%s=%s is refused without echoing a secret", (name, raw) => {
+    const err = configError({ [name]: raw });
+    expect(err.problems).toHaveLength(1);
+    expect(err.problems[0]).toMatch(new RegExp(`^${name} `));
+    expect(err.message).not.toContain(PASSWORD);
+  });
+});

@@ -376,3 +376,60 @@ describe("splitCsvLine", () => {
     expect(splitCsvLine('bu,a"b,1')).toBeNull();
   });
 });
+
+describe("row errors never quote an e-mail or an ID found in the wrong column", () => {
+  const EMAIL = "alice@example.com";
+  const UUID = "5f0c8e7a-d3b1-4c29-a6e4-9b2f71d08c35";
+
+  it("swapped type and id columns: the type is named by <e-mail> or a hash prefix", async () => {
+    const csv = ["id,type,segment", `bu,${EMAIL},1001`, `bu,${UUID},1001`].join("\n");
+    const out = await rows(csv, "csv");
+    expect(out).toEqual([
+      { line: 2, error: "unknown id type <e-mail>" },
+      { line: 3, error: `unknown id type #${createHash("sha256").update(UUID).digest("hex").slice(0, 8)}` },
+    ]);
+    expect(JSON.stringify(out)).not.toContain("alice");
+    expect(JSON.stringify(out)).not.toContain(UUID);
+  });
+
+  it("an e-mail in the op column is not quoted either", async () => {
+    const csv = ["type,id,op,segment", `bu,x,${EMAIL},1001`].join("\n");
+    expect(await rows(csv, "csv")).toEqual([{ line: 2, error: "op must be add or remove, got <e-mail>" }]);
+  });
+
+  it("a file without a header: its first row, read as the header, is not quoted", async () => {
+    const err = await rows(`type,id,segment,${EMAIL}\nbu,a,s,x\n`, "csv").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestFileError);
+    expect((err as IngestFileError).message).toBe("CSV header has unknown column(s): <e-mail>");
+  });
+});
+
+describe("expires_at bounds", () => {
+  const base = { type: "bu", id: "b1", segment: "s" };
+  const TOO_FAR = "expires_at must be at most 315360000 s (10 years) ahead";
+
+  it("accepts up to 10 years ahead, as ttl does, and refuses a second more", () => {
+    expect(toRow({ ...base, expires_at: NOW + 315_360_000 }, NOW)).toMatchObject({
+      expiresAt: NOW + 315_360_000,
+    });
+    expect(toRow({ ...base, expires_at: NOW + 315_360_001 }, NOW)).toBe(TOO_FAR);
+  });
+
+  it("refuses 10^20 as a number, as digits and as a far ISO-8601 year, with the row's line", async () => {
+    expect(toRow({ ...base, expires_at: 1e20 }, NOW)).toBe(TOO_FAR);
+    expect(toRow({ ...base, expires_at: "100000000000000000000" }, NOW)).toBe(TOO_FAR);
+    expect(toRow({ ...base, expires_at: "+275760-09-13T00:00:00Z" }, NOW)).toBe(TOO_FAR);
+    const nd = [
+      '{"type":"bu","id":"a","segment":"s"}',
+      '{"type":"bu","id":"b","segment":"s","expires_at":1e20}',
+    ];
+    expect(await rows(nd.join("\n"), "ndjson")).toEqual([
+      { line: 1, row: { key: "bu:a", op: "add", segment: "s", expiresAt: null, source: "" } },
+      { line: 2, error: TOO_FAR },
+    ]);
+  });
+
+  it("keeps a time already past (the membership expires at once), as before", () => {
+    expect(toRow({ ...base, expires_at: NOW - 10 }, NOW)).toMatchObject({ expiresAt: NOW - 10 });
+  });
+});

@@ -8,6 +8,8 @@ import {
   decodeTcfString,
   type GppConsent,
   hasVendor,
+  MAX_GPP_STRING_LENGTH,
+  MAX_TC_STRING_LENGTH,
   type TcfConsent,
 } from "../../src/privacy/consent-decoder.ts";
 import { GPP_US_SECTIONS } from "../../src/privacy/gpp-sections.ts";
@@ -296,5 +298,91 @@ describe("consent decoding cache", () => {
     const s = signals({ gdpr: 1, tcString: tcC });
     for (let i = 0; i < 4; i++) expect(decideAccess(s, POLICY, decoder).personal).toBe(true);
     expect(spy).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("consent strings longer than any real one", () => {
+  const full = corpus.tcf.full?.string as string;
+  const usnatSale = corpus.gpp.usnatSale?.string as string;
+  /** 60 KB of base64url garbage after a TC string's first character, as the attack sends it. */
+  const garbage = `C${"QLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA".repeat(1_200)}`.slice(0, 60_000);
+
+  /** A decoder whose decodes are counted (the real ones behind). */
+  function counting(maxEntries = 1_000) {
+    const calls = { tcf: 0, gpp: 0 };
+    const decoder = createConsentDecoder({
+      maxEntries,
+      decodeTcf: (s) => {
+        calls.tcf++;
+        return decodeTcfString(s);
+      },
+      decodeGpp: (s) => {
+        calls.gpp++;
+        return decodeGppString(s);
+      },
+    });
+    return { decoder, calls };
+  }
+
+  it("caps TC strings at 4096 and GPP strings at 8192 characters", () => {
+    expect(MAX_TC_STRING_LENGTH).toBe(4_096);
+    expect(MAX_GPP_STRING_LENGTH).toBe(8_192);
+  });
+
+  it("a 60 KB TC string is malformed (gdpr_bad_consent, as any undecodable one) without being decoded", () => {
+    const { decoder, calls } = counting();
+    for (let i = 0; i < 3; i++) {
+      expect(decideAccess(signals({ gdpr: 1, tcString: garbage }), POLICY, decoder)).toEqual({
+        personal: false,
+        thirdParties: false,
+        useIfa: false,
+        useCaps: false,
+        reasons: ["gdpr_bad_consent"],
+      });
+    }
+    expect(calls.tcf).toBe(0);
+    // A consenting string padded past the cap is refused too, where the library would read its prefix.
+    const padded = full + "A".repeat(MAX_TC_STRING_LENGTH + 1 - full.length);
+    expect(decodeTcfString(padded)).toBeDefined();
+    expect(decideAccess(signals({ gdpr: 1, tcString: padded }), POLICY, decoder).reasons).toEqual([
+      "gdpr_bad_consent",
+    ]);
+    expect(calls.tcf).toBe(0);
+    // At the cap it is decoded as before.
+    const atCap = full + "A".repeat(MAX_TC_STRING_LENGTH - full.length);
+    expect(decideAccess(signals({ gdpr: 1, tcString: atCap }), POLICY, decoder).reasons).toEqual([]);
+    expect(calls.tcf).toBe(1);
+  });
+
+  it("a GPP string over the cap is gpp_bad_string without being decoded, and so is its tcfeuv2 section", () => {
+    const { decoder, calls } = counting();
+    const long = usnatSale + "A".repeat(MAX_GPP_STRING_LENGTH + 1 - usnatSale.length);
+    expect(decideAccess(signals({ gpp: long, gppSid: [7] }), POLICY, decoder).reasons).toEqual([
+      "gpp_bad_string",
+    ]);
+    expect(calls.gpp).toBe(0);
+    // A GPP string under its cap whose TC string section is over the TC cap: the TC string is malformed.
+    const tcfSection = `DBABMA~${garbage.slice(0, MAX_TC_STRING_LENGTH + 1)}`;
+    expect(tcfSection.length).toBeLessThan(MAX_GPP_STRING_LENGTH);
+    const d = decideAccess(signals({ gpp: tcfSection, gppSid: [2] }), POLICY, decoder);
+    expect(calls.gpp).toBe(1);
+    expect(d.reasons).toEqual(["gdpr_bad_consent"]);
+    expect(calls.tcf).toBe(0);
+  });
+
+  it("is not remembered: it cannot push a real string out of the cache", () => {
+    // One entry only: had the long string been stored, it would have evicted the real one.
+    const { decoder, calls } = counting(1);
+    decoder.tcf(full);
+    expect(calls.tcf).toBe(1);
+    for (let i = 0; i < 5; i++) expect(decoder.tcf(`${garbage}${i}`)).toBeUndefined();
+    expect(decoder.tcf(full)).toBeDefined();
+    expect(calls.tcf).toBe(1);
+  });
+
+  it("a US Privacy string of any other length than 4 is ignored, as a malformed one is", () => {
+    expect(uspOptsOut("1YYN")).toBe(true);
+    expect(uspOptsOut(`1YYN${"Y".repeat(60_000)}`)).toBe(false);
+    expect(decideAccess(signals({ usPrivacy: `1YYN${"Y".repeat(60_000)}` }), POLICY).reasons).toEqual([]);
   });
 });

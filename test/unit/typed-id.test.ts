@@ -7,6 +7,7 @@ import {
   toTypedId,
   typeOfKey,
 } from "../../src/identity/typed-id.ts";
+import { idHashPrefix } from "../../src/privacy/log-redaction.ts";
 
 const sha256 = (s: string): string => createHash("sha256").update(s).digest("hex");
 
@@ -137,12 +138,26 @@ describe("toTypedId", () => {
     expect(toTypedId("bu", "x".repeat(257))).toEqual({ ok: false, reason: "id longer than 256 characters" });
   });
 
-  it("rejects an unknown type, quoting at most 40 characters of it", () => {
+  it("rejects an unknown type, quoting it only when it looks like a type name", () => {
     expect(toTypedId("cookie", "abc")).toEqual({ ok: false, reason: "unknown id type 'cookie'" });
+    expect(toTypedId("xu:", "abc")).toEqual({ ok: false, reason: "unknown id type 'xu:'" });
+    // Longer than any type name: shown by a hash prefix only (sha256("zzz...")), as any other odd value.
     expect(toTypedId("z".repeat(100), "abc")).toEqual({
       ok: false,
-      reason: `unknown id type '${"z".repeat(40)}'`,
+      reason: `unknown id type #${idHashPrefix("z".repeat(100))}`,
     });
+  });
+
+  it("never quotes an e-mail, an ID or a key found where the type belongs (swapped columns)", () => {
+    expect(toTypedId("alice@example.com", "email")).toEqual({
+      ok: false,
+      reason: "unknown id type <e-mail>",
+    });
+    const uuid = "5f0c8e7a-d3b1-4c29-a6e4-9b2f71d08c35";
+    expect(toTypedId(uuid, "bu")).toEqual({ ok: false, reason: `unknown id type #${idHashPrefix(uuid)}` });
+    expect(idHashPrefix(uuid)).toMatch(/^[0-9a-f]{8}$/);
+    const token = "sk_live_0123456789abcdef";
+    expect(toTypedId(token, "bu")).toEqual({ ok: false, reason: `unknown id type #${idHashPrefix(token)}` });
   });
 
   it("checks the type before the id", () => {
