@@ -258,7 +258,14 @@ describe("refused admin requests are logged", () => {
         const { level, msg, route, method, status, reason, scope, token, suppressed } = JSON.parse(l);
         return { level, msg, route, method, status, reason, scope, token, suppressed };
       });
-    return { lines, call, logged, tick: (ms: number) => void (now += ms) };
+    return {
+      lines,
+      call,
+      logged,
+      tick: (ms: number) => {
+        now += ms;
+      },
+    };
   }
 
   it("one warn line for each refusal, with route, method, reason and no token", () => {
