@@ -4,6 +4,7 @@
 import { ApiError, badField } from "../errors.ts";
 import { type HttpAnswer, type HttpRequestData, JSON_TYPE, queryParam } from "../http/http-types.ts";
 import { isObject, type Json } from "../json-fields.ts";
+import { refuseDeepJson } from "../json-nesting.ts";
 import { addProfile, type LiveSegmentRules } from "../lookup/live-segments.ts";
 import { exchangeOf, parseJsonObject, readMinConfidence, wantsExpansion } from "../lookup/request-parts.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
@@ -57,7 +58,9 @@ export function createEnrichHandler(
       );
     const format = readFormat(req);
     const snapshot = opts.catalog.current;
-    // 2. Parse: a BidRequest with its impressions.
+    // 2. Parse: a BidRequest with its impressions. The answer writes the request back (JSON.stringify,
+    //    recursive), so a body nested deeper than that can take is refused before any work.
+    refuseDeepJson(req.body, "");
     const body = parseJsonObject(req.body);
     const imps = readImps(body);
     // 3. Privacy gate, then 4. resolve the IDs it allows.
