@@ -171,6 +171,21 @@ function expectedSegments(e: CorpusCase["expect"]): string[] {
   return out.sort();
 }
 
+/** The answer a corpus case's decision gives for the person (capped on camp-1 wherever caps state is allowed). */
+// biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field
+function expectAnswerFor(json: any, e: CorpusCase["expect"]): void {
+  expect(json.segments).toEqual(expectedSegments(e));
+  expect(json.withheld).toEqual(e.reasons);
+  if (e.useCaps && e.personal) {
+    expect(json.capped).toEqual(["camp-1"]);
+    expect(json.remaining).toEqual({ "camp-1": 0 });
+  } else {
+    // No caps state keyed on the person is handed out.
+    expect(json.capped).toEqual([]);
+    expect(json.remaining).toBeUndefined();
+  }
+}
+
 describe("privacy gate through /v1/lookup", () => {
   it("has a corpus of real-format strings to drive it", () => {
     expect(corpus.cases.length).toBeGreaterThan(50);
@@ -194,16 +209,7 @@ describe("privacy gate through /v1/lookup", () => {
       AS_PARTNER,
     );
     expect(status).toBe(200);
-    expect(json.segments).toEqual(expectedSegments(c.expect));
-    expect(json.withheld).toEqual(c.expect.reasons);
-    if (c.expect.useCaps && c.expect.personal) {
-      expect(json.capped).toEqual(["camp-1"]);
-      expect(json.remaining).toEqual({ "camp-1": 0 });
-    } else {
-      // No caps state keyed on the person is handed out.
-      expect(json.capped).toEqual([]);
-      expect(json.remaining).toBeUndefined();
-    }
+    expectAnswerFor(json, c.expect);
   });
 
   it("counts every answer by withheld reason in /healthz", async () => {
@@ -289,17 +295,7 @@ describe("privacy gate through the compact and batch forms", () => {
     );
     expect(single.status).toBe(200);
     expect(batch.status).toBe(200);
-    for (const json of [single.json, batch.json.results[0]]) {
-      expect(json.segments).toEqual(expectedSegments(c.expect));
-      expect(json.withheld).toEqual(c.expect.reasons);
-      if (c.expect.useCaps && c.expect.personal) {
-        expect(json.capped).toEqual(["camp-1"]);
-        expect(json.remaining).toEqual({ "camp-1": 0 });
-      } else {
-        expect(json.capped).toEqual([]);
-        expect(json.remaining).toBeUndefined();
-      }
-    }
+    for (const json of [single.json, batch.json.results[0]]) expectAnswerFor(json, c.expect);
     // The other entry of the batch carries no signal: its own answer, whatever its neighbour's consent.
     expect(batch.json.results[1].segments).toEqual(["101", "201", "301", "902"]);
     expect(batch.json.results[1].withheld).toEqual([]);
