@@ -8,7 +8,7 @@ export function idHashPrefix(id: string): string {
 }
 
 const USER_PATH_RE = /^(\/v1\/admin\/users\/[^/]+\/)([^/?]+)/;
-/** Redis keys carry the typed ID in their hash tag: p:{ifa:…}, fc:{bu:…}, imp:{…}:… */
+/** Redis keys carry the typed ID in their hash tag: p:{ifa:…}, fc:{bu:…}, im:{…}, nt:{…} */
 const KEY_TAG_RE = /\{([^}]+)\}/g;
 
 /** A request path fit for a log: the ID of /v1/admin/users/<type>/<id> hashed, the query dropped. */

@@ -161,12 +161,48 @@ describe("WORKERS=2 on Redis", () => {
     }
     expect([...lookupsCounted]).toEqual(["48"]);
 
+    // Without EVENT_TOKEN_SECRET the process makes one secret for all its workers: a notice token one worker
+    // issued is taken by the other. 16 tokens from lookups on new connections, 16 pixels on new connections:
+    // both workers take pixels, so (short of a 2^-16 chance) some tokens cross from one worker to the other.
+    const capsCsv = { ...admin, "content-type": "text/csv" };
+    expect(
+      (await fresh(port, "PUT", "/v1/admin/caps", "campaign,window,max\nw-camp,1h,100\n", capsCsv)).status,
+    ).toBe(200);
+    const tokens: string[] = [];
+    for (let i = 0; i < 200 && tokens.length < 16; i++) {
+      const body = JSON.stringify({ ids: [{ type: "bu", id: "w-viewer" }], campaigns: ["w-camp"] });
+      const { json } = await fresh(port, "POST", "/v1/lookup", body);
+      if (typeof json.token === "string") tokens.push(json.token);
+      else await sleep(20); // the cap rules reach each worker's catalog over pub/sub
+    }
+    expect(tokens).toHaveLength(16);
+    const counted = async (): Promise<Map<number, number>> => {
+      const out = new Map<number, number>();
+      for (let i = 0; i < 60 && out.size < 2; i++) {
+        const { json } = await fresh(port, "GET", "/healthz");
+        out.set(json.worker.index, json.events.counted);
+      }
+      return out;
+    };
+    const before = await counted();
+    const statuses = [];
+    for (const [i, token] of tokens.entries()) {
+      statuses.push(
+        (await fresh(port, "GET", `/v1/events/imp?token=${token}&campaign=w-camp&imp=w-${i}`)).status,
+      );
+    }
+    expect(statuses).toEqual(Array(16).fill(204));
+    const after = await counted();
+    expect((after.get(0) ?? 0) - (before.get(0) ?? 0) + (after.get(1) ?? 0) - (before.get(1) ?? 0)).toBe(16);
+    expect((after.get(0) ?? 0) - (before.get(0) ?? 0)).toBeGreaterThan(0);
+    expect((after.get(1) ?? 0) - (before.get(1) ?? 0)).toBeGreaterThan(0);
+
     main.child.kill("SIGTERM");
     expect(await main.exited).toBe(0);
     const stopped = main.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "stopped");
     expect(stopped.map((l) => l.worker).sort()).toEqual([0, 1]);
     main = null;
-  }, 30_000);
+  }, 60_000);
 });
 
 describe("WORKERS with the embedded store", () => {
