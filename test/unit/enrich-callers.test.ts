@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.ts";
+import { configSummary, loadConfig } from "../../src/config.ts";
 import { ANONYMOUS, callerOf, mayReceive, parseEnrichCallers } from "../../src/enrich/enrich-callers.ts";
 
 const KEY_A = "caller-a-key-0000000001";
@@ -37,5 +37,15 @@ describe("ENRICH_CALLERS", () => {
     ]);
     expect(() => loadConfig({ ENRICH_CALLERS: "short=x:*" })).toThrow(/ENRICH_CALLERS entry 1 \(sh…\)/);
     expect(() => loadConfig({ ENRICH_CALLERS: "short=x:*" })).not.toThrow(/short=/);
+  });
+
+  it("gives LOOKUP_CALLERS the same form, errors and redaction", () => {
+    expect(() => loadConfig({ LOOKUP_CALLERS: "short=x:*" })).toThrow(/LOOKUP_CALLERS entry 1 \(sh…\)/);
+    expect(() => loadConfig({ LOOKUP_CALLERS: "short=x:*" })).not.toThrow(/short=/);
+    const config = loadConfig({ LOOKUP_CALLERS: "dsp-one-key-0000001=dsp-one:partner|*" });
+    expect([...config.lookupCallers]).toEqual([
+      ["dsp-one-key-0000001", { name: "dsp-one", providers: new Set(["partner"]), allOpen: true }],
+    ]);
+    expect(configSummary(config).lookupCallers).toBe("1 set");
   });
 });
