@@ -106,8 +106,10 @@ const TC_STRINGS = [
   "CQLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA.IAAA.YAAAAAAAAAAA",
   "CQLS0dAQLS0dAEsACBENBQFgAP_gAEPgAAYgPpQAgH0gfSB9KAEA-kD6QAAA.IAAA.YAAAAAAAAAAA",
 ];
-/** The admin token of this run's (e) service (never written out). */
+/** The admin token of this run's (e) and (i) services (never written out). */
 const ADMIN_TOKEN = `bench-${randomBytes(16).toString("hex")}`;
+/** (e): the key its impressions are reported with, an ADMIN_TOKENS entry with the `events` scope only. */
+const EVENTS_KEY = `bench-events-${randomBytes(16).toString("hex")}`;
 
 type Kind = "bare" | "lookup" | "events";
 
@@ -312,7 +314,7 @@ async function setUpCaps(server: ServerChild, s: Scenario): Promise<void> {
     const person = personOfBody(b.bytes);
     if (person !== null) people.add(person);
   }
-  const recorded = await recordCappingImpressions(server.baseUrl, [...people]);
+  const recorded = await recordCappingImpressions(server.baseUrl, EVENTS_KEY, [...people]);
   capsSetup = { rules, recorded };
   log(
     `(${s.key}) ${rules} cap rules loaded; ${recorded.events.toLocaleString("en-US")} impressions recorded for ` +
@@ -497,7 +499,7 @@ function capsLines(e: Running | undefined, b: Running | undefined): string[] {
   const r = capsSetup.recorded;
   const lines = [
     `Rules: ${CAP_CAMPAIGNS.join(", ")}, each ${windowsText}; loaded with PUT /v1/admin/caps (CSV), ${capsSetup.rules} rules served`,
-    `Impressions: ${IMPRESSIONS_TO_CAP} per campaign for each of the ${n0(r.people)} people of the cache-hit bodies (each body's strongest ID, as the service picks it), ${n0(r.events)} events in ${r.batches} POST /v1/events NDJSON batches in ${(r.ms / 1000).toFixed(1)} s (${n0(r.events / (r.ms / 1000))} events/s), all counted`,
+    `Impressions: ${IMPRESSIONS_TO_CAP} per campaign for each of the ${n0(r.people)} people of the cache-hit bodies (each body's strongest ID, as the service picks it), ${n0(r.events)} events in ${r.batches} POST /v1/events NDJSON batches (with a key of the \`events\` scope) in ${(r.ms / 1000).toFixed(1)} s (${n0(r.events / (r.ms / 1000))} events/s), all counted`,
     `Checked before the load: ${e.verified} answers of (e) list all ${CAP_CAMPAIGNS.length} campaigns in \`capped\` with \`remaining\` 0 for each, and the expected segments`,
   ];
   const responses = e.stats.responses;
@@ -562,10 +564,18 @@ function redisCostLines(runs: (Running | undefined)[]): string[] {
   });
 }
 
+/** ADMIN_TOKENS with each token shown as <random>: only the scopes are written out. */
+function adminTokensText(value: string): string {
+  return value
+    .split(",")
+    .map((entry) => `<random>=${entry.slice(entry.indexOf("=") + 1)}`)
+    .join(",");
+}
+
 function envText(env: Record<string, string> | null): string {
   if (env === null) return "bare server";
   return Object.entries(env)
-    .map(([k, v]) => `${k}=${k === "ADMIN_TOKENS" ? "<random>=*" : v}`)
+    .map(([k, v]) => `${k}=${k === "ADMIN_TOKENS" ? adminTokensText(v) : v}`)
     .join(" ");
 }
 
@@ -681,7 +691,7 @@ async function main(): Promise<number> {
       key: "e",
       label: "lookup with caps",
       kind: "lookup",
-      env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*` },
+      env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*,${EVENTS_KEY}=events` },
       redis: "caps",
       pool: hitPool,
       path: CAPS_LOOKUP_PATH,
