@@ -31,7 +31,8 @@ const PIXEL_CAMPAIGN = "fault-camp";
 /**
  * Notice tokens fetched before the load, each from a bid request with MAX_TOKEN_USES imp objects and so good
  * for as many impressions: 4,096 in all, about four times what the pixel caller sends in a run. (One person
- * holds at most 1,024 tokens in use, so one-impression tokens of compact lookups would not last.)
+ * holds at most 1,024 tokens in use: a run's 1,000 or so one-impression tokens would come close to it, and a
+ * faster machine pass it.)
  */
 const PIXEL_TOKENS = 256;
 
