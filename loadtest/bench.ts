@@ -36,7 +36,13 @@ import {
   stopAll,
 } from "./children.ts";
 import { DEAL_RULES, enrichProblem, putDealRules } from "./deals.ts";
-import { type PixelEvent, pixelEvents, verifyPixelEvents } from "./events.ts";
+import {
+  fetchNoticeTokens,
+  pixelPlans,
+  TOKENS_PER_LOOKUP,
+  type TokenFetch,
+  verifyPixelEvents,
+} from "./events.ts";
 import { runFaultBench } from "./fault.ts";
 import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
 import {
@@ -106,8 +112,12 @@ const TC_STRINGS = [
   "CQLS0dAQLS0dAEsACBENBQFgALAAAAAAAAYgPpQAgH0gfSAAAAAA.IAAA.YAAAAAAAAAAA",
   "CQLS0dAQLS0dAEsACBENBQFgAP_gAEPgAAYgPpQAgH0gfSB9KAEA-kD6QAAA.IAAA.YAAAAAAAAAAA",
 ];
-/** The admin token of this run's (e) service (never written out). */
+/** NOTICE_TOKEN_TTL_SEC's default: how long a notice token is honoured. */
+const NOTICE_TOKEN_DEFAULT_S = 3_600;
+/** The admin token of this run's (e), (f) and (i) services (never written out); (f) has it for cap rules only. */
 const ADMIN_TOKEN = `bench-${randomBytes(16).toString("hex")}`;
+/** (e): the key its impressions are reported with, an ADMIN_TOKENS entry with the `events` scope only. */
+const EVENTS_KEY = `bench-events-${randomBytes(16).toString("hex")}`;
 
 type Kind = "bare" | "lookup" | "events";
 
@@ -178,6 +188,8 @@ let cleaned = false;
 let bareFallback = false;
 /** What the set-up of (e) did, for the report. */
 let capsSetup: { rules: number; recorded: RecordedImpressions } | null = null;
+/** How (f)'s notice tokens were fetched before its load, for the report. */
+let tokenSetup: TokenFetch | null = null;
 
 async function cleanup(): Promise<void> {
   await stopAll();
@@ -312,7 +324,7 @@ async function setUpCaps(server: ServerChild, s: Scenario): Promise<void> {
     const person = personOfBody(b.bytes);
     if (person !== null) people.add(person);
   }
-  const recorded = await recordCappingImpressions(server.baseUrl, [...people]);
+  const recorded = await recordCappingImpressions(server.baseUrl, EVENTS_KEY, [...people]);
   capsSetup = { rules, recorded };
   log(
     `(${s.key}) ${rules} cap rules loaded; ${recorded.events.toLocaleString("en-US")} impressions recorded for ` +
@@ -362,7 +374,16 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
   let feed: RequestFeed;
   let verified: string;
   if (s.kind === "events") {
-    const events: PixelEvent[] = pixelEvents(EVENT_POOL, 2 * USERS, EVENT_PEOPLE);
+    // The rules of (e) again (the same rules, so nothing changes when (e) ran), so that (f) also runs alone:
+    // without a rule no token is issued and every event is ignored.
+    await putCapRules(url, ADMIN_TOKEN);
+    // Before any load, and outside the measured rounds: one notice token per pixel URL, from batch lookups.
+    const { events, fetch } = await fetchNoticeTokens(url, pixelPlans(EVENT_POOL, 2 * USERS, EVENT_PEOPLE));
+    tokenSetup = fetch;
+    log(
+      `(${s.key}) ${n0(fetch.tokens)} notice tokens from ${n0(fetch.lookups)} batch lookups in ${(fetch.ms / 1000).toFixed(1)} s` +
+        (fetch.askedAgain > 0 ? ` (${n0(fetch.askedAgain)} asked again after a degraded answer)` : ""),
+    );
     verified = await verifyPixelEvents(url, events.slice(0, VERIFY), log);
     feed = new RequestFeed(
       getRequests(
@@ -497,7 +518,7 @@ function capsLines(e: Running | undefined, b: Running | undefined): string[] {
   const r = capsSetup.recorded;
   const lines = [
     `Rules: ${CAP_CAMPAIGNS.join(", ")}, each ${windowsText}; loaded with PUT /v1/admin/caps (CSV), ${capsSetup.rules} rules served`,
-    `Impressions: ${IMPRESSIONS_TO_CAP} per campaign for each of the ${n0(r.people)} people of the cache-hit bodies (each body's strongest ID, as the service picks it), ${n0(r.events)} events in ${r.batches} POST /v1/events NDJSON batches in ${(r.ms / 1000).toFixed(1)} s (${n0(r.events / (r.ms / 1000))} events/s), all counted`,
+    `Impressions: ${IMPRESSIONS_TO_CAP} per campaign for each of the ${n0(r.people)} people of the cache-hit bodies (each body's strongest ID, as the service picks it), ${n0(r.events)} events in ${r.batches} POST /v1/events NDJSON batches (with a key of the \`events\` scope) in ${(r.ms / 1000).toFixed(1)} s (${n0(r.events / (r.ms / 1000))} events/s), all counted`,
     `Checked before the load: ${e.verified} answers of (e) list all ${CAP_CAMPAIGNS.length} campaigns in \`capped\` with \`remaining\` 0 for each, and the expected segments`,
   ];
   const responses = e.stats.responses;
@@ -529,7 +550,7 @@ function eventLines(f: Running | undefined): string[] {
   const ok = l.statuses.get(204) ?? 0;
   const others = new Map([...l.statuses].filter(([status]) => status !== 204));
   const lines = [
-    `(f) impression events: ${n0(l.rps)} events/s over ${l.seconds.toFixed(1)} s measured, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms (GET /v1/events/imp, ${CONNECTIONS} connections, a unique impression id each)`,
+    `(f) impression events: ${n0(l.rps)} events/s over ${l.seconds.toFixed(1)} s measured, p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms (GET /v1/events/imp, ${CONNECTIONS} connections, a unique impression id and notice token each)`,
     `Statuses: 204: ${n0(ok)}; other: ${n0(l.responses - ok)}${others.size > 0 ? ` (${statusText(others)})` : ""}; connection errors ${l.errors}, timeouts ${l.timeouts}`,
   ];
   if (f.events !== null) {
@@ -542,6 +563,12 @@ function eventLines(f: Running | undefined): string[] {
     `Impression ids: a pool of ${n0(f.feed.requests.length)} pixel URLs over ${n0(EVENT_PEOPLE)} people (never-seeded IDs, by turns \`ifa\`, \`bu\`, \`eid:uidapi.com\`) and campaigns ${CAP_CAMPAIGNS.join(", ")}; ${n0(f.feed.taken)} sent with the warm-up, ${f.feed.repeats === 0 ? "none twice" : `${n0(f.feed.repeats)} a second time (the pool was too small: those count as duplicates)`}`,
     `Checked before the load: ${f.verified} events answered 204 and then showed in a lookup's \`remaining\` on the same instance`,
   );
+  if (tokenSetup !== null) {
+    const t = tokenSetup;
+    lines.push(
+      `Notice tokens: one per pixel URL (each good for one impression), ${n0(t.tokens)} fetched before the load and outside the figures with ${n0(t.lookups)} batch lookups of up to ${TOKENS_PER_LOOKUP} people naming the URL's campaign as the only candidate, in ${(t.ms / 1000).toFixed(1)} s (${n0(t.tokens / (t.ms / 1000))} tokens/s${t.askedAgain > 0 ? `; ${n0(t.askedAgain)} asked again after an answer degraded by a read past the lookup budget` : ""}); each event's token is read (MAC checked, decrypted) and its use spent in the step that counts it`,
+    );
+  }
   return lines;
 }
 
@@ -562,10 +589,18 @@ function redisCostLines(runs: (Running | undefined)[]): string[] {
   });
 }
 
+/** ADMIN_TOKENS with each token shown as <random>: only the scopes are written out. */
+function adminTokensText(value: string): string {
+  return value
+    .split(",")
+    .map((entry) => `<random>=${entry.slice(entry.indexOf("=") + 1)}`)
+    .join(",");
+}
+
 function envText(env: Record<string, string> | null): string {
   if (env === null) return "bare server";
   return Object.entries(env)
-    .map(([k, v]) => `${k}=${k === "ADMIN_TOKENS" ? "<random>=*" : v}`)
+    .map(([k, v]) => `${k}=${k === "ADMIN_TOKENS" ? adminTokensText(v) : v}`)
     .join(" ");
 }
 
@@ -642,6 +677,12 @@ async function main(): Promise<number> {
   );
 
   const hitEnv = { CACHE_TTL_MS: LONG_TTL_MS, CACHE_NEGATIVE_TTL_MS: LONG_TTL_MS };
+  // (f)'s tokens are fetched before its first round and must last until its last: only a run that may take
+  // longer than a token's default life (NOTICE_TOKEN_TTL_SEC) gets tokens that live as long as the run may.
+  const tokenTtlEnv =
+    budgetS > NOTICE_TOKEN_DEFAULT_S
+      ? { NOTICE_TOKEN_TTL_SEC: String(budgetS) }
+      : ({} as Record<string, string>);
   const lookup = { kind: "lookup", redis: "main", path: "/v1/lookup", capped: false } as const;
   const allScenarios: Scenario[] = [
     {
@@ -681,7 +722,7 @@ async function main(): Promise<number> {
       key: "e",
       label: "lookup with caps",
       kind: "lookup",
-      env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*` },
+      env: { HTTP_SERVER: "uws", ...hitEnv, ADMIN_TOKENS: `${ADMIN_TOKEN}=*,${EVENTS_KEY}=events` },
       redis: "caps",
       pool: hitPool,
       path: CAPS_LOOKUP_PATH,
@@ -692,7 +733,7 @@ async function main(): Promise<number> {
       key: "f",
       label: "impression events",
       kind: "events",
-      env: { HTTP_SERVER: "uws" },
+      env: { HTTP_SERVER: "uws", ADMIN_TOKENS: `${ADMIN_TOKEN}=caps:read|caps:write`, ...tokenTtlEnv },
       redis: "caps",
       pool: [],
       path: "/v1/events/imp",
@@ -854,7 +895,7 @@ async function main(): Promise<number> {
       ),
       notes: [
         `(e) posts the cache-hit bodies to \`${CAPS_LOOKUP_PATH}\`; \`CAP_COUNTERS_CACHE_MS\` is left at its default (1000 ms)`,
-        `(f) sends \`GET /v1/events/imp?type=&id=&campaign=&imp=\`, a unique impression id each`,
+        `(f) sends \`GET /v1/events/imp?token=&campaign=&imp=\`, a unique impression id and notice token each; the tokens come from batch lookups before the load (\`{"campaigns":[c],"batch":[…]}\`), outside the figures`,
         `(h) posts the bodies of (b), each with \`regs.gdpr = 1\` and one of ${TC_STRINGS.length} real TCF v2.2 TC strings in \`user.consent\` that give purposes 1, 3, 4 and vendor ${BENCH_TCF_VENDOR_ID} (\`TCF_VENDOR_ID\` of every service here) consent: each string is decoded once, then served from the decode cache`,
         `(i) posts the bodies of (b) to \`/v1/enrich\` with ${DEAL_RULES.toLocaleString("en-US")} deal rules loaded (each naming three segments in a nested AND / OR / NOT, a third with a format condition), on the main Redis; its answers (whole enriched requests) are checked for the expected user.data and deals`,
         `(g) posts the bodies of (c) to a third redis-server holding the same ${USERS.toLocaleString("en-US")} users linked into persons of 4 IDs (users 4k..4k+3), each ID's profile carrying its person as the identity graph writes it (${(linkedSeeded.usedMemoryBytes / 2 ** 20).toFixed(0)} MiB in Redis); its answers are checked against the union of the persons' segments`,
@@ -879,6 +920,7 @@ const budgetS =
   13 * (DURATION_S + WARMUP_S + 45) +
   Math.ceil(USERS / 20_000) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
+  Math.ceil(EVENT_POOL / 10_000) +
   Math.ceil(INGEST_ROWS / 20_000);
 const watchdog = setTimeout(() => {
   process.stderr.write(`load test exceeded ${budgetS} s: stopping\n`);

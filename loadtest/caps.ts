@@ -89,10 +89,12 @@ export interface RecordedImpressions {
 
 /**
  * Records IMPRESSIONS_TO_CAP impressions of every CAP_CAMPAIGNS campaign for each person (typed keys) with
- * POST /v1/events NDJSON batches, each impression with its own id. Throws unless every event was counted.
+ * POST /v1/events NDJSON batches, each impression with its own id, sent with `eventsKey` (a key of
+ * ADMIN_TOKENS with the `events` scope). Throws unless every event was counted.
  */
 export async function recordCappingImpressions(
   baseUrl: string,
+  eventsKey: string,
   people: readonly string[],
 ): Promise<RecordedImpressions> {
   const started = performance.now();
@@ -116,7 +118,7 @@ export async function recordCappingImpressions(
       const sent = body.split("\n").length - 1;
       const r = await fetch(`${baseUrl}/v1/events`, {
         method: "POST",
-        headers: { "content-type": "application/x-ndjson" },
+        headers: { ...bearer(eventsKey), "content-type": "application/x-ndjson" },
         body,
         signal: AbortSignal.timeout(60_000),
       });

@@ -1,12 +1,13 @@
 // `npm run bench -- fault`: the lookup under autocannon load while its Redis is paused (SIGSTOP), then stopped
 // and restarted; meanwhile a probe samples answers (status, latency, degraded) and a pixel caller records
-// impressions, retrying refused ones. Prints, per phase, the 5xx count, latencies against the deadline, the
-// degraded share, how long recovery took, and whether every impression was counted exactly once; writes
-// loadtest/FAULT-RESULTS.md.
+// impressions with notice tokens fetched before the load, retrying refused ones. Prints, per phase, the 5xx
+// count, latencies against the deadline, the degraded share, how long recovery took, and whether every
+// impression was counted exactly once; writes loadtest/FAULT-RESULTS.md.
 
 import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { MAX_TOKEN_USES } from "../src/capping/notice-token.ts";
 import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
 import { buildPool, loadTemplates } from "./bodies.ts";
 import { postRequests, RequestFeed, runLoad } from "./cannon.ts";
@@ -24,6 +25,16 @@ const STOP_AT = 9_000;
 const RESTART_AT = 12_000;
 const END_AT = 16_000;
 const ADMIN = "fault-bench-admin-token-01";
+/** The person and the campaign of the pixel caller's impressions. */
+const PIXEL_PERSON = "fault-bench-person";
+const PIXEL_CAMPAIGN = "fault-camp";
+/**
+ * Notice tokens fetched before the load, each from a bid request with MAX_TOKEN_USES imp objects and so good
+ * for as many impressions: 4,096 in all, about four times what the pixel caller sends in a run. (One person
+ * holds at most 1,024 tokens in use: a run's 1,000 or so one-impression tokens would come close to it, and a
+ * faster machine pass it.)
+ */
+const PIXEL_TOKENS = 256;
 
 interface Probe {
   readonly t: number;
@@ -75,6 +86,7 @@ export async function runFaultBench(
     });
     if (caps.status !== 200) throw new Error(`PUT /v1/admin/caps answered ${caps.status}`);
     await sleep(300);
+    const tokens = await fetchPixelTokens(base);
 
     const pool = buildPool(loadTemplates(join(root, "openrtb-samples")), {
       size: 20_000,
@@ -92,7 +104,7 @@ export async function runFaultBench(
       ),
     );
     log(
-      `fault: ${USERS.toLocaleString("en-US")} users seeded; load: ${CONNECTIONS} connections, no cache (every lookup reads Redis), LOOKUP_BUDGET_MS=${BUDGET_MS}`,
+      `fault: ${USERS.toLocaleString("en-US")} users seeded; load: ${CONNECTIONS} connections, no cache (every lookup reads Redis), LOOKUP_BUDGET_MS=${BUDGET_MS}; ${tokens.length} notice tokens fetched for the pixel caller`,
     );
 
     const started = performance.now();
@@ -116,18 +128,30 @@ export async function runFaultBench(
         await sleep(5);
       }
     };
-    // The pixel caller: a new impression every few ms; a refused one (503) is retried until stored, and
-    // every tenth acknowledged one is sent again (a duplicate notice) to show it is not counted twice.
+    // The pixel caller: a new impression every few ms, impression n with token n / MAX_TOKEN_USES (so no
+    // token is asked for more impressions than its bid request had); a refused one (503) is retried with the
+    // same token until stored, and every tenth acknowledged one is sent again (a duplicate notice) to show it
+    // is not counted twice.
     const acked = new Set<string>();
     let refused = 0;
     let duplicates = 0;
+    let made = 0;
     const pixelLoop = async (): Promise<void> => {
-      const retry: string[] = [];
-      let n = 0;
+      const retry: { imp: string; token: string }[] = [];
+      const fresh = (): { imp: string; token: string } | null => {
+        const token = tokens[Math.floor(made / MAX_TOKEN_USES)];
+        if (now() >= END_AT || token === undefined) return null;
+        return { imp: `fault-imp-${made++}`, token };
+      };
       while (now() < END_AT + 3_000 && (now() < END_AT || retry.length > 0)) {
-        const imp = retry.shift() ?? (now() < END_AT ? `fault-imp-${n++}` : null);
-        if (imp === null) break;
-        const q = new URLSearchParams({ type: "bu", id: "fault-bench-person", campaign: "fault-camp", imp });
+        const next = retry.shift() ?? fresh();
+        if (next === null) {
+          // The tokens ran out before the end of the load: only retries are left to send.
+          await sleep(25);
+          continue;
+        }
+        const { imp, token } = next;
+        const q = new URLSearchParams({ token, campaign: PIXEL_CAMPAIGN, imp });
         let status = -1;
         try {
           status = (await fetch(`${base}/v1/events/imp?${q}`)).status;
@@ -142,7 +166,7 @@ export async function runFaultBench(
           }
         } else {
           refused++;
-          retry.push(imp);
+          retry.push(next);
           await sleep(25);
         }
         await sleep(2);
@@ -164,10 +188,11 @@ export async function runFaultBench(
 
     const check = await fetch(`${base}/v1/lookup`, {
       method: "POST",
-      body: JSON.stringify({ ids: [{ type: "bu", id: "fault-bench-person" }], campaigns: ["fault-camp"] }),
+      body: JSON.stringify({ ids: [{ type: "bu", id: PIXEL_PERSON }], campaigns: [PIXEL_CAMPAIGN] }),
     });
     const answer = (await check.json()) as { remaining?: Record<string, number>; degraded?: boolean };
-    const counted = 1_000_000 - (answer.remaining?.["fault-camp"] ?? Number.NaN);
+    const counted = 1_000_000 - (answer.remaining?.[PIXEL_CAMPAIGN] ?? Number.NaN);
+    const tokensUsed = Math.ceil(made / MAX_TOKEN_USES);
 
     const recovery = (from: number): number | null => {
       // The first moment after `from` from which 20 probe answers in a row are whole again (a deadline
@@ -214,7 +239,7 @@ export async function runFaultBench(
       ).split("\n"),
       "",
       `Recovery (${RUN} probe answers in a row whole again): ${fmt(recovery(RESUME_AT))} after the resume, ${fmt(recovery(RESTART_AT))} after the restart (target: within 2 s of Redis being back)`,
-      `Impressions: ${acked.size.toLocaleString("en-US")} acknowledged (204), ${refused.toLocaleString("en-US")} refusals (503 or no connection) retried until stored, ${duplicates} duplicate notices sent; counted by the service: ${counted.toLocaleString("en-US")} — ${counted === acked.size ? "exact" : "NOT EXACT"}`,
+      `Impressions: ${acked.size.toLocaleString("en-US")} acknowledged (204), each with a notice token (${tokensUsed} of the ${PIXEL_TOKENS} fetched before the load, ${MAX_TOKEN_USES} impressions each${made >= PIXEL_TOKENS * MAX_TOKEN_USES ? "; they ran out before the end of the load" : ""}), ${refused.toLocaleString("en-US")} refusals (503 or no connection) retried until stored, ${duplicates} duplicate notices sent; counted by the service: ${counted.toLocaleString("en-US")} — ${counted === acked.size ? "exact" : "NOT EXACT"}`,
     ];
     log("");
     for (const l of lines) log(l.replaceAll("`", ""));
@@ -229,6 +254,34 @@ export async function runFaultBench(
     await server?.stop();
     await redis.close();
   }
+}
+
+/**
+ * PIXEL_TOKENS notice tokens for PIXEL_PERSON, as a bidder gets them: from bid requests naming the person
+ * (user.buyeruid) with MAX_TOKEN_USES imp objects, and PIXEL_CAMPAIGN as the candidate (`?campaigns=`).
+ * Throws unless every answer carries a token of its own and the campaign's `remaining`.
+ */
+async function fetchPixelTokens(base: string): Promise<string[]> {
+  const imp = Array.from({ length: MAX_TOKEN_USES }, (_, k) => ({ id: String(k + 1) }));
+  const tokens = new Set<string>();
+  for (let i = 0; i < PIXEL_TOKENS; i++) {
+    const r = await fetch(`${base}/v1/lookup?campaigns=${PIXEL_CAMPAIGN}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: `fault-bid-${i}`, imp, user: { buyeruid: PIXEL_PERSON } }),
+      signal: AbortSignal.timeout(5_000),
+    });
+    const a = (await r.json()) as { token?: string; remaining?: Record<string, number | null> };
+    if (
+      r.status !== 200 ||
+      typeof a.token !== "string" ||
+      tokens.has(a.token) ||
+      !(PIXEL_CAMPAIGN in (a.remaining ?? {}))
+    )
+      throw new Error(`lookup for a notice token answered ${r.status} ${JSON.stringify(a).slice(0, 300)}`);
+    tokens.add(a.token);
+  }
+  return [...tokens];
 }
 
 /** Whole answers in a row that count as recovered. */
