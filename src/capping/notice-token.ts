@@ -11,6 +11,7 @@
 // constant time, before anything is decrypted or parsed. 16 bytes of MAC leave a forger a 2^-128 chance per
 // try, and every try is a request to us: more would only lengthen a URL that must fit an nurl macro.
 import {
+  type Cipher,
   createCipheriv,
   createHmac,
   hkdfSync,
@@ -68,7 +69,12 @@ export interface NoticeGrant {
 export type TokenRefusal = "forged" | "expired";
 
 export class NoticeTokens {
-  readonly #encKey: Buffer;
+  /**
+   * AES-256 in ECB mode, made once and used only to encrypt counter blocks: that is CTR mode (the keystream of
+   * aes-256-ctr with IV nonce|0), without creating a cipher per token (about 3 µs of the lookup's time each).
+   * ECB keeps no state between whole blocks, so one instance serves every token.
+   */
+  readonly #blocks: Cipher;
   readonly #macKey: Buffer;
   readonly #ttlSec: number;
   #pool = Buffer.alloc(0);
@@ -79,7 +85,8 @@ export class NoticeTokens {
     // A weak secret is a configuration mistake; refusing it here keeps it from being used by accident.
     const reason = validateTokenSecret(secret);
     if (reason !== null) throw new Error(`event token secret ${reason}`);
-    this.#encKey = Buffer.from(hkdfSync("sha256", secret, "", "audience notice token v1 aes-256-ctr", 32));
+    const encKey = Buffer.from(hkdfSync("sha256", secret, "", "audience notice token v1 aes-256-ctr", 32));
+    this.#blocks = createCipheriv("aes-256-ecb", encKey, null).setAutoPadding(false);
     this.#macKey = Buffer.from(hkdfSync("sha256", secret, "", "audience notice token v1 hmac-sha256", 32));
     this.#ttlSec = ttlSec;
   }
@@ -107,9 +114,7 @@ export class NoticeTokens {
     const out = Buffer.allocUnsafe(HEAD_BYTES + size + MAC_BYTES);
     out[0] = VERSION;
     this.#nonce().copy(out, 1);
-    const cipher = createCipheriv("aes-256-ctr", this.#encKey, ivOf(out.subarray(1, HEAD_BYTES)));
-    cipher.update(plain).copy(out, HEAD_BYTES);
-    cipher.final();
+    this.#crypt(out.subarray(1, HEAD_BYTES), plain, out.subarray(HEAD_BYTES));
     this.#mac(out.subarray(0, HEAD_BYTES + size)).copy(out, HEAD_BYTES + size, 0, MAC_BYTES);
     return out.toString("base64url");
   }
@@ -125,12 +130,24 @@ export class NoticeTokens {
     const body = raw.subarray(0, raw.length - MAC_BYTES);
     const expected = this.#mac(body).subarray(0, MAC_BYTES);
     if (!timingSafeEqual(expected, raw.subarray(raw.length - MAC_BYTES))) return "forged";
-    const decipher = createCipheriv("aes-256-ctr", this.#encKey, ivOf(raw.subarray(1, HEAD_BYTES)));
-    const plain = Buffer.concat([decipher.update(body.subarray(HEAD_BYTES)), decipher.final()]);
+    const plain = Buffer.allocUnsafe(body.length - HEAD_BYTES);
+    this.#crypt(raw.subarray(1, HEAD_BYTES), body.subarray(HEAD_BYTES), plain);
     // Authentic, so well formed (only this class writes them); the bounds are checked all the same.
     const grant = parse(plain, raw.subarray(1, HEAD_BYTES).toString("base64url"));
     if (grant === null) return "forged";
     return grant.expiresAtSec < nowSec ? "expired" : grant;
+  }
+
+  /** AES-256-CTR from block nonce|0: `to` = `from` XOR the keystream (encrypting and decrypting alike). */
+  #crypt(nonce: Buffer, from: Buffer, to: Buffer): void {
+    const count = Math.ceil(from.length / 16);
+    const counters = Buffer.alloc(count * 16);
+    for (let b = 0; b < count; b++) {
+      nonce.copy(counters, b * 16);
+      counters.writeUInt32BE(b, b * 16 + 12);
+    }
+    const stream = this.#blocks.update(counters);
+    for (let i = 0; i < from.length; i++) to[i] = (from[i] as number) ^ (stream[i] as number);
   }
 
   #mac(data: Buffer): Buffer {
@@ -146,13 +163,6 @@ export class NoticeTokens {
     this.#poolAt += NONCE_BYTES;
     return n;
   }
-}
-
-/** The 16-byte CTR block a nonce starts at: the nonce, then a 32-bit block counter from 0. */
-function ivOf(nonce: Buffer): Buffer {
-  const iv = Buffer.alloc(16);
-  nonce.copy(iv, 0);
-  return iv;
 }
 
 function parse(plain: Buffer, nonce: string): NoticeGrant | null {

@@ -1,5 +1,6 @@
 // Notice tokens: a token reads back only as issued, by an instance with the same secret, until it expires;
 // it binds the person, the campaigns and the uses it was issued for, and stays small enough for a URL macro.
+import { createDecipheriv, hkdfSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   MIN_TOKEN_SECRET_LENGTH,
@@ -70,6 +71,20 @@ describe("NoticeTokens", () => {
     const t = issue();
     expect(tokens.read(t, NOW + TTL)).toMatchObject({ personKey: KEY });
     expect(tokens.read(t, NOW + TTL + 1)).toBe("expired");
+  });
+
+  it("is AES-256-CTR as the standard defines it: Node's own aes-256-ctr decrypts it", () => {
+    // Format: version, 12-byte nonce, ciphertext, 16-byte MAC; IV = nonce | 32-bit block counter from 0.
+    const campaigns = Array.from({ length: 20 }, (_, i) => `campaign-${i}`); // several AES blocks
+    const raw = Buffer.from(tokens.issue(KEY, campaigns, 3, NOW), "base64url");
+    const key = Buffer.from(hkdfSync("sha256", SECRET, "", "audience notice token v1 aes-256-ctr", 32));
+    const iv = Buffer.concat([raw.subarray(1, 13), Buffer.alloc(4)]);
+    const d = createDecipheriv("aes-256-ctr", key, iv);
+    const plain = Buffer.concat([d.update(raw.subarray(13, raw.length - 16)), d.final()]);
+    expect(plain.readUInt32BE(0)).toBe(NOW + TTL);
+    expect(plain.readUInt8(4)).toBe(3);
+    expect(plain.subarray(7, 7 + plain.readUInt16BE(5)).toString()).toBe(KEY);
+    expect(plain.toString()).toContain("campaign-19");
   });
 
   it("is URL-safe base64 without padding", () => {
