@@ -21,9 +21,12 @@ export const CAPS_LOOKUP_PATH = `/v1/lookup?campaigns=${CAP_CAMPAIGNS.join(",")}
 
 /** IDS_PER_REQUEST_LIMIT's default: the service reads at most this many IDs from one bid request. */
 const IDS_PER_REQUEST = 64;
-/** Lines per POST /v1/events batch, and batches in flight at once. */
+/**
+ * Lines per POST /v1/events batch, and batches in flight at once: no more than MAX_STREAMS_IN_FLIGHT's
+ * default (8), past which the service sheds a streamed request (503) rather than let uploads crowd it.
+ */
 const EVENTS_PER_BATCH = 1_000;
-const BATCHES_IN_FLIGHT = 16;
+const BATCHES_IN_FLIGHT = 8;
 
 /**
  * The key a bid request's counters are kept under: the strongest typed ID in it, as the lookup picks it
