@@ -50,7 +50,12 @@ export async function startServer(opts: {
   readyPath: string;
   timeoutMs?: number;
 }): Promise<ServerChild & { announced: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", opts.script], {
+  // BENCH_CPU_PROF=<dir>: every server writes a V8 CPU profile there when it stops (Node refuses --cpu-prof
+  // in NODE_OPTIONS, so it goes on the command line). Open the .cpuprofile files in Chrome DevTools.
+  const prof = process.env.BENCH_CPU_PROF
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const proc = spawn(process.execPath, [...prof, "--import", "tsx", opts.script], {
     cwd: opts.cwd,
     env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
