@@ -25,6 +25,23 @@ function tokensError(raw: string): ConfigError {
   throw new Error(`loadConfig accepted ADMIN_TOKENS=${raw}`);
 }
 
+/** A request to /v1/admin/users/bu/<id>, as the server hands it to a route's handler. */
+function adminRequest(method: string, id: string, authorization: string): HttpRequestData {
+  return {
+    method,
+    path: "/v1/admin/users/:type/:id",
+    params: ["bu", id],
+    query: "",
+    exchange: "",
+    accept: "",
+    contentType: "",
+    contentEncoding: "",
+    authorization,
+    body: Buffer.alloc(0),
+    stream: null,
+  };
+}
+
 describe("ADMIN_TOKENS", () => {
   it("is empty by default, blank or unset: the admin API is off", () => {
     expect(loadConfig({}).adminTokens.size).toBe(0);
@@ -152,19 +169,7 @@ describe("requireScope", () => {
     calls++;
     return jsonAnswer(200, { ok: true });
   });
-  const request = (authorization: string): HttpRequestData => ({
-    method: "GET",
-    path: "/v1/admin/users/:type/:id",
-    params: ["bu", "x"],
-    query: "",
-    exchange: "",
-    accept: "",
-    contentType: "",
-    contentEncoding: "",
-    authorization,
-    body: Buffer.alloc(0),
-    stream: null,
-  });
+  const request = (authorization: string): HttpRequestData => adminRequest("GET", "x", authorization);
   const answer = (authorization: string): HttpAnswer => guarded(request(authorization)) as HttpAnswer;
   const code = (a: HttpAnswer): string => JSON.parse(String(a.body)).error.code;
 
@@ -238,21 +243,7 @@ describe("refused admin requests are logged", () => {
     );
     const guarded = requireScope(tokens, "users:read", () => jsonAnswer(200, {}), failures);
     const call = (authorization: string): number =>
-      (
-        guarded({
-          method: "DELETE",
-          path: "/v1/admin/users/:type/:id",
-          params: ["bu", "someone"],
-          query: "",
-          exchange: "",
-          accept: "",
-          contentType: "",
-          contentEncoding: "",
-          authorization,
-          body: Buffer.alloc(0),
-          stream: null,
-        }) as HttpAnswer
-      ).status;
+      (guarded(adminRequest("DELETE", "someone", authorization)) as HttpAnswer).status;
     const logged = () =>
       lines.map((l) => {
         const { level, msg, route, method, status, reason, scope, token, suppressed } = JSON.parse(l);
