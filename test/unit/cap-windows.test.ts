@@ -231,25 +231,28 @@ describe("evaluateCampaigns and evaluateScopes", () => {
 });
 
 describe("counterWrite", () => {
-  const rule = (
+  /** A rule of c1 with these window lengths (max 5 each): counterWrite reads only the lengths. */
+  const windowsRule = (
     windows: (number | null)[],
     lineItem: string | null = null,
     creative: string | null = null,
-  ): CapRule => ({
-    campaign: "c1",
-    lineItem,
-    creative,
-    windows: windows.map((windowSec) => ({ windowSec, max: 5 })),
-  });
+  ): CapRule =>
+    rule(
+      windows.map((windowSec) => ({ windowSec, max: 5 })),
+      lineItem,
+      creative,
+    );
   const rulesOf = (rules: CapRule[]) => (scope: string) =>
     rules.filter((r) => `${r.campaign}|${r.lineItem ?? ""}|${r.creative ?? ""}` === scope);
 
   it("writes nothing for scopes without a rule", () => {
-    expect(counterWrite(impressionScopes("c2", "li", "cr"), rulesOf([rule([HOUR])]), NOW, NOW)).toBeNull();
+    expect(
+      counterWrite(impressionScopes("c2", "li", "cr"), rulesOf([windowsRule([HOUR])]), NOW, NOW),
+    ).toBeNull();
   });
 
   it("writes only what the rules read: lifetime when asked, one bucket per granularity used", () => {
-    const rules = [rule([HOUR, 2 * HOUR, 7 * DAY]), rule([null], "li")];
+    const rules = [windowsRule([HOUR, 2 * HOUR, 7 * DAY]), windowsRule([null], "li")];
     const w = counterWrite(impressionScopes("c1", "li", null), rulesOf(rules), NOW - 30, NOW);
     expect(w).toEqual({
       lifetime: ["c1|li||L"],
@@ -262,7 +265,7 @@ describe("counterWrite", () => {
   });
 
   it("is null when every bucket is past its retention and no lifetime window counts", () => {
-    const rules = [rule([HOUR, 24 * HOUR])];
+    const rules = [windowsRule([HOUR, 24 * HOUR])];
     expect(counterWrite(["c1||"], rulesOf(rules), NOW - 25 * HOUR, NOW)).toBeNull();
     expect(
       counterWrite(["c1||"], rulesOf(rules), NOW - 23 * HOUR, NOW)?.buckets.map((b) => b.prefix),
@@ -272,7 +275,7 @@ describe("counterWrite", () => {
   it("never puts lo past a bucket the longest window of its granularity reads", () => {
     for (const w of [HOUR, DAY - MIN, DAY, 24 * DAY - HOUR, 24 * DAY, 90 * DAY]) {
       for (const now of [NOW, NOW + 59, NOW + 3_599, NOW + 12_345]) {
-        const write = counterWrite(["c1||"], rulesOf([rule([w])]), now, now);
+        const write = counterWrite(["c1||"], rulesOf([windowsRule([w])]), now, now);
         const b = write?.buckets[0];
         // countInWindow reads the buckets after floor((now - w) / g): lo keeps one more, as margin.
         expect(b?.lo).toBe(Math.floor((now - w) / granularityFor(w)));
