@@ -478,11 +478,17 @@ export function writeResults(
     "core over the measured windows: the server child, the load generator (autocannon, in the bench process),",
     "redis-server, and the whole machine (all processes and the kernel's network work). Server µs/req is the",
     "server process's CPU time per answered request: the cost per lookup, whatever the load generator managed.",
+    `Degraded: answers marked degraded (lookups: the service's \`audience_degraded_answers_total\`; enrich: the`,
+    `\`x-audience-degraded\` header) over the 2xx answers of the measured rounds; above ${DEGRADED_MAX_SHARE * 100}% (\`!!\`) the run fails.`,
     ...(rows.some((r) => r.load !== null && !r.load.prebuilt)
       ? ["", "Note: autocannon internals differed from v8: requests were rebuilt per send (slower client)."]
       : []),
     "",
-    "## Ratios",
+    "## Targets and ratios",
+    "",
+    "Each ratio is the median of per-round ratios (round i of one scenario against round i of the other, run in",
+    `the same interleaved round). The p99 rows come from the fixed-rate run at ${FIXED_RATE_SHARE * 100}% of the scenario's median flat-out`,
+    "req/s (paced evenly, see loadtest/README.md), the median of its rounds.",
     "",
     ...ratioLines(rows).map((l) => `- ${l}`),
     ...sections
