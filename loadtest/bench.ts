@@ -15,7 +15,7 @@ import {
   loadTemplates,
   withConsent,
 } from "./bodies.ts";
-import { getRequests, LoadStats, postRequests, RequestFeed, runLoad } from "./cannon.ts";
+import { getRequests, type LoadRun, LoadStats, postRequests, RequestFeed, runLoad } from "./cannon.ts";
 import {
   CAP_CAMPAIGNS,
   CAP_WINDOWS,
@@ -47,13 +47,18 @@ import { runFaultBench } from "./fault.ts";
 import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
 import {
   clean,
+  DEGRADED_MAX_SHARE,
+  FIXED_RATE_SHARE,
+  type FixedRate,
   machineLines,
+  median,
   ratioLines,
   type ScenarioKey,
   type ScenarioRow,
   type Section,
   statusText,
   textTable,
+  tooDegraded,
   writeResults,
 } from "./report.ts";
 import { redisPid, seedCluster, seedUsers } from "./seed.ts";
@@ -171,6 +176,12 @@ interface Running {
   readonly stats: LoadStats;
   /** req/s of each measured round. */
   readonly rounds: number[];
+  /** Server CPU µs per answered request of each measured round. */
+  readonly roundCpuUs: (number | null)[];
+  /** Degraded answers among the 2xx ones over the measured rounds; null where answers cannot be degraded. */
+  readonly degraded: { answers: number; degraded: number } | null;
+  /** The fixed-rate run of (b) and (c), after the flat-out rounds. */
+  fixedRate: FixedRate | null;
   hits: number;
   misses: number;
   storeErrors: number;
@@ -248,6 +259,36 @@ function redisCpu(r: BenchRedis): number | null {
     sum += s;
   }
   return r.pids.length === 0 ? null : sum;
+}
+
+/**
+ * How a scenario's degraded answers are counted: the service's own count of degraded lookup answers in
+ * /metrics (every lookup answer with `"degraded": true`; a pool of workers sums its workers'), or, for enrich,
+ * whose answer is a bid request, the responses carrying `x-audience-degraded`, counted by the load generator.
+ * Neither reads the bodies, which would cost the load generator more than the server's own JSON.
+ */
+function degradedSource(s: Scenario): "metrics" | "header" | null {
+  if (s.kind !== "lookup" || s.env === null) return null;
+  return s.deals === true ? "header" : "metrics";
+}
+
+const DEGRADED_HEADER = "x-audience-degraded";
+
+/** Degraded answers counted so far for a scenario (see degradedSource); 0 where they are not counted. */
+function degradedSoFar(run: Running, stats: LoadStats): Promise<number> | number {
+  const source = degradedSource(run.s);
+  if (source === "header") return stats.flagged;
+  return source === null ? 0 : metricsDegraded(run.server.baseUrl);
+}
+
+/** The service's count of degraded lookup answers so far (`audience_degraded_answers_total` of /metrics). */
+async function metricsDegraded(baseUrl: string): Promise<number> {
+  const r = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const text = await r.text();
+  const m = /^audience_degraded_answers_total(?:\{[^}]*\})? (\d+)/m.exec(text);
+  if (m === null)
+    throw new Error("/metrics has no audience_degraded_answers_total: degraded answers cannot be counted");
+  return Number(m[1]);
 }
 
 /** HGETALL calls a Redis has served so far: the service's counter reads. */
@@ -403,6 +444,8 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
   }
   if (s.warmCache) await runLoad({ url, feed, connections: CONNECTIONS, amount: feed.requests.length });
   if (WARMUP_S > 0) await runLoad({ url, feed, connections: CONNECTIONS, durationS: WARMUP_S });
+  // The /metrics counter must be there before any round relies on it.
+  if (degradedSource(s) === "metrics") await metricsDegraded(server.baseUrl);
   if (server.announced.native === false) {
     log(`(${s.key}) WARNING: uWebSockets.js native addon not loaded: the bare server runs the JS fallback`);
     bareFallback = true;
@@ -418,6 +461,9 @@ async function prepare(s: Scenario, redis: BenchRedis): Promise<Running> {
     verified,
     stats: new LoadStats(),
     rounds: [],
+    roundCpuUs: [],
+    degraded: degradedSource(s) === null ? null : { answers: 0, degraded: 0 },
+    fixedRate: null,
     hits: 0,
     misses: 0,
     storeErrors: 0,
@@ -441,11 +487,14 @@ async function measure(run: Running, seconds: number): Promise<void> {
   const machine0 = machineBusySeconds();
   const client0 = process.cpuUsage();
   const responses0 = run.stats.responses;
+  const non2xx0 = run.stats.non2xx;
   const seconds0 = run.stats.seconds;
-  await runLoad({ url, feed: run.feed, connections: CONNECTIONS, durationS: seconds }, run.stats);
+  const degraded0 = await degradedSoFar(run, run.stats);
+  await runLoad(loadRun(run, seconds), run.stats);
   const client1 = process.cpuUsage(client0);
   run.cpu.client += (client1.user + client1.system) / 1e6;
-  run.cpu.server = add(run.cpu.server, server0, cpuSeconds(run.server.pid));
+  const server1 = cpuSeconds(run.server.pid);
+  run.cpu.server = add(run.cpu.server, server0, server1);
   run.cpu.redis = add(run.cpu.redis, redis0, redisCpu(run.redis));
   run.cpu.machine = add(run.cpu.machine, machine0, machineBusySeconds());
   if (run.server.exited()) {
@@ -466,10 +515,83 @@ async function measure(run: Running, seconds: number): Promise<void> {
       run.events = e;
     }
   }
+  const answered = run.stats.responses - responses0;
+  countDegraded(run, answered - (run.stats.non2xx - non2xx0), degraded0, await degradedSoFar(run, run.stats));
   const took = run.stats.seconds - seconds0;
-  const rps = (run.stats.responses - responses0) / took;
+  const rps = answered / took;
   run.rounds.push(rps);
-  log(`    (${run.s.key}) ${Math.round(rps)} req/s over ${took.toFixed(1)} s`);
+  run.roundCpuUs.push(
+    server0 === null || server1 === null || answered === 0 ? null : ((server1 - server0) / answered) * 1e6,
+  );
+  log(`    (${run.s.key}) ${Math.round(rps)} req/s over ${took.toFixed(1)} s${degradedText(run)}`);
+}
+
+/** A measured load of `seconds` on a scenario; `ratePerS` paces it (the fixed-rate run). */
+function loadRun(run: Running, seconds: number, ratePerS?: number): LoadRun {
+  return {
+    url: run.server.baseUrl,
+    feed: run.feed,
+    connections: CONNECTIONS,
+    durationS: seconds,
+    ...(ratePerS !== undefined ? { ratePerS } : {}),
+    ...(degradedSource(run.s) === "header" ? { flagHeader: DEGRADED_HEADER } : {}),
+  };
+}
+
+/** Adds a round's 2xx answers and the degraded ones among them (the counter's readings before and after). */
+function countDegraded(run: Running, ok: number, before: number, after: number): void {
+  if (run.degraded === null) return;
+  run.degraded.answers += ok;
+  run.degraded.degraded += after - before;
+}
+
+function degradedText(run: Running): string {
+  const d = run.degraded;
+  return d === null || d.degraded === 0 ? "" : `, ${d.degraded} degraded answers so far`;
+}
+
+/**
+ * The fixed-rate latency run of (b) and (c): after the flat-out rounds, on the same server with the same
+ * bodies, autocannon paced at FIXED_RATE_SHARE of the scenario's median flat-out req/s, in as many rounds of
+ * the same length, interleaved. Its degraded answers count with the scenario's.
+ */
+async function measureFixedRate(runs: readonly Running[], rounds: number, seconds: number): Promise<void> {
+  const plan = runs
+    .filter((r) => r.error === undefined && r.rounds.length > 0)
+    .map((run) => ({ run, rate: Math.round(FIXED_RATE_SHARE * (median(run.rounds) as number)) }));
+  if (plan.length === 0) return;
+  const fr = new Map(plan.map((p) => [p.run, { rps: [] as number[], p99: [] as number[], even: true }]));
+  log(`fixed-rate runs at ${FIXED_RATE_SHARE * 100}% of the flat-out req/s`);
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < plan.length; k++) {
+      const { run, rate } = plan[(k + round) % plan.length] as (typeof plan)[number];
+      if (run.error !== undefined) continue;
+      const into = fr.get(run) as { rps: number[]; p99: number[]; even: boolean };
+      try {
+        const stats = new LoadStats();
+        const degraded0 = await degradedSoFar(run, stats);
+        await runLoad(loadRun(run, seconds, rate), stats);
+        countDegraded(run, stats.responses - stats.non2xx, degraded0, await degradedSoFar(run, stats));
+        const l = stats.summary();
+        into.rps.push(l.rps);
+        into.p99.push(l.p99);
+        into.even &&= stats.evenPace;
+        log(
+          `    (${run.s.key}) ${Math.round(l.rps)} of ${rate} req/s asked, p99 ${l.p99.toFixed(2)} ms${degradedText(run)}`,
+        );
+      } catch (err) {
+        const message = (err as Error).message;
+        log(`    (${run.s.key}) fixed-rate run FAILED: ${message}`);
+        run.error = message.split("\n")[0] ?? message;
+      }
+    }
+  }
+  for (const { run, rate } of plan) {
+    const into = fr.get(run) as { rps: number[]; p99: number[]; even: boolean };
+    if (into.p99.length > 0) {
+      run.fixedRate = { targetRps: rate, roundRps: into.rps, roundP99: into.p99, evenPace: into.even };
+    }
+  }
 }
 
 function rowOf(run: Running): ScenarioRow {
@@ -481,6 +603,9 @@ function rowOf(run: Running): ScenarioRow {
     label: run.s.label,
     load,
     roundRps: run.rounds,
+    roundCpuUs: run.roundCpuUs,
+    degraded: run.degraded,
+    fixedRate: run.fixedRate,
     hitRatio: kind !== "lookup" || run.hits + run.misses === 0 ? null : run.hits / (run.hits + run.misses),
     storeErrors:
       kind === "lookup" ? run.storeErrors : kind === "events" ? (run.events?.refused ?? null) : null,
@@ -501,6 +626,9 @@ function failedRow(s: Scenario, error: string): ScenarioRow {
     label: s.label,
     load: null,
     roundRps: [],
+    roundCpuUs: [],
+    degraded: null,
+    fixedRate: null,
     hitRatio: null,
     storeErrors: null,
     cpu: { server: null, client: null, redis: null, machine: null },
@@ -841,6 +969,11 @@ async function main(): Promise<number> {
       }
     }
   }
+  await measureFixedRate(
+    running.filter((r) => r.s.key === "b" || r.s.key === "c"),
+    ROUNDS,
+    PER_ROUND_S,
+  );
   await Promise.all(running.map((r) => r.server.stop()));
 
   log("\nsizing: bytes per profile in Redis and in the LRU cache");
@@ -909,7 +1042,14 @@ async function main(): Promise<number> {
   );
   log(`\nwrote ${join("loadtest", "RESULTS.md")}`);
   const allClean = rows.every(clean) && (ingest === null || ingest.exitCode === 0);
-  if (!allClean) log("some scenario failed or had non-2xx answers / errors: exit code 1");
+  const degradedKeys = rows.filter(tooDegraded).map((r) => `(${r.key})`);
+  if (degradedKeys.length > 0) {
+    log(
+      `${degradedKeys.join(", ")} answered more than ${DEGRADED_MAX_SHARE * 100}% degraded against a healthy Redis: the run fails`,
+    );
+  }
+  if (!allClean)
+    log("some scenario failed, had non-2xx answers / errors or too many degraded answers: exit code 1");
   return allClean ? 0 : 1;
 }
 
@@ -918,6 +1058,7 @@ const budgetS =
   180 +
   Math.ceil(USERS / 50_000) +
   13 * (DURATION_S + WARMUP_S + 45) +
+  2 * (DURATION_S + 5 * ROUNDS) +
   Math.ceil(USERS / 20_000) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(EVENT_POOL / 10_000) +

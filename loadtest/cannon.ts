@@ -71,7 +71,25 @@ export interface LoadRun {
   readonly durationS?: number;
   /** Total requests to send (e.g. once through the bodies to warm a cache). */
   readonly amount?: number;
+  /**
+   * Requests per second to send at (the fixed-rate run), instead of as fast as the server answers; the
+   * `connections` are the most requests in flight. Latency counts from the send: a request that came due while
+   * every connection was busy waits unmeasured (the rate achieved then falls short, and the report shows it).
+   */
+  readonly ratePerS?: number;
+  /** A response header (lower case) whose responses are counted in `LoadStats.flagged`, e.g. x-audience-degraded. */
+  readonly flagHeader?: string;
 }
+
+/**
+ * How often a fixed-rate run hands out the requests that have come due. autocannon's own `overallRate` gives
+ * each connection a quota per whole second, starts every connection's second at the same moment and sends the
+ * quota back to back: at 80% of the flat-out rate that is flat-out load (every connection busy) for 0.8 s of
+ * each second, then silence, so the latency it measures is the flat-out latency. A pacer that every
+ * millisecond lets idle connections send what the rate has made due since the start sends the same rate as a
+ * nearly even stream.
+ */
+const PACE_TICK_MS = 1;
 
 /** Width of a latency histogram bucket. */
 const BUCKET_MS = 0.01;
@@ -89,6 +107,13 @@ export class LoadStats {
   seconds = 0;
   /** Whether every connection sent the pre-built requests (false: autocannon rebuilt each one). */
   prebuilt = true;
+  /** Responses that carried the run's `flagHeader`. */
+  flagged = 0;
+  /**
+   * Whether a fixed-rate run was paced evenly (PACE_TICK_MS); false: autocannon's internals differed and it
+   * sent each connection's quota of every second back to back (the latency is then the flat-out one).
+   */
+  evenPace = true;
 
   record(ms: number, status: number): void {
     const b = Math.min(this.hist.length - 1, Math.floor(ms / BUCKET_MS));
@@ -169,23 +194,109 @@ function feedRaw(client: autocannon.Client, take: () => { requestBuffer: Buffer 
   return true;
 }
 
+/** The part of autocannon's client (lib/httpClient.js, v8) that its per-second rate limit works with. */
+interface RateLimitedClient {
+  rate: number;
+  rateInterval: NodeJS.Timeout;
+  reqsMadeThisSecond: number;
+  paused: boolean;
+  destroyed: boolean;
+  _doRequest: () => void;
+}
+
+/**
+ * Paces rate-limited connections (a quota of one request each) to `ratePerS` overall: every PACE_TICK_MS it
+ * lets idle connections, in turn, send the requests that have come due since the start. Each client is added
+ * once built (autocannon sets its one-second window timer after `setupClient`), and that timer is stopped.
+ * Where autocannon's internals differ, the connection keeps the one-second window with its share of the rate
+ * as its quota, and `add` returns false.
+ */
+class Pacer {
+  readonly #clients: RateLimitedClient[] = [];
+  readonly #timer: NodeJS.Timeout;
+  readonly #started = performance.now();
+  /** Requests sent or handed out so far; each connection's first goes at once. */
+  #released = 0;
+  #next = 0;
+
+  constructor(private readonly ratePerS: number) {
+    this.#timer = setInterval(() => this.#tick(), PACE_TICK_MS);
+  }
+
+  add(client: autocannon.Client, fallbackQuota: number): boolean {
+    const c = client as unknown as Partial<RateLimitedClient>;
+    if (typeof c._doRequest !== "function" || c.rateInterval === undefined || typeof c.rate !== "number") {
+      (c as { rate: number }).rate = fallbackQuota;
+      return false;
+    }
+    clearInterval(c.rateInterval);
+    this.#clients.push(c as RateLimitedClient);
+    this.#released++;
+    return true;
+  }
+
+  #tick(): void {
+    const n = this.#clients.length;
+    let due = Math.floor(((performance.now() - this.#started) * this.ratePerS) / 1000) - this.#released;
+    // One pass at most: what finds no idle connection stays due for the next tick.
+    for (let k = 0; k < n && due > 0; k++) {
+      const c = this.#clients[this.#next] as RateLimitedClient;
+      this.#next = (this.#next + 1) % n;
+      if (!c.paused || c.destroyed) continue;
+      c.reqsMadeThisSecond = 0;
+      c.paused = false;
+      c._doRequest();
+      this.#released++;
+      due--;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/** Whether an HTTP parser's flat [name, value, ...] header list holds `name` (lower case). */
+function hasHeader(headers: readonly string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]?.toLowerCase() === name) return true;
+  return false;
+}
+
 /** One autocannon run through `run.feed`; its responses, latencies and errors are added to `into`. */
 export function runLoad(run: LoadRun, into: LoadStats = new LoadStats()): Promise<LoadStats> {
   const { feed } = run;
   const take = (): PrebuiltRequest => feed.take();
   const first = feed.requests[0] as PrebuiltRequest;
   let fed = 0;
+  const rate = run.ratePerS;
+  const connections = run.connections;
+  const pacer = rate === undefined ? null : new Pacer(rate);
+  const flag = run.flagHeader;
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
         url: run.url,
-        connections: run.connections,
+        connections,
         pipelining: 1,
         ...(run.amount !== undefined ? { amount: run.amount } : { duration: run.durationS ?? 10 }),
+        // Turns autocannon's rate limit on at one request per connection; the pacer hands out the rest.
+        ...(rate !== undefined ? { overallRate: connections } : {}),
         timeout: 10,
         setupClient: (client) => {
           if (feedRaw(client, take)) fed++;
+          if (flag !== undefined) {
+            // autocannon v8 emits http-parser-js's header info ({headers: [name, value, ...]}), not its typed object.
+            (client as unknown as NodeJS.EventEmitter).on("headers", (h: { headers?: string[] }) => {
+              if (Array.isArray(h.headers) && hasHeader(h.headers, flag)) into.flagged++;
+            });
+          }
+          if (pacer !== null && rate !== undefined) {
+            const quota = Math.max(1, Math.round(rate / connections));
+            queueMicrotask(() => {
+              if (!pacer.add(client, quota)) into.evenPace = false;
+            });
+          }
         },
         requests: [
           {
@@ -206,6 +317,7 @@ export function runLoad(run: LoadRun, into: LoadStats = new LoadStats()): Promis
         ],
       },
       (err, result) => {
+        pacer?.stop();
         if (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
           return;
