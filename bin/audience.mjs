@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// The `audience` command. In a checkout it runs the TypeScript sources; in a built image, dist/.
+// The `audience` command. In a checkout it runs the TypeScript sources (tsx is a dev dependency, so `npm ci` brings
+// it), even when a dist/ is there: a dist/ left by an earlier `npm start` may be older than the sources, and the
+// command is not a hot path. The image holds no sources, so there it runs dist/.
 import { existsSync } from "node:fs";
 
 const src = new URL("../src/cli.ts", import.meta.url);

@@ -11,7 +11,7 @@ import { MAX_TOKEN_USES } from "../src/capping/notice-token.ts";
 import { freePort, type RedisServer, startRedis } from "../test/helpers/redis-server.ts";
 import { buildPool, loadTemplates } from "./bodies.ts";
 import { postRequests, RequestFeed, runLoad } from "./cannon.ts";
-import { sleep, startServer } from "./children.ts";
+import { SERVICE_ENTRY, sleep, startServer } from "./children.ts";
 import { alignedTable, machineLines } from "./report.ts";
 import { seedUsers } from "./seed.ts";
 
@@ -64,7 +64,7 @@ export async function runFaultBench(
     server = await startServer({
       name: "lookup service",
       cwd: root,
-      script: "src/main.ts",
+      script: SERVICE_ENTRY,
       env: {
         REDIS_URL: redis.url,
         PORT: String(port),
