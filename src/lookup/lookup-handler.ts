@@ -31,7 +31,7 @@ import type { LiveCatalog } from "../segments/live-catalog.ts";
 import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { type PrivacyGate, readCompact } from "./read-compact.ts";
-import { exchangeOf, parseJsonObject, readMinConfidence, wantsExpansion } from "./request-parts.ts";
+import { exchangeOf, readLookupBody, readMinConfidence, wantsExpansion } from "./request-parts.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
@@ -103,8 +103,9 @@ export function createLookupHandler(
       );
     // One catalog for the whole request: a replace going live mid-request cannot mix two generations.
     const snapshot = catalog.current;
-    // 1. Parse: the body must be a JSON object; the form is chosen by its top-level keys.
-    const body = parseJsonObject(req.body);
+    // 1. Parse: the body must be a JSON object; the form is chosen by its top-level keys. Only the members
+    //    the lookup reads are built (request-parts.ts LOOKUP_MEMBERS).
+    const body = readLookupBody(req.body);
     const isBatch = body.batch !== undefined;
     const expand = wantsExpansion(req, body);
     // 2. Privacy gate: consent and legal signals decide what may be used, before any ID is read; the compact

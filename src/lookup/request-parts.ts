@@ -3,6 +3,8 @@ import { ApiError, badField } from "../errors.ts";
 import { type HttpRequestData, queryParam } from "../http/http-types.ts";
 import { normaliseType } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
+import { createObjectReader, type MemberSpec } from "../openrtb/bid-request-scan.ts";
+import { COMPACT_SIGNAL_FIELDS } from "../privacy/privacy-signals.ts";
 
 /**
  * The body as a JSON object; 400 naming the problem otherwise. Depth is not checked here: JSON.parse is not
@@ -19,6 +21,48 @@ export function parseJsonObject(bytes: Buffer): Json {
   }
   if (!isObject(v)) throw badField("body", "a JSON object");
   return v;
+}
+
+/**
+ * Every member of the body /v1/lookup reads: the bid request's (read-bid-request.ts, privacy-signals.ts,
+ * deadline.ts), those of the compact and batch forms (read-compact.ts), and of `imp` only its length (the
+ * notice token's uses; its presence picks the form). A member the lookup starts reading must be added here,
+ * or it reads as absent: the differential test (lookup-body.test.ts) compares exactly these members.
+ */
+export const LOOKUP_MEMBERS: MemberSpec = {
+  id: true,
+  tmax: true,
+  imp: "length",
+  // OpenRTB 2.6 §3.2.20, and the 2.5 places in user.ext.
+  user: { id: true, buyeruid: true, eids: true, consent: true, ext: { eids: true, consent: true } },
+  // §3.2.18; device.ext.atts is Apple's ATT status.
+  device: { ifa: true, lmt: true, ext: { atts: true } },
+  // §3.2.3, and the 2.5 places in regs.ext.
+  regs: {
+    coppa: true,
+    gdpr: true,
+    us_privacy: true,
+    gpp: true,
+    gpp_sid: true,
+    ext: { gdpr: true, us_privacy: true },
+  },
+  ids: true,
+  batch: true,
+  campaigns: true,
+  expand: true,
+  min_confidence: true,
+  ...Object.fromEntries(COMPACT_SIGNAL_FIELDS.map((f) => [f, true] as const)),
+};
+
+const readLookupMembers = createObjectReader(LOOKUP_MEMBERS);
+
+/**
+ * The body as parseJsonObject reads it, reduced to LOOKUP_MEMBERS: the others (imp's contents, site, app,
+ * source, ext, user.data, device.ua, ...) are validated but never built. Same answer, same 400: whenever the
+ * reduced read could differ, or the body is not valid JSON, the whole body is parsed instead.
+ */
+export function readLookupBody(bytes: Buffer): Json {
+  return readLookupMembers(bytes) ?? parseJsonObject(bytes);
 }
 
 /** The exchange that namespaces user.id: x-exchange header, else ?exchange=, else the configured default. */
