@@ -350,15 +350,25 @@ function run(
       (err) => finish(res, ex, answerForError(err, data.path, opts.onInternalError)),
     );
   } else {
-    finish(res, ex, answer);
+    answerNow(res, ex, answer);
   }
 }
 
+/** The answer of async work: outside uWS's callbacks, so its writes are corked into one send. */
 function finish(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
+  if (ex.aborted || ex.done) return;
+  res.cork(() => answerNow(res, ex, answer));
+}
+
+/**
+ * The answer given inside a uWS callback (the route handler or onData), or inside a cork: uWS has corked the
+ * socket already, so a cork() of our own would only cost a native call and a closure (a cache hit's answer).
+ */
+function answerNow(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
   if (ex.aborted || ex.done) return;
   ex.done = true;
   release(ex);
-  res.cork(() => write(res, answer, ex.draining?.() === true));
+  write(res, answer, ex.draining?.() === true);
 }
 
 /**
@@ -479,8 +489,26 @@ function tooLarge(res: uWS.HttpResponse, ex: Exchange, limit: number): void {
 }
 
 function write(res: uWS.HttpResponse, a: HttpAnswer, close = false): void {
-  res.writeStatus(STATUS_LINES[a.status] ?? String(a.status));
-  res.writeHeader("content-type", a.contentType);
+  // Status line and content type in one native call: uWS writes "HTTP/1.1 " + this + "\r\n" (the bytes sent
+  // are those of writeStatus and writeHeader in turn). The common answer needs no other write before end().
+  res.writeStatus(headOf(a.status, a.contentType));
   if (a.headers !== undefined) for (const [k, v] of a.headers) res.writeHeader(k, v);
   res.end(a.body, close);
+}
+
+/** Status line + content type, built once per pair: the content types are the code's own few constants. */
+const HEADS = new Map<number, Map<string, string>>();
+const MAX_HEADS_PER_STATUS = 16;
+
+function headOf(status: number, contentType: string): string {
+  let byType = HEADS.get(status);
+  if (byType === undefined) {
+    byType = new Map();
+    HEADS.set(status, byType);
+  }
+  const known = byType.get(contentType);
+  if (known !== undefined) return known;
+  const head = `${STATUS_LINES[status] ?? String(status)}\r\ncontent-type: ${contentType}`;
+  if (byType.size < MAX_HEADS_PER_STATUS) byType.set(contentType, head);
+  return head;
 }
