@@ -3,7 +3,7 @@
 // status page's current second. Histogram buckets are found by a table lookup, and a request reads the clock
 // twice (its start and end) and the wall clock once. Everything else (cache, breaker, events, withheld, shed)
 // is read from the counters the service keeps anyway, when Prometheus scrapes.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { HttpAnswer, HttpRequestData, Route, RouteHandler } from "./http/http-types.ts";
 
 /** Seconds; fine below 5 ms, where a bid-time answer should be. */
@@ -197,7 +197,8 @@ export class LiveFigures {
 export class Metrics {
   readonly registry = new Registry();
   readonly live: LiveFigures;
-  readonly #storeRead: Histogram<"outcome">;
+  /** Store round trips by outcome, in the order first seen (as prom-client lists a histogram's label sets). */
+  readonly #storeReads = new Map<"ok" | "error", LatencyFigures>();
   /** Per route: answers by status and the latency histogram, in plain arrays read at scrape time. */
   readonly #routes = new Map<string, RouteFigures>();
 
@@ -225,31 +226,24 @@ export class Metrics {
         "Time from the request's body read to its answer, by route.",
         "histogram",
         () =>
-          [...routes].flatMap(([route, f]) => {
-            const out: MetricValue[] = [];
-            let cumulative = 0;
-            for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
-              cumulative += f.buckets[b] as number;
-              out.push({
-                metricName: `${f.name}_bucket`,
-                labels: { le: LATENCY_BUCKETS[b] as number, route },
-                value: cumulative,
-              });
-            }
-            out.push({ metricName: `${f.name}_bucket`, labels: { le: "+Inf", route }, value: f.count });
-            out.push({ metricName: `${f.name}_sum`, labels: { route }, value: f.sum });
-            out.push({ metricName: `${f.name}_count`, labels: { route }, value: f.count });
-            return out;
-          }),
+          [...routes].flatMap(([route, f]) =>
+            f.latency.series("audience_http_request_duration_seconds", { route }),
+          ),
       ),
     );
-    this.#storeRead = new Histogram({
-      name: "audience_store_read_duration_seconds",
-      help: "Bid-time store round trips (profile and counter reads), by outcome.",
-      labelNames: ["outcome"],
-      buckets: LATENCY_BUCKETS,
-      registers: [r],
-    });
+    // Once per store round trip (every lookup of a cache miss): the same plain arrays, read when scraped.
+    const storeReads = this.#storeReads;
+    r.registerMetric(
+      collector(
+        "audience_store_read_duration_seconds",
+        "Bid-time store round trips (profile and counter reads), by outcome.",
+        "histogram",
+        () =>
+          [...storeReads].flatMap(([outcome, f]) =>
+            f.series("audience_store_read_duration_seconds", { outcome }),
+          ),
+      ),
+    );
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({
         name,
@@ -369,7 +363,13 @@ export class Metrics {
 
   /** A store round trip of the bid path. */
   storeRead(seconds: number, ok: boolean): void {
-    this.#storeRead.labels(ok ? "ok" : "error").observe(seconds);
+    const outcome = ok ? "ok" : "error";
+    let f = this.#storeReads.get(outcome);
+    if (f === undefined) {
+      f = new LatencyFigures();
+      this.#storeReads.set(outcome, f);
+    }
+    f.record(seconds);
   }
 
   /** Wraps each route's handler to count and time it. */
@@ -378,7 +378,7 @@ export class Metrics {
       const inner = r.handler;
       let figures = this.#routes.get(r.path);
       if (figures === undefined) {
-        figures = new RouteFigures("audience_http_request_duration_seconds");
+        figures = new RouteFigures();
         this.#routes.set(r.path, figures);
       }
       const f = figures;
@@ -428,15 +428,44 @@ function statusOf(err: unknown): number {
   return typeof s === "number" ? s : 500;
 }
 
-/** One route's answers by status and its latency histogram (per bucket, not cumulative). */
+/** A latency histogram over LATENCY_BUCKETS, per bucket (not cumulative) until scraped. */
+class LatencyFigures {
+  readonly buckets = new Float64Array(LATENCY_BUCKETS.length);
+  sum = 0;
+  count = 0;
+
+  record(seconds: number): void {
+    this.sum += seconds;
+    this.count++;
+    const b = LATENCY_FINDER.find(seconds);
+    if (b < LATENCY_BUCKETS.length) this.buckets[b] = (this.buckets[b] as number) + 1;
+  }
+
+  /** The Prometheus series of a histogram `name` with `labels`, laid out as prom-client's Histogram does. */
+  series(name: string, labels: Record<string, string>): MetricValue[] {
+    const out: MetricValue[] = [];
+    let cumulative = 0;
+    for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
+      cumulative += this.buckets[b] as number;
+      out.push({
+        metricName: `${name}_bucket`,
+        labels: { le: LATENCY_BUCKETS[b] as number, ...labels },
+        value: cumulative,
+      });
+    }
+    out.push({ metricName: `${name}_bucket`, labels: { le: "+Inf", ...labels }, value: this.count });
+    out.push({ metricName: `${name}_sum`, labels, value: this.sum });
+    out.push({ metricName: `${name}_count`, labels, value: this.count });
+    return out;
+  }
+}
+
+/** One route's answers by status and its latency histogram. */
 class RouteFigures {
   /** Answers per HTTP status (100 to 599), and the statuses in the order first seen (the series' order). */
   readonly #byStatus = new Float64Array(600);
   readonly #seen: number[] = [];
-  readonly buckets = new Float64Array(LATENCY_BUCKETS.length);
-  sum = 0;
-  count = 0;
-  constructor(readonly name: string) {}
+  readonly latency = new LatencyFigures();
 
   /** [status, answers] in the order first seen. */
   get statuses(): [number, number][] {
@@ -448,10 +477,7 @@ class RouteFigures {
     const s = status >= 100 && status < 600 ? status : 500;
     if (this.#byStatus[s] === 0) this.#seen.push(s);
     this.#byStatus[s] = (this.#byStatus[s] as number) + 1;
-    this.sum += seconds;
-    this.count++;
-    const b = LATENCY_FINDER.find(seconds);
-    if (b < LATENCY_BUCKETS.length) this.buckets[b] = (this.buckets[b] as number) + 1;
+    this.latency.record(seconds);
   }
 }
 

@@ -1,5 +1,6 @@
 // The per-request figures: buckets found by table equal those of a search, the status page's seconds, and the
 // Prometheus series the scrape builds from them.
+import { Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import type { HttpAnswer, Route } from "../../src/http/http-types.ts";
 import { BucketFinder, LiveFigures, type MetricSources, Metrics } from "../../src/metrics.ts";
@@ -111,5 +112,43 @@ describe("Metrics.instrument", () => {
       .filter((l) => l.startsWith("audience_http_request_duration_seconds_bucket"));
     expect(buckets).toHaveLength(20);
     expect(m.live.total).toBe(6);
+  });
+});
+
+describe("Metrics.storeRead", () => {
+  /** The lines of one metric in a registry's text. */
+  const linesOf = async (registry: Registry, name: string) =>
+    (await registry.metrics()).split("\n").filter((l) => l.includes(name));
+
+  it("prints what a prom-client Histogram of the same observations prints", async () => {
+    const m = new Metrics(SOURCES);
+    const reference = new Registry();
+    const h = new Histogram({
+      name: "audience_store_read_duration_seconds",
+      help: "Bid-time store round trips (profile and counter reads), by outcome.",
+      labelNames: ["outcome"],
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025,
+        0.05, 0.1, 0.25, 0.5, 1, 2.5,
+      ],
+      registers: [reference],
+    });
+    const name = "audience_store_read_duration_seconds";
+    expect(await linesOf(m.registry, name)).toEqual(await linesOf(reference, name));
+    const reads: [number, boolean][] = [
+      [0.0003, true],
+      [0.00075, true],
+      [0.03, false],
+      [0.0011, true],
+      [4, false],
+      [0.00005, true],
+    ];
+    for (const [seconds, ok] of reads) {
+      m.storeRead(seconds, ok);
+      h.labels(ok ? "ok" : "error").observe(seconds);
+    }
+    const mine = await linesOf(m.registry, name);
+    expect(mine).toEqual(await linesOf(reference, name));
+    expect(mine).toContain('audience_store_read_duration_seconds_count{outcome="error"} 2');
   });
 });
