@@ -1,21 +1,47 @@
 // Prometheus metrics (prom-client) and the live figures of the status page. Per request only two things are
-// recorded: the route's counter and latency (children bound once per route and status, no label lookup per
-// request) and the status page's current second. Everything else (cache, breaker, events, withheld, shed)
+// recorded, into typed arrays that the scrape reads: the route's answers by status and latency, and the
+// status page's current second. Histogram buckets are found by a table lookup, and a request reads the clock
+// twice (its start and end) and the wall clock once. Everything else (cache, breaker, events, withheld, shed)
 // is read from the counters the service keeps anyway, when Prometheus scrapes.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import {
-  type HttpAnswer,
-  type HttpRequestData,
-  type Route,
-  type RouteHandler,
-  runAndSettle,
-} from "./http/http-types.ts";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { HttpAnswer, HttpRequestData, Route, RouteHandler } from "./http/http-types.ts";
 
 /** Seconds; fine below 5 ms, where a bid-time answer should be. */
 const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
   0.25, 0.5, 1, 2.5,
 ];
+
+/**
+ * Finds the first bound >= value among ascending `bounds` (bounds.length when above them all) without a search:
+ * `table[floor(value / step)]` is the first bound >= the start of the step before value's (a step early, so
+ * that rounding in value / step never skips a bound), and the comparisons after it step over the bounds
+ * inside those two steps (none or one for these bounds). Values past the table are searched.
+ */
+export class BucketFinder {
+  readonly #table: Uint8Array;
+  constructor(
+    readonly bounds: readonly number[],
+    readonly step: number,
+    readonly limit: number,
+  ) {
+    this.#table = new Uint8Array(Math.floor(limit / step) + 1);
+    for (let i = 0, b = 0; i < this.#table.length; i++) {
+      while (b < bounds.length && (bounds[b] as number) < (i - 1) * step) b++;
+      this.#table[i] = b;
+    }
+  }
+
+  find(value: number): number {
+    const bounds = this.bounds;
+    let b = value >= 0 && value < this.limit ? (this.#table[Math.floor(value / this.step)] as number) : 0;
+    while (b < bounds.length && value > (bounds[b] as number)) b++;
+    return b;
+  }
+}
+
+/** The Prometheus latency buckets, in seconds, by steps of 50 µs up to 10 ms (where bid-time answers are). */
+const LATENCY_FINDER = new BucketFinder(LATENCY_BUCKETS, 0.00005, 0.01);
 
 /** What the scrape reads from the rest of the service. */
 export interface MetricSources {
@@ -42,13 +68,13 @@ export interface MetricSources {
   readonly ingest: () => { loaded: number; rejected: number };
 }
 
-const LOG_STEP = Math.log(1.35);
-
 /** The last minutes, second by second, for /status: requests, latency histogram, degraded, shed. */
 export class LiveFigures {
   static readonly SECONDS = 300;
   /** Bucket upper bounds in ms: log-spaced from 0.05 ms to 5 s. */
   static readonly BOUNDS = Array.from({ length: 40 }, (_, i) => 0.05 * 1.35 ** i);
+  /** Log-spaced bounds: found by steps of 10 µs up to 20 ms, instead of a logarithm per request. */
+  static readonly FINDER = new BucketFinder(LiveFigures.BOUNDS, 0.01, 20);
   readonly #requests = new Uint32Array(LiveFigures.SECONDS);
   readonly #degraded = new Uint32Array(LiveFigures.SECONDS);
   readonly #shed = new Uint32Array(LiveFigures.SECONDS);
@@ -58,6 +84,12 @@ export class LiveFigures {
   readonly #stamp = new Float64Array(LiveFigures.SECONDS);
   /** Requests answered since start-up. */
   total = 0;
+  // What the answer being given has reported (cache hits, degraded, shed): added to the second of its
+  // request(), which every answer ends with in the same tick, so that an answer reads the wall clock once.
+  #pendingHits = 0;
+  #pendingLookups = 0;
+  #pendingDegraded = 0;
+  #pendingShed = 0;
 
   constructor(readonly now: () => number = Date.now) {}
 
@@ -80,27 +112,39 @@ export class LiveFigures {
     this.total++;
     const i = this.#slot();
     this.#requests[i] = (this.#requests[i] as number) + 1;
-    const bounds = LiveFigures.BOUNDS;
-    // Log-spaced bounds: the bucket is a logarithm away, not a search.
-    const b = ms <= 0.05 ? 0 : Math.min(bounds.length - 1, Math.ceil(Math.log(ms / 0.05) / LOG_STEP - 1e-9));
-    const k = i * bounds.length + b;
+    if (this.#pendingLookups !== 0 || this.#pendingDegraded !== 0 || this.#pendingShed !== 0) this.#flush(i);
+    const nb = LiveFigures.BOUNDS.length;
+    // Anything slower than the last bound counts in the last bucket.
+    const b = Math.min(nb - 1, LiveFigures.FINDER.find(ms));
+    const k = i * nb + b;
     this.#latency[k] = (this.#latency[k] as number) + 1;
   }
 
+  /** A degraded answer; counted in the second of the request() that follows. */
   degraded(): void {
-    const i = this.#slot();
-    this.#degraded[i] = (this.#degraded[i] as number) + 1;
+    this.#pendingDegraded++;
   }
 
+  /** A shed request; counted in the second of the request() that follows (its answer's). */
   shed(): void {
-    const i = this.#slot();
-    this.#shed[i] = (this.#shed[i] as number) + 1;
+    this.#pendingShed++;
   }
 
+  /** An answer's cache hits and IDs looked up; counted in the second of the request() that follows. */
   cache(hits: number, lookups: number): void {
-    const i = this.#slot();
-    this.#hits[i] = (this.#hits[i] as number) + hits;
-    this.#lookups[i] = (this.#lookups[i] as number) + lookups;
+    this.#pendingHits += hits;
+    this.#pendingLookups += lookups;
+  }
+
+  #flush(i: number): void {
+    this.#degraded[i] = (this.#degraded[i] as number) + this.#pendingDegraded;
+    this.#shed[i] = (this.#shed[i] as number) + this.#pendingShed;
+    this.#hits[i] = (this.#hits[i] as number) + this.#pendingHits;
+    this.#lookups[i] = (this.#lookups[i] as number) + this.#pendingLookups;
+    this.#pendingHits = 0;
+    this.#pendingLookups = 0;
+    this.#pendingDegraded = 0;
+    this.#pendingShed = 0;
   }
 
   /** The last `seconds` full seconds (oldest first), and p50/p99 over the last 10 of them. */
@@ -153,7 +197,8 @@ export class LiveFigures {
 export class Metrics {
   readonly registry = new Registry();
   readonly live: LiveFigures;
-  readonly #storeRead: Histogram<"outcome">;
+  /** Store round trips by outcome, in the order first seen (as prom-client lists a histogram's label sets). */
+  readonly #storeReads = new Map<"ok" | "error", LatencyFigures>();
   /** Per route: answers by status and the latency histogram, in plain arrays read at scrape time. */
   readonly #routes = new Map<string, RouteFigures>();
 
@@ -171,7 +216,7 @@ export class Metrics {
         "counter",
         () =>
           [...routes].flatMap(([route, f]) =>
-            [...f.statuses].map(([status, n]) => ({ labels: { route, status: String(status) }, value: n })),
+            f.statuses.map(([status, n]) => ({ labels: { route, status: String(status) }, value: n })),
           ),
       ),
     );
@@ -181,31 +226,24 @@ export class Metrics {
         "Time from the request's body read to its answer, by route.",
         "histogram",
         () =>
-          [...routes].flatMap(([route, f]) => {
-            const out: MetricValue[] = [];
-            let cumulative = 0;
-            for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
-              cumulative += f.buckets[b] as number;
-              out.push({
-                metricName: `${f.name}_bucket`,
-                labels: { le: LATENCY_BUCKETS[b] as number, route },
-                value: cumulative,
-              });
-            }
-            out.push({ metricName: `${f.name}_bucket`, labels: { le: "+Inf", route }, value: f.count });
-            out.push({ metricName: `${f.name}_sum`, labels: { route }, value: f.sum });
-            out.push({ metricName: `${f.name}_count`, labels: { route }, value: f.count });
-            return out;
-          }),
+          [...routes].flatMap(([route, f]) =>
+            f.latency.series("audience_http_request_duration_seconds", { route }),
+          ),
       ),
     );
-    this.#storeRead = new Histogram({
-      name: "audience_store_read_duration_seconds",
-      help: "Bid-time store round trips (profile and counter reads), by outcome.",
-      labelNames: ["outcome"],
-      buckets: LATENCY_BUCKETS,
-      registers: [r],
-    });
+    // Once per store round trip (every lookup of a cache miss): the same plain arrays, read when scraped.
+    const storeReads = this.#storeReads;
+    r.registerMetric(
+      collector(
+        "audience_store_read_duration_seconds",
+        "Bid-time store round trips (profile and counter reads), by outcome.",
+        "histogram",
+        () =>
+          [...storeReads].flatMap(([outcome, f]) =>
+            f.series("audience_store_read_duration_seconds", { outcome }),
+          ),
+      ),
+    );
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({
         name,
@@ -325,7 +363,13 @@ export class Metrics {
 
   /** A store round trip of the bid path. */
   storeRead(seconds: number, ok: boolean): void {
-    this.#storeRead.labels(ok ? "ok" : "error").observe(seconds);
+    const outcome = ok ? "ok" : "error";
+    let f = this.#storeReads.get(outcome);
+    if (f === undefined) {
+      f = new LatencyFigures();
+      this.#storeReads.set(outcome, f);
+    }
+    f.record(seconds);
   }
 
   /** Wraps each route's handler to count and time it. */
@@ -334,19 +378,42 @@ export class Metrics {
       const inner = r.handler;
       let figures = this.#routes.get(r.path);
       if (figures === undefined) {
-        figures = new RouteFigures("audience_http_request_duration_seconds");
+        figures = new RouteFigures();
         this.#routes.set(r.path, figures);
       }
       const f = figures;
+      const live = this.live;
+      const settle = (t0: number, status: number): void => {
+        const ms = performance.now() - t0;
+        f.record(ms / 1000, status);
+        live.request(ms);
+      };
+      // runAndSettle's logic, with no closure made per request when the answer is known at once.
       const timed =
         (h: RouteHandler) =>
         (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {
           const t0 = performance.now();
-          return runAndSettle(h, req, (status) => {
-            const ms = performance.now() - t0;
-            f.record(ms / 1000, status);
-            this.live.request(ms);
-          });
+          let answer: HttpAnswer | Promise<HttpAnswer>;
+          try {
+            answer = h(req);
+          } catch (err) {
+            settle(t0, statusOf(err));
+            throw err;
+          }
+          if (!(answer instanceof Promise)) {
+            settle(t0, answer.status);
+            return answer;
+          }
+          return answer.then(
+            (a) => {
+              settle(t0, a.status);
+              return a;
+            },
+            (err) => {
+              settle(t0, statusOf(err));
+              throw err;
+            },
+          );
         };
       // Shed requests are answered by the server without the handler: they are counted through their own.
       const admission =
@@ -356,21 +423,61 @@ export class Metrics {
   }
 }
 
-/** One route's answers by status and its latency histogram (per bucket, not cumulative). */
-class RouteFigures {
-  readonly statuses = new Map<number, number>();
+function statusOf(err: unknown): number {
+  const s = (err as { status?: unknown }).status;
+  return typeof s === "number" ? s : 500;
+}
+
+/** A latency histogram over LATENCY_BUCKETS, per bucket (not cumulative) until scraped. */
+class LatencyFigures {
   readonly buckets = new Float64Array(LATENCY_BUCKETS.length);
   sum = 0;
   count = 0;
-  constructor(readonly name: string) {}
 
-  record(seconds: number, status: number): void {
-    this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+  record(seconds: number): void {
     this.sum += seconds;
     this.count++;
-    let b = 0;
-    while (b < LATENCY_BUCKETS.length && seconds > (LATENCY_BUCKETS[b] as number)) b++;
+    const b = LATENCY_FINDER.find(seconds);
     if (b < LATENCY_BUCKETS.length) this.buckets[b] = (this.buckets[b] as number) + 1;
+  }
+
+  /** The Prometheus series of a histogram `name` with `labels`, laid out as prom-client's Histogram does. */
+  series(name: string, labels: Record<string, string>): MetricValue[] {
+    const out: MetricValue[] = [];
+    let cumulative = 0;
+    for (let b = 0; b < LATENCY_BUCKETS.length; b++) {
+      cumulative += this.buckets[b] as number;
+      out.push({
+        metricName: `${name}_bucket`,
+        labels: { le: LATENCY_BUCKETS[b] as number, ...labels },
+        value: cumulative,
+      });
+    }
+    out.push({ metricName: `${name}_bucket`, labels: { le: "+Inf", ...labels }, value: this.count });
+    out.push({ metricName: `${name}_sum`, labels, value: this.sum });
+    out.push({ metricName: `${name}_count`, labels, value: this.count });
+    return out;
+  }
+}
+
+/** One route's answers by status and its latency histogram. */
+class RouteFigures {
+  /** Answers per HTTP status (100 to 599), and the statuses in the order first seen (the series' order). */
+  readonly #byStatus = new Float64Array(600);
+  readonly #seen: number[] = [];
+  readonly latency = new LatencyFigures();
+
+  /** [status, answers] in the order first seen. */
+  get statuses(): [number, number][] {
+    return this.#seen.map((s) => [s, this.#byStatus[s] as number]);
+  }
+
+  record(seconds: number, status: number): void {
+    // A status outside 100-599 is none a handler gives; it is counted as a 500 rather than lost.
+    const s = status >= 100 && status < 600 ? status : 500;
+    if (this.#byStatus[s] === 0) this.#seen.push(s);
+    this.#byStatus[s] = (this.#byStatus[s] as number) + 1;
+    this.latency.record(seconds);
   }
 }
 

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { ApiError } from "../errors.ts";
+import { BodyDeadlines, type BodyWait } from "./body-deadlines.ts";
 import { BodyStream } from "./body-stream.ts";
 import type { HttpAnswer, HttpRequestData, Route, RouteAdmission } from "./http-types.ts";
 import { answerForError, errorAnswer, STATUS_LINES } from "./responses.ts";
@@ -46,7 +47,10 @@ export interface UwsServerOptions {
   readonly routes: readonly Route[];
   /** Called for errors that are not the caller's fault (500s). */
   readonly onInternalError: (err: unknown, path: string) => void;
-  /** A buffered body must arrive within this (BODY_TIMEOUT_MS), or 408 and the connection closed. */
+  /**
+   * A buffered body must arrive within this (BODY_TIMEOUT_MS), or 408 and the connection closed: checked by a
+   * sweep every tenth of it (10 to 250 ms), so the 408 comes at most two sweep periods after the timeout.
+   */
   readonly bodyTimeoutMs?: number;
   /** A streamed body that sends nothing for this long (STREAM_IDLE_TIMEOUT_MS) gets 408, connection closed. */
   readonly streamIdleTimeoutMs?: number;
@@ -72,6 +76,15 @@ const EMPTY = Buffer.alloc(0);
 export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
   const app = uWS.App();
   const table = buildRouteTable(opts.routes);
+  // A client trickling its body cannot hold the request (and its memory) for longer than the timeout.
+  const deadlines = new BodyDeadlines<Exchange>(opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, (ex) => {
+    if (ex.aborted || ex.done || ex.res === null) return;
+    ex.done = true;
+    release(ex);
+    const res = ex.res;
+    const answer = errorAnswer(new ApiError("AUD_ERR_REQUEST_TIMEOUT"));
+    res.cork(() => write(res, answer, true));
+  });
 
   for (const group of table.groups) {
     const byMethod = new Map(group.routes.map((r) => [r.method.toLowerCase(), r]));
@@ -84,7 +97,7 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
         req.setYield(true);
         return;
       }
-      serve(res, req, route, paramCount, opts);
+      serve(res, req, route, paramCount, opts, deadlines);
     });
   }
   // Off the hot path: unknown paths and wrong methods only.
@@ -105,6 +118,7 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     app.listen(opts.host, opts.port, (socket) => {
       if (socket === false) {
+        deadlines.stop();
         reject(
           new Error(
             `cannot listen on ${opts.host}:${opts.port} (address in use or not permitted); set PORT/HOST`,
@@ -112,23 +126,36 @@ export function startUwsServer(opts: UwsServerOptions): Promise<RunningServer> {
         );
         return;
       }
+      deadlines.start();
       resolve({
         port: uWS.us_socket_local_port(socket),
         close: () => uWS.us_listen_socket_close(socket),
         // A worker thread cannot end while uWS holds a socket open. (close() is in the build, not its typings.)
-        closeConnections: () => (app as uWS.TemplatedApp & { close(): void }).close(),
+        closeConnections: () => {
+          deadlines.stop();
+          (app as uWS.TemplatedApp & { close(): void }).close();
+        },
       });
     });
   });
 }
 
-/** Per-request state: whether the client went away, whether we already answered, the slot it holds. */
-interface Exchange {
+/**
+ * Per-request state: whether the client went away, whether we already answered, the slot it holds; and, while
+ * a buffered body is arriving, its place in the body deadlines' list. Every field set at creation (one shape).
+ */
+interface Exchange extends BodyWait {
   aborted: boolean;
   done: boolean;
-  draining?: (() => boolean) | undefined;
+  draining: (() => boolean) | undefined;
   /** The admission slot taken on arrival, null once given back (or when the route has none). */
   slot: RouteAdmission | null;
+  /** The response, for the body timeout's 408; null for streamed bodies, which time out on their own. */
+  res: uWS.HttpResponse | null;
+}
+
+function newExchange(res: uWS.HttpResponse | null, draining: (() => boolean) | undefined): Exchange {
+  return { aborted: false, done: false, draining, slot: null, res, since: -1, prev: null, next: null };
 }
 
 /** Gives the request's slot back, once: when it is answered or its client went away, whichever is first. */
@@ -211,15 +238,17 @@ function serve(
   route: Route,
   paramCount: number,
   opts: UwsServerOptions,
+  deadlines: BodyDeadlines<Exchange>,
 ): void {
   if (route.body === "stream") {
     serveStream(res, req, route, paramCount, opts);
     return;
   }
-  const ex: Exchange = { aborted: false, done: false, draining: opts.draining, slot: null };
+  const ex = newExchange(res, opts.draining);
   if (refused(res, req, route, ex)) return;
   res.onAborted(() => {
     ex.aborted = true;
+    deadlines.remove(ex);
     release(ex);
   });
   // Copied now: req is invalid once this function returns.
@@ -273,21 +302,15 @@ function serve(
   let buf: Buffer | null = expected >= 0 ? Buffer.allocUnsafe(expected) : null;
   let parts: Buffer[] | null = null;
   let received = 0;
-  // A client trickling its body cannot hold the request (and its memory) for longer than this.
-  const timer = setTimeout(() => {
-    if (ex.aborted || ex.done) return;
-    ex.done = true;
-    release(ex);
-    const answer = errorAnswer(new ApiError("AUD_ERR_REQUEST_TIMEOUT"));
-    res.cork(() => write(res, answer, true));
-  }, opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS);
+  deadlines.add(ex);
   res.onData((chunk, isLast) => {
     if (ex.done) {
-      clearTimeout(timer);
+      deadlines.remove(ex);
       return;
     }
     const view = Buffer.from(chunk);
     if (received + view.length > limit || (buf !== null && received + view.length > buf.length)) {
+      deadlines.remove(ex);
       tooLarge(res, ex, limit);
       return;
     }
@@ -299,7 +322,7 @@ function serve(
     }
     received += view.length;
     if (!isLast) return;
-    clearTimeout(timer);
+    deadlines.remove(ex);
     const body =
       buf !== null ? buf.subarray(0, received) : parts === null ? EMPTY : Buffer.concat(parts, received);
     buf = null;
@@ -327,15 +350,25 @@ function run(
       (err) => finish(res, ex, answerForError(err, data.path, opts.onInternalError)),
     );
   } else {
-    finish(res, ex, answer);
+    answerNow(res, ex, answer);
   }
 }
 
+/** The answer of async work: outside uWS's callbacks, so its writes are corked into one send. */
 function finish(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
+  if (ex.aborted || ex.done) return;
+  res.cork(() => answerNow(res, ex, answer));
+}
+
+/**
+ * The answer given inside a uWS callback (the route handler or onData), or inside a cork: uWS has corked the
+ * socket already, so a cork() of our own would only cost a native call and a closure (a cache hit's answer).
+ */
+function answerNow(res: uWS.HttpResponse, ex: Exchange, answer: HttpAnswer): void {
   if (ex.aborted || ex.done) return;
   ex.done = true;
   release(ex);
-  res.cork(() => write(res, answer, ex.draining?.() === true));
+  write(res, answer, ex.draining?.() === true);
 }
 
 /**
@@ -349,7 +382,7 @@ function serveStream(
   paramCount: number,
   opts: UwsServerOptions,
 ): void {
-  const ex: Exchange = { aborted: false, done: false, slot: null };
+  const ex = newExchange(null, undefined);
   if (refused(res, req, route, ex)) return;
   let body: BodyStream | null = null;
   res.onAborted(() => {
@@ -456,8 +489,26 @@ function tooLarge(res: uWS.HttpResponse, ex: Exchange, limit: number): void {
 }
 
 function write(res: uWS.HttpResponse, a: HttpAnswer, close = false): void {
-  res.writeStatus(STATUS_LINES[a.status] ?? String(a.status));
-  res.writeHeader("content-type", a.contentType);
+  // Status line and content type in one native call: uWS writes "HTTP/1.1 " + this + "\r\n" (the bytes sent
+  // are those of writeStatus and writeHeader in turn). The common answer needs no other write before end().
+  res.writeStatus(headOf(a.status, a.contentType));
   if (a.headers !== undefined) for (const [k, v] of a.headers) res.writeHeader(k, v);
   res.end(a.body, close);
+}
+
+/** Status line + content type, built once per pair: the content types are the code's own few constants. */
+const HEADS = new Map<number, Map<string, string>>();
+const MAX_HEADS_PER_STATUS = 16;
+
+function headOf(status: number, contentType: string): string {
+  let byType = HEADS.get(status);
+  if (byType === undefined) {
+    byType = new Map();
+    HEADS.set(status, byType);
+  }
+  const known = byType.get(contentType);
+  if (known !== undefined) return known;
+  const head = `${STATUS_LINES[status] ?? String(status)}\r\ncontent-type: ${contentType}`;
+  if (byType.size < MAX_HEADS_PER_STATUS) byType.set(contentType, head);
+  return head;
 }
