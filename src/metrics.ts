@@ -388,7 +388,8 @@ export class Metrics {
         f.record(ms / 1000, status);
         live.request(ms);
       };
-      // runAndSettle's logic, with no closure made per request when the answer is known at once.
+      // The status a request ended with (a thrown error's own, else 500), told once whether it answered at once
+      // or later, with no closure made per request when the answer is known at once.
       const timed =
         (h: RouteHandler) =>
         (req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> => {

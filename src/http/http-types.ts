@@ -65,43 +65,6 @@ export interface RouteAdmission {
   readonly shed: RouteHandler;
 }
 
-/**
- * Runs a handler and tells `done` the status it ended with (a thrown error's own status, else 500), once,
- * whether it answered at once or later: the wrappers that count or time requests share this.
- */
-export function runAndSettle(
-  handler: RouteHandler,
-  req: HttpRequestData,
-  done: (status: number) => void,
-): HttpAnswer | Promise<HttpAnswer> {
-  let answer: HttpAnswer | Promise<HttpAnswer>;
-  try {
-    answer = handler(req);
-  } catch (err) {
-    done(statusOf(err));
-    throw err;
-  }
-  if (!(answer instanceof Promise)) {
-    done(answer.status);
-    return answer;
-  }
-  return answer.then(
-    (a) => {
-      done(a.status);
-      return a;
-    },
-    (err) => {
-      done(statusOf(err));
-      throw err;
-    },
-  );
-}
-
-function statusOf(err: unknown): number {
-  const s = (err as { status?: unknown }).status;
-  return typeof s === "number" ? s : 500;
-}
-
 export const JSON_TYPE = "application/json";
 export const MSGPACK_TYPE = "application/msgpack";
 
