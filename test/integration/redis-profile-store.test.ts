@@ -122,9 +122,18 @@ describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
     const replica = await startRedis(["--replicaof", "127.0.0.1", String(server.port)]);
     const onReplica = new Redis(replica.port, "127.0.0.1");
     try {
-      // Its first full sync waits for more replicas to come (repl-diskless-sync-delay) before it starts.
-      for (let i = 0; i < 200 && !/master_link_status:up/.test(await onReplica.info("replication")); i++)
-        await new Promise((r) => setTimeout(r, 50));
+      // Its first full sync waits for more replicas to come (repl-diskless-sync-delay) before it starts. After a
+      // diskless sync the master starts streaming to a replica only on its first REPLCONF ACK, which replicas
+      // send once a second, and WAIT counts acknowledged offsets: the replica's own master_link_status:up can
+      // come up to a second before that, and a WAIT then finds no replica. So wait for the master to show an
+      // acknowledged offset (offset > 0 in its INFO line for the replica).
+      const onMaster = new Redis(server.port, "127.0.0.1");
+      try {
+        for (let i = 0; i < 200 && !/slave0:.*state=online,offset=[1-9]/.test(await onMaster.info("replication")); i++)
+          await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        onMaster.disconnect();
+      }
       const replicated = new RedisProfileStore({
         url: server.url,
         commandTimeoutMs: 1_000,
