@@ -129,7 +129,8 @@ describe("impressions confirmed by a replica (IMPRESSION_REPLICAS)", () => {
       // acknowledged offset (offset > 0 in its INFO line for the replica).
       const onMaster = new Redis(server.port, "127.0.0.1");
       try {
-        for (let i = 0; i < 200 && !/slave0:.*state=online,offset=[1-9]/.test(await onMaster.info("replication")); i++)
+        const acked = /slave0:.*state=online,offset=[1-9]/;
+        for (let i = 0; i < 200 && !acked.test(await onMaster.info("replication")); i++)
           await new Promise((r) => setTimeout(r, 50));
       } finally {
         onMaster.disconnect();
