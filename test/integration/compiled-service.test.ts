@@ -3,11 +3,11 @@
 // names a .ts file, a worker thread entry that is not the .js one, or data/ not found from dist/.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fresh } from "../helpers/fresh-request.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { startService, type TestService } from "../helpers/service.ts";
 
@@ -76,32 +76,6 @@ async function startCompiled(env: Record<string, string>): Promise<Running> {
     throw new Error(`node dist/main.js did not start:\n${logs.join("\n")}`);
   }
   return { child, port, logs, exited };
-}
-
-/** One request on a new connection of its own, so that with WORKERS the kernel may hand it to any worker. */
-function fresh(
-  port: number,
-  method: string,
-  path: string,
-  body?: string,
-  // biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field
-): Promise<{ status: number; json: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: "127.0.0.1", port, method, path, agent: false, headers: { connection: "close" } },
-      (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => {
-          text += c.toString();
-        });
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, json: text === "" ? null : JSON.parse(text) }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
 }
 
 async function stopCompiled(r: Running): Promise<number | null> {

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fresh } from "../helpers/fresh-request.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -44,33 +45,6 @@ async function startMain(env: Record<string, string>): Promise<Running> {
   // The pool logs that it listens once every worker does, which may be after the first one answers.
   for (let i = 0; i < 100 && !logs.some((l) => l.includes("service listening")); i++) await sleep(20);
   return { child, base, port, logs, exited };
-}
-
-/** One request on a new connection of its own, so that the kernel may hand it to any worker. */
-function fresh(
-  port: number,
-  method: string,
-  path: string,
-  body?: string,
-  headers: Record<string, string> = {},
-  // biome-ignore lint/suspicious/noExplicitAny: answers are asserted field by field
-): Promise<{ status: number; json: any }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: "127.0.0.1", port, method, path, agent: false, headers: { connection: "close", ...headers } },
-      (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => {
-          text += c.toString();
-        });
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, json: text === "" ? null : JSON.parse(text) }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
 }
 
 let redis: RedisServer;
