@@ -6,7 +6,13 @@ import { type HttpAnswer, type HttpRequestData, JSON_TYPE, queryParam } from "..
 import { isObject, type Json } from "../json-fields.ts";
 import { refuseDeepJson } from "../json-nesting.ts";
 import { addProfile, type LiveSegmentRules } from "../lookup/live-segments.ts";
-import { exchangeOf, parseJsonObject, readMinConfidence, wantsExpansion } from "../lookup/request-parts.ts";
+import {
+  bearerKey,
+  exchangeOf,
+  parseJsonObject,
+  readMinConfidence,
+  wantsExpansion,
+} from "../lookup/request-parts.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
 import {
   enrichedRequest,
@@ -50,7 +56,7 @@ export function createEnrichHandler(
   const open = opts.callers.size === 0;
   return function enrich(req: HttpRequestData): HttpAnswer | Promise<HttpAnswer> {
     // 1. Caller: what it may receive (an open service gives first- and third-party data only).
-    const caller = open ? ANONYMOUS : callerOf(opts.callers, bearer(req.authorization));
+    const caller = open ? ANONYMOUS : callerOf(opts.callers, bearerKey(req.authorization));
     if (caller === null)
       throw new ApiError(
         "AUD_ERR_UNAUTHORIZED",
@@ -101,10 +107,6 @@ export function createEnrichHandler(
     };
     return found instanceof Promise ? found.then(finish) : finish(found);
   };
-}
-
-function bearer(authorization: string): string {
-  return authorization.startsWith("Bearer ") ? authorization.slice(7).trim() : "";
 }
 
 function readFormat(req: HttpRequestData): Format {

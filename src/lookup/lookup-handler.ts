@@ -31,7 +31,7 @@ import type { LiveCatalog } from "../segments/live-catalog.ts";
 import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { type PrivacyGate, readCompact } from "./read-compact.ts";
-import { exchangeOf, readLookupBody, readMinConfidence, wantsExpansion } from "./request-parts.ts";
+import { bearerKey, exchangeOf, readLookupBody, readMinConfidence, wantsExpansion } from "./request-parts.ts";
 
 export interface LookupOptions {
   readonly cache: ProfileCache;
@@ -264,11 +264,6 @@ function respond(
   if (req.accept.includes(MSGPACK_TYPE))
     return { status: 200, contentType: MSGPACK_TYPE, body: msgpack.pack(payload) };
   return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
-}
-
-/** `Authorization: Bearer <key>`: the key, or "" when there is none. */
-function bearerKey(authorization: string): string {
-  return authorization.startsWith("Bearer ") ? authorization.slice(7).trim() : "";
 }
 
 function readBatch(body: Json, opts: LookupOptions, gate: PrivacyGate): LookupSubject[] {

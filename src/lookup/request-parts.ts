@@ -65,6 +65,11 @@ export function readLookupBody(bytes: Buffer): Json {
   return readLookupMembers(bytes) ?? parseJsonObject(bytes);
 }
 
+/** `Authorization: Bearer <key>` (a caller key of LOOKUP_CALLERS or ENRICH_CALLERS): the key, or "" for none. */
+export function bearerKey(authorization: string): string {
+  return authorization.startsWith("Bearer ") ? authorization.slice(7).trim() : "";
+}
+
 /** The exchange that namespaces user.id: x-exchange header, else ?exchange=, else the configured default. */
 export function exchangeOf(req: HttpRequestData, dflt: string): string {
   const named = req.exchange !== "" ? req.exchange : queryParam(req.query, "exchange");
