@@ -89,15 +89,18 @@ describe("WORKERS=2 on Redis", () => {
       }
       return out;
     };
-    /** Cache entries per worker, asking /healthz until both have answered. */
-    const cached = async (): Promise<Map<number, number>> => {
-      const entries = new Map<number, number>();
-      for (let i = 0; i < 60 && entries.size < 2; i++) {
+    /** A /healthz figure of each worker, asking on new connections until both have answered. */
+    // biome-ignore lint/suspicious/noExplicitAny: /healthz is read field by field
+    const perWorker = async (pick: (health: any) => number): Promise<Map<number, number>> => {
+      const out = new Map<number, number>();
+      for (let i = 0; i < 60 && out.size < 2; i++) {
         const { json } = await fresh(port, "GET", "/healthz");
-        entries.set(json.worker.index, json.cache.entries);
+        out.set(json.worker.index, pick(json));
       }
-      return entries;
+      return out;
     };
+    /** Cache entries per worker. */
+    const cached = () => perWorker((h) => h.cache.entries);
     expect((await load("bu,w-user,1001")).status).toBe(200);
     // Both workers have read the profile and cached it, for CACHE_TTL_MS (30 s).
     expect(await lookups()).toEqual(Array(16).fill("1001"));
@@ -150,14 +153,7 @@ describe("WORKERS=2 on Redis", () => {
       else await sleep(20); // the cap rules reach each worker's catalog over pub/sub
     }
     expect(tokens).toHaveLength(16);
-    const counted = async (): Promise<Map<number, number>> => {
-      const out = new Map<number, number>();
-      for (let i = 0; i < 60 && out.size < 2; i++) {
-        const { json } = await fresh(port, "GET", "/healthz");
-        out.set(json.worker.index, json.events.counted);
-      }
-      return out;
-    };
+    const counted = () => perWorker((h) => h.events.counted);
     const before = await counted();
     const statuses = [];
     for (const [i, token] of tokens.entries()) {
