@@ -71,3 +71,78 @@ export function addProfile(
   }
   return live;
 }
+
+/** One profile's usable segments under one set of rules: sorted, and as the JSON array the answer writes. */
+export interface LiveView {
+  readonly segments: readonly string[];
+  readonly json: string;
+}
+
+/** A view with what it was worked out for: it holds while all of these are the same. */
+interface HeldView extends LiveView {
+  readonly snapshot: CatalogSnapshot;
+  readonly scope: CallerScope | null;
+  readonly expand: boolean;
+  readonly minConfidence: number;
+  readonly thirdParties: boolean;
+  /** The first second at which a used membership has expired (Infinity: none expires). */
+  readonly until: number;
+}
+
+const NO_SEGMENTS: LiveView = Object.freeze({ segments: Object.freeze([]) as readonly string[], json: "[]" });
+
+/**
+ * Cached profiles are asked for the same answer over and over: the view is worked out once per catalog
+ * snapshot and rules, and kept beside the profile object (dropped with it) until a membership it used expires.
+ */
+const views = new WeakMap<Profile, HeldView>();
+
+/**
+ * The usable segments of one ID's profile and of the person it carries (what addProfile adds), sorted as
+ * the answer lists them. Empty when nothing is usable.
+ */
+export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: boolean): LiveView {
+  const held = views.get(p);
+  if (
+    held !== undefined &&
+    held.snapshot === rules.snapshot &&
+    held.scope === rules.scope &&
+    held.expand === rules.expand &&
+    held.minConfidence === rules.minConfidence &&
+    held.thirdParties === thirdParties &&
+    rules.nowSec < held.until
+  )
+    return held;
+  const set = new Set<string>();
+  if (!addProfile(p, set, rules, thirdParties)) return NO_SEGMENTS;
+  const segments = [...set].sort();
+  const view: HeldView = {
+    segments,
+    json: JSON.stringify(segments),
+    snapshot: rules.snapshot,
+    scope: rules.scope,
+    expand: rules.expand,
+    minConfidence: rules.minConfidence,
+    thirdParties,
+    until: firstExpiry(p, rules),
+  };
+  views.set(p, view);
+  return view;
+}
+
+/**
+ * When the view stops holding: the earliest expiry among the memberships still live now. Those left out
+ * for any other reason (generation, sensitivity, scope, party) stay out under the same snapshot and rules,
+ * and those already expired stay expired.
+ */
+function firstExpiry(p: Profile, rules: LiveSegmentRules): number {
+  let until = Number.POSITIVE_INFINITY;
+  const scan = (memberships: readonly Membership[]): void => {
+    for (const m of memberships) if (m.expiresAt > rules.nowSec && m.expiresAt < until) until = m.expiresAt;
+  };
+  scan(p.memberships);
+  if (p.link !== undefined)
+    for (const member of p.link.members)
+      if (member.confidence >= rules.minConfidence) scan(member.memberships);
+  return until;
+}

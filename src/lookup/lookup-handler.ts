@@ -28,7 +28,7 @@ import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
 import type { Profile } from "../profiles/profile-codec.ts";
 import { deadlineMs } from "../reliability/deadline.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
-import { addProfile, type LiveSegmentRules } from "./live-segments.ts";
+import { type LiveSegmentRules, type LiveView, liveView } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { type PrivacyGate, readCompact } from "./read-compact.ts";
 import { bearerKey, exchangeOf, readLookupBody, readMinConfidence, wantsExpansion } from "./request-parts.ts";
@@ -66,7 +66,8 @@ export interface LookupOptions {
 /** The answer for one user. Field order here is the order in the JSON. */
 export interface LookupAnswer {
   id: string | null;
-  segments: string[];
+  /** Possibly shared with the cached profile's view: never changed once in an answer. */
+  segments: readonly string[];
   capped: string[];
   degraded: boolean;
   matched: string[];
@@ -151,6 +152,7 @@ export function createLookupHandler(
       bound: candidates === null ? null : candidates.filter((c) => snapshot.capRulesOf(c).length > 0),
       uses: isBatch || body.ids !== undefined ? 1 : impCount(body.imp),
       nowSec: 0,
+      segmentsJson: "[]",
     };
     if (!pending)
       return respond(
@@ -216,6 +218,8 @@ interface MergeContext extends LiveSegmentRules {
   readonly bound: readonly string[] | null;
   /** Impressions a token may count: the bid request's imp objects (1 for the compact and batch forms). */
   readonly uses: number;
+  /** Left by merge: the JSON of the segments of the answer it made last. */
+  segmentsJson: string;
 }
 
 function respond(
@@ -263,7 +267,8 @@ function respond(
   // 7. Respond: one answer object (or {results} for a batch), JSON or msgpack as asked.
   if (req.accept.includes(MSGPACK_TYPE))
     return { status: 200, contentType: MSGPACK_TYPE, body: msgpack.pack(payload) };
-  return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
+  if ("results" in payload) return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(payload) };
+  return { status: 200, contentType: JSON_TYPE, body: answerJson(payload, ctx.segmentsJson) };
 }
 
 function readBatch(body: Json, opts: LookupOptions, gate: PrivacyGate): LookupSubject[] {
@@ -305,17 +310,32 @@ function merge(
   degraded: boolean,
 ): LookupAnswer {
   const { snapshot, nowSec } = ctx;
-  const segments = new Set<string>();
+  // Most answers take one profile's view as it is (sorted, its JSON written once); only a person matched
+  // through several IDs with segments unites them here.
+  let only: LiveView | null = null;
+  let union: Set<string> | null = null;
   const matched: string[] = [];
   for (let i = 0; i < subject.keys.length; i++) {
     const p = profiles[i];
     if (p == null) continue;
-    const live = addProfile(p, segments, ctx, subject.thirdParties);
+    const view = liveView(p, ctx, subject.thirdParties);
+    if (view.segments.length === 0) continue;
     // The answer names which kinds of ID matched, never the IDs themselves.
-    if (live) {
-      const type = typeOfKey(subject.keys[i] as string);
-      if (!matched.includes(type)) matched.push(type);
+    const type = typeOfKey(subject.keys[i] as string);
+    if (!matched.includes(type)) matched.push(type);
+    if (only === null) only = view;
+    else {
+      union ??= new Set(only.segments);
+      for (const s of view.segments) union.add(s);
     }
+  }
+  let segments: readonly string[];
+  if (union !== null) {
+    segments = [...union].sort();
+    ctx.segmentsJson = JSON.stringify(segments);
+  } else {
+    segments = only?.segments ?? NONE;
+    ctx.segmentsJson = only?.json ?? "[]";
   }
   // Without caps state (COPPA, no GDPR consent) nothing about the person's impressions is handed out; nor for
   // an ID that opted out.
@@ -325,7 +345,7 @@ function merge(
     : { capped: [], remaining: null };
   const answer: LookupAnswer = {
     id: subject.requestId,
-    segments: [...segments].sort(),
+    segments,
     capped: caps.capped,
     // A counter read that failed leaves caps unknown: said, rather than silently reported as uncapped.
     degraded: degraded || read.failed,
@@ -338,4 +358,23 @@ function merge(
     if (person !== null) answer.token = ctx.tokens.issue(person, ctx.bound, ctx.uses, nowSec);
   }
   return answer;
+}
+
+const NONE: readonly string[] = Object.freeze([]);
+
+/** A list of strings as JSON; the empty list (most `capped` and `withheld`) without a call. */
+function stringList(list: readonly string[]): string {
+  return list.length === 0 ? "[]" : JSON.stringify(list);
+}
+
+/**
+ * The JSON of one answer, with its segments' JSON as merge wrote it: JSON.stringify(answer) gives the same
+ * text (members in the interface's order, optional ones only when set; a token is base64url, nothing to
+ * escape), this one without walking the segments again.
+ */
+export function answerJson(a: LookupAnswer, segmentsJson: string): string {
+  let out = `{"id":${a.id === null ? "null" : JSON.stringify(a.id)},"segments":${segmentsJson},"capped":${stringList(a.capped)},"degraded":${a.degraded},"matched":${stringList(a.matched)},"withheld":${stringList(a.withheld)}`;
+  if (a.remaining !== undefined) out += `,"remaining":${JSON.stringify(a.remaining)}`;
+  if (a.token !== undefined) out += `,"token":"${a.token}"`;
+  return `${out}}`;
 }

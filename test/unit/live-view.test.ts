@@ -1,0 +1,122 @@
+// The answer's segments worked out once per cached profile: the view must always equal what merging the
+// memberships afresh gives, and the answer's JSON must equal JSON.stringify of the answer.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { addProfile, type LiveSegmentRules, liveView } from "../../src/lookup/live-segments.ts";
+import { answerJson, type LookupAnswer } from "../../src/lookup/lookup-handler.ts";
+import type { Profile } from "../../src/profiles/profile-codec.ts";
+import { CatalogSnapshot } from "../../src/segments/catalog.ts";
+import type { SegmentDef } from "../../src/segments/segment-def.ts";
+
+const def = (id: string, parent: string | null = null, sensitive = false): SegmentDef => ({
+  id,
+  name: id,
+  parent,
+  party: "third",
+  provider: null,
+  sensitive,
+  ttlSec: null,
+  segtax: null,
+  segtaxId: null,
+});
+
+const snapshot = new CatalogSnapshot(
+  [def("10"), def("11", "10"), def("12"), def("99", null, true)],
+  new Map(),
+);
+const rules = (over: Partial<LiveSegmentRules> = {}): LiveSegmentRules => ({
+  snapshot,
+  nowSec: 1_000,
+  expand: false,
+  minConfidence: 0,
+  scope: null,
+  ...over,
+});
+const m = (segment: string, expiresAt = 0) => ({ segment, expiresAt, source: "", generation: 0 });
+
+describe("liveView", () => {
+  it("lists the usable segments sorted, with their JSON, and nothing sensitive", () => {
+    const p: Profile = { memberships: [m("12"), m("99"), m("11")] };
+    const v = liveView(p, rules(), true);
+    expect(v.segments).toEqual(["11", "12"]);
+    expect(v.json).toBe('["11","12"]');
+  });
+
+  it("is reused while the rules are the same, and worked out again when they change", () => {
+    const p: Profile = { memberships: [m("11")] };
+    const first = liveView(p, rules(), true);
+    expect(liveView(p, rules({ nowSec: 5_000 }), true)).toBe(first);
+    expect(liveView(p, rules({ expand: true }), true).segments).toEqual(["10", "11"]);
+    // Another snapshot (a replace went live) is another answer: generation 1 of "11" is not the member's 0.
+    const next = new CatalogSnapshot(snapshot.all(), new Map([["11", 1]]));
+    expect(liveView(p, rules({ snapshot: next }), true).segments).toEqual([]);
+    // After a US opt-out only first-party data: "11" is third-party.
+    expect(liveView(p, rules(), false).segments).toEqual([]);
+  });
+
+  it("drops a membership from the second it expires, though the view was made before", () => {
+    const p: Profile = { memberships: [m("11", 1_500), m("12", 2_000)] };
+    expect(liveView(p, rules({ nowSec: 1_000 }), true).segments).toEqual(["11", "12"]);
+    expect(liveView(p, rules({ nowSec: 1_499 }), true).segments).toEqual(["11", "12"]);
+    expect(liveView(p, rules({ nowSec: 1_500 }), true).segments).toEqual(["12"]);
+    expect(liveView(p, rules({ nowSec: 2_000 }), true).segments).toEqual([]);
+  });
+
+  it("equals a fresh merge for any profile and any sequence of times", () => {
+    const segs = ["10", "11", "12", "99", "77"];
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ s: fc.constantFrom(...segs), e: fc.constantFrom(0, 1_100, 1_200, 1_300) })),
+        fc.array(fc.integer({ min: 1_000, max: 1_400 }), { minLength: 1, maxLength: 6 }),
+        fc.boolean(),
+        (rows, times, expand) => {
+          const p: Profile = { memberships: rows.map((r) => m(r.s, r.e)) };
+          for (const nowSec of [...times].sort((a, b) => a - b)) {
+            const r = rules({ nowSec, expand });
+            const fresh = new Set<string>();
+            addProfile(p, fresh, r, true);
+            const want = [...fresh].sort();
+            const v = liveView(p, r, true);
+            expect(v.segments).toEqual(want);
+            expect(v.json).toBe(JSON.stringify(want));
+          }
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+});
+
+describe("answerJson", () => {
+  it("writes exactly what JSON.stringify writes for the answer", () => {
+    const str = fc.string({ unit: "binary", maxLength: 12 });
+    fc.assert(
+      fc.property(
+        fc.record({
+          id: fc.option(str),
+          segments: fc.array(str),
+          capped: fc.array(str),
+          degraded: fc.boolean(),
+          matched: fc.array(str),
+          withheld: fc.array(str),
+          remaining: fc.option(fc.dictionary(str, fc.option(fc.nat())), { nil: undefined }),
+          token: fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), { nil: undefined }),
+        }),
+        (a) => {
+          const answer: LookupAnswer = {
+            id: a.id,
+            segments: a.segments,
+            capped: a.capped,
+            degraded: a.degraded,
+            matched: a.matched,
+            withheld: a.withheld,
+          };
+          if (a.remaining !== undefined) answer.remaining = a.remaining;
+          if (a.token !== undefined) answer.token = a.token;
+          expect(answerJson(answer, JSON.stringify(a.segments))).toBe(JSON.stringify(answer));
+        },
+      ),
+      { numRuns: 5_000 },
+    );
+  });
+});
