@@ -50,45 +50,51 @@ function skipSpace(bytes: Uint8Array, i: number): number {
  * string, so no sequence of them can make the string invalid. Leaves in `escaped` whether it had an escape.
  */
 let escaped = false;
+/** Bytes a string's scan must stop at: the quote, the backslash, and raw control characters (1); others 0. */
+const STRING_STOP = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) STRING_STOP[b] = 1;
+STRING_STOP[QUOTE] = 1;
+STRING_STOP[BACKSLASH] = 1;
 function skipString(bytes: Uint8Array, i: number): number {
   const n = bytes.length;
   escaped = false;
   i++;
   while (i < n) {
-    const b = bytes[i] as number;
+    // Most bytes of a string are none of the three: one table load each.
+    let b = bytes[i] as number;
+    while (STRING_STOP[b] === 0) {
+      if (++i === n) return -1;
+      b = bytes[i] as number;
+    }
     if (b === QUOTE) return i + 1;
     if (b < 0x20) return -1;
-    if (b === BACKSLASH) {
-      escaped = true;
-      const e = bytes[i + 1];
-      if (e === 0x75) {
-        // \uXXXX: exactly four hex digits (a lone surrogate is valid JSON).
-        if (
-          !isHex(bytes[i + 2] ?? 0) ||
-          !isHex(bytes[i + 3] ?? 0) ||
-          !isHex(bytes[i + 4] ?? 0) ||
-          !isHex(bytes[i + 5] ?? 0)
-        )
-          return -1;
-        i += 6;
-        continue;
-      }
-      // \" \\ \/ \b \f \n \r \t
+    escaped = true;
+    const e = bytes[i + 1];
+    if (e === 0x75) {
+      // \uXXXX: exactly four hex digits (a lone surrogate is valid JSON).
       if (
-        e !== QUOTE &&
-        e !== BACKSLASH &&
-        e !== 0x2f &&
-        e !== 0x62 &&
-        e !== 0x66 &&
-        e !== 0x6e &&
-        e !== 0x72 &&
-        e !== 0x74
+        !isHex(bytes[i + 2] ?? 0) ||
+        !isHex(bytes[i + 3] ?? 0) ||
+        !isHex(bytes[i + 4] ?? 0) ||
+        !isHex(bytes[i + 5] ?? 0)
       )
         return -1;
-      i += 2;
+      i += 6;
       continue;
     }
-    i++;
+    // \" \\ \/ \b \f \n \r \t
+    if (
+      e !== QUOTE &&
+      e !== BACKSLASH &&
+      e !== 0x2f &&
+      e !== 0x62 &&
+      e !== 0x66 &&
+      e !== 0x6e &&
+      e !== 0x72 &&
+      e !== 0x74
+    )
+      return -1;
+    i += 2;
   }
   return -1;
 }
@@ -219,6 +225,8 @@ export type ObjectReader = (bytes: Buffer) => Json | null;
 interface Node {
   readonly keys: readonly string[];
   readonly names: readonly Buffer[];
+  /** Per key length, the members of that length: a key is compared with those only. */
+  readonly byLength: readonly (readonly number[])[];
   /** `true`, "length", or the child node of a nested spec. */
   readonly kinds: readonly (true | "length" | Node)[];
 }
@@ -231,9 +239,15 @@ function compile(spec: MemberSpec): Node {
     // readObject tells a member seen from one not seen by `out[key] !== undefined`.
     if (name in {}) throw new Error(`member name must not be one of Object.prototype's: ${name}`);
   }
+  const byLength: number[][] = [];
+  keys.forEach((k, i) => {
+    while (byLength.length <= k.length) byLength.push([]);
+    (byLength[k.length] as number[]).push(i);
+  });
   return {
     keys,
     names: keys.map((k) => Buffer.from(k, "latin1")),
+    byLength,
     kinds: keys.map((k) => {
       const v = spec[k] as true | "length" | MemberSpec;
       return v === true || v === "length" ? v : compile(v);
@@ -244,11 +258,12 @@ function compile(spec: MemberSpec): Node {
 /** Which member of `node` the key between `s` and `e` (exclusive, no quotes, no escapes) names; -1: none. */
 function memberOf(node: Node, bytes: Uint8Array, s: number, e: number): number {
   const len = e - s;
-  const names = node.names;
-  for (let k = 0; k < names.length; k++) {
-    const nb = names[k] as Buffer;
-    if (nb.length !== len || nb[0] !== bytes[s]) continue;
-    let j = 1;
+  const same = node.byLength[len];
+  if (same === undefined) return -1;
+  for (let c = 0; c < same.length; c++) {
+    const k = same[c] as number;
+    const nb = node.names[k] as Buffer;
+    let j = 0;
     while (j < len && bytes[s + j] === nb[j]) j++;
     if (j === len) return k;
   }
@@ -297,6 +312,10 @@ function valueAt(bytes: Buffer, s: number, e: number): unknown {
   // skipValue has just run over this value: `escaped` is about it when it is a string.
   if (b === QUOTE && !escaped)
     return text !== null ? text.slice(s + 1, e - 1) : bytes.toString("utf8", s + 1, e - 1);
+  // A number skipNumber has checked is valid JSON, and Number() reads JSON's number grammar to the same
+  // double (the ECMAScript StringToNumber of a StrDecimalLiteral). A non-ASCII body still has an ASCII number.
+  if (b === MINUS || (b !== undefined && b >= ZERO && b <= NINE))
+    return Number(text !== null ? text.slice(s, e) : bytes.toString("latin1", s, e));
   return JSON.parse(text !== null ? text.slice(s, e) : bytes.toString("utf8", s, e));
 }
 
