@@ -5,7 +5,7 @@ import { ApiError, badField } from "../errors.ts";
 import { type HttpAnswer, type HttpRequestData, JSON_TYPE, queryParam } from "../http/http-types.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { refuseDeepJson } from "../json-nesting.ts";
-import { addProfile, type LiveSegmentRules } from "../lookup/live-segments.ts";
+import { addProfile, type LiveSegmentRules, type LiveView, liveView } from "../lookup/live-segments.ts";
 import {
   bearerKey,
   exchangeOf,
@@ -26,10 +26,11 @@ import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess, type PrivacyDecision } from "../privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
+import type { Profile } from "../profiles/profile-codec.ts";
 import { deadlineMs } from "../reliability/deadline.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 import { impMatches } from "../segments/deal-index.ts";
-import type { DealRuleDef } from "../segments/deal-rule.ts";
+import type { DealRule } from "../segments/deal-rule.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
 import { ANONYMOUS, callerOf, type EnrichCaller, type EnrichCallers, mayReceive } from "./enrich-callers.ts";
 
@@ -89,10 +90,8 @@ export function createEnrichHandler(
     const found = opts.cache.getMany(subject.keys, deadlineMs(body.tmax, opts.budgetMs, opts.tmaxMarginMs));
     const finish = (batch: ProfileBatch): HttpAnswer => {
       rules.nowSec = Math.floor(opts.now() / 1000);
-      const segments = new Set<string>();
-      for (const p of batch.profiles) if (p != null) addProfile(p, segments, rules, subject.thirdParties);
-      const visible = scoped(segments, snapshot, caller);
-      const deals = dealsFor(visible, imps, snapshot, access);
+      const { visible, unlocked } = audienceOf(batch, rules, subject.thirdParties, caller, access);
+      const deals = imps.map((imp) => unlocked.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
       const plan = planEnrichment(body, userDataOf(visible, snapshot), deals);
       const out =
         format === "fragment"
@@ -139,7 +138,7 @@ function readImps(body: Json): Json[] {
 }
 
 /** The segments this caller may receive: by provider, second-party data only to the partner named. */
-function scoped(segments: ReadonlySet<string>, snapshot: CatalogSnapshot, caller: EnrichCaller): string[] {
+function scoped(segments: Iterable<string>, snapshot: CatalogSnapshot, caller: EnrichCaller): string[] {
   const out: string[] = [];
   for (const s of segments) {
     const def = snapshot.get(s);
@@ -148,15 +147,47 @@ function scoped(segments: ReadonlySet<string>, snapshot: CatalogSnapshot, caller
   return out.sort();
 }
 
-/** Deals per imp: the rules the visible segments unlock and the imp's format and size allow. */
-function dealsFor(
-  visible: readonly string[],
-  imps: readonly Json[],
-  snapshot: CatalogSnapshot,
+/** The segments a caller receives and the deal rules they unlock (impression conditions not yet applied). */
+interface Audience {
+  readonly visible: readonly string[];
+  readonly unlocked: readonly DealRule[];
+}
+
+/**
+ * What one cached profile's view gives each caller: a cached profile is enriched over and over, and matching
+ * its segments against every deal rule keyed on them was the largest cost of an enrich after the JSON work.
+ * Kept beside the view, so it lasts as long as the view: one catalog snapshot, one set of rules.
+ */
+const audiences = new WeakMap<LiveView, { readonly caller: EnrichCaller; readonly audience: Audience }>();
+
+function audienceOf(
+  batch: ProfileBatch,
+  rules: LiveSegmentRules,
+  thirdParties: boolean,
+  caller: EnrichCaller,
   access: PrivacyDecision,
-): DealRuleDef[][] {
+): Audience {
+  const snapshot = rules.snapshot;
   // Audience deals rest on personal data: none where consent withholds it (not even NOT-only rules).
-  if (!access.personal || snapshot.deals.size === 0) return imps.map(() => []);
-  const matched = snapshot.deals.matching(new Set(visible));
-  return imps.map((imp) => matched.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
+  const dealsAllowed = access.personal && snapshot.deals.size > 0;
+  let only: Profile | null = null;
+  let count = 0;
+  for (const p of batch.profiles)
+    if (p != null) {
+      only = p;
+      count++;
+    }
+  if (count === 1 && only !== null && dealsAllowed) {
+    const view = liveView(only, rules, thirdParties);
+    const held = audiences.get(view);
+    if (held !== undefined && held.caller === caller) return held.audience;
+    const visible = scoped(view.segments, snapshot, caller);
+    const audience = { visible, unlocked: snapshot.deals.matching(new Set(visible)) };
+    audiences.set(view, { caller, audience });
+    return audience;
+  }
+  const segments = new Set<string>();
+  for (const p of batch.profiles) if (p != null) addProfile(p, segments, rules, thirdParties);
+  const visible = scoped(segments, snapshot, caller);
+  return { visible, unlocked: dealsAllowed ? snapshot.deals.matching(new Set(visible)) : [] };
 }

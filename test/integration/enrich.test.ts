@@ -196,6 +196,10 @@ describe("POST /v1/enrich", () => {
     expect(JSON.stringify(other.json)).not.toContain("deal-b");
     const partner = await enrich(input, PARTNER);
     expect(partner.json.user.data.map((d: Obj) => d.name)).toContain("partnerx");
+    expect(partner.json).toEqual(expectedOutput(input, true));
+    // The same cached profile for each caller in turn: what one caller may receive never reaches another.
+    expect((await enrich(input, OTHER)).json).toEqual(expectedOutput(input, false));
+    expect((await enrich(input, PARTNER)).json).toEqual(expectedOutput(input, true));
   });
 
   it("never attaches a sensitive segment or a deal it unlocks", async () => {
