@@ -313,7 +313,7 @@ function merge(
   // Most answers take one profile's view as it is (sorted, its JSON written once); only a person matched
   // through several IDs with segments unites them here.
   let only: LiveView | null = null;
-  let union: Set<string> | null = null;
+  let union: readonly string[] | null = null;
   const matched: string[] = [];
   for (let i = 0; i < subject.keys.length; i++) {
     const p = profiles[i];
@@ -324,14 +324,11 @@ function merge(
     const type = typeOfKey(subject.keys[i] as string);
     if (!matched.includes(type)) matched.push(type);
     if (only === null) only = view;
-    else {
-      union ??= new Set(only.segments);
-      for (const s of view.segments) union.add(s);
-    }
+    else union = mergeSorted(union ?? only.segments, view.segments);
   }
   let segments: readonly string[];
   if (union !== null) {
-    segments = [...union].sort();
+    segments = union;
     ctx.segmentsJson = JSON.stringify(segments);
   } else {
     segments = only?.segments ?? NONE;
@@ -361,6 +358,34 @@ function merge(
 }
 
 const NONE: readonly string[] = Object.freeze([]);
+
+/**
+ * The union of two sorted lists without duplicates, sorted as Array.prototype.sort sorts strings (by UTF-16
+ * code units, which `<` compares): each view is sorted already, so a merge replaces a Set and a sort.
+ */
+export function mergeSorted(a: readonly string[], b: readonly string[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) {
+    const x = a[i] as string;
+    const y = b[j] as string;
+    if (x === y) {
+      out.push(x);
+      i++;
+      j++;
+    } else if (x < y) {
+      out.push(x);
+      i++;
+    } else {
+      out.push(y);
+      j++;
+    }
+  }
+  while (i < a.length) out.push(a[i++] as string);
+  while (j < b.length) out.push(b[j++] as string);
+  return out;
+}
 
 /** A list of strings as JSON; the empty list (most `capped` and `withheld`) without a call. */
 function stringList(list: readonly string[]): string {

@@ -3,7 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { addProfile, type LiveSegmentRules, liveView } from "../../src/lookup/live-segments.ts";
-import { answerJson, type LookupAnswer } from "../../src/lookup/lookup-handler.ts";
+import { answerJson, type LookupAnswer, mergeSorted } from "../../src/lookup/lookup-handler.ts";
 import type { Profile } from "../../src/profiles/profile-codec.ts";
 import { CatalogSnapshot } from "../../src/segments/catalog.ts";
 import type { SegmentDef } from "../../src/segments/segment-def.ts";
@@ -116,6 +116,18 @@ describe("answerJson", () => {
           expect(answerJson(answer, JSON.stringify(a.segments))).toBe(JSON.stringify(answer));
         },
       ),
+      { numRuns: 5_000 },
+    );
+  });
+});
+
+describe("mergeSorted", () => {
+  it("gives what a Set and a sort give, for any two sorted lists without duplicates", () => {
+    const list = fc.uniqueArray(fc.string({ unit: "binary", maxLength: 6 })).map((l) => l.sort());
+    fc.assert(
+      fc.property(list, list, (a, b) => {
+        expect(mergeSorted(a, b)).toEqual([...new Set([...a, ...b])].sort());
+      }),
       { numRuns: 5_000 },
     );
   });
