@@ -1,5 +1,6 @@
 // Deal expressions: which segments unlock a deal, e.g. `1001 AND (1002 OR NOT 1003)`. Compiled once, when a
-// rule is loaded, into a closure over the person's segment set; never parsed per request.
+// rule is loaded, into a closure over the person's segment set and a postfix program (what the deal index runs
+// per request); never parsed per request.
 //
 // Grammar (keywords in any case; NOT binds tighter than AND, AND tighter than OR):
 //   expr   := and ("OR" and)*
@@ -29,7 +30,17 @@ export interface CompiledExpression {
   readonly required: readonly string[];
   /** True when some assignment with none of the named segments matches (a NOT-only expression). */
   readonly matchesWithoutSegments: boolean;
+  /**
+   * The same expression in postfix, for an evaluator without closures (deal-index.ts): a segment id pushes
+   * whether the person has it; NOT replaces the top; AND/OR with `n` replace the top `n` with their result.
+   */
+  readonly postfix: readonly PostfixStep[];
 }
+
+export type PostfixStep =
+  | { readonly op: "id"; readonly id: string }
+  | { readonly op: "not" }
+  | { readonly op: "and" | "or"; readonly n: number };
 
 interface Token {
   readonly kind: "id" | "and" | "or" | "not" | "(" | ")" | "end";
@@ -139,7 +150,26 @@ export function compileDealExpression(src: string): CompiledExpression {
     throw new DealExpressionError(`expected AND, OR or the end, found '${peek().text}'`, peek().column);
   }
   const test = compile(root);
-  return { test, segments: [...named], required: requiredOf(root), matchesWithoutSegments: test(new Set()) };
+  const postfix: PostfixStep[] = [];
+  toPostfix(root, postfix);
+  return {
+    test,
+    segments: [...named],
+    required: requiredOf(root),
+    matchesWithoutSegments: test(new Set()),
+    postfix,
+  };
+}
+
+function toPostfix(n: Node, out: PostfixStep[]): void {
+  if (n.k === "id") out.push({ op: "id", id: n.id });
+  else if (n.k === "not") {
+    toPostfix(n.e, out);
+    out.push({ op: "not" });
+  } else {
+    for (const p of n.parts) toPostfix(p, out);
+    out.push({ op: n.k, n: n.parts.length });
+  }
 }
 
 function compile(n: Node): DealPredicate {
