@@ -10,6 +10,7 @@ import {
   bearerKey,
   exchangeOf,
   parseJsonObject,
+  readEnrichBody,
   readMinConfidence,
   wantsExpansion,
 } from "../lookup/request-parts.ts";
@@ -19,6 +20,7 @@ import {
   enrichmentFragment,
   enrichmentMutations,
   planEnrichment,
+  splicedRequest,
   userDataOf,
 } from "../openrtb/write-enrichment.ts";
 import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
@@ -65,10 +67,12 @@ export function createEnrichHandler(
       );
     const format = readFormat(req);
     const snapshot = opts.catalog.current;
-    // 2. Parse: a BidRequest with its impressions. The answer writes the request back (JSON.stringify,
-    //    recursive), so a body nested deeper than that can take is refused before any work.
+    // 2. Parse: a BidRequest with its impressions, reduced to what enrich reads (request-parts.ts
+    //    ENRICH_MEMBERS) with where each part closes, so the answer inserts into the request's bytes. When the
+    //    whole request must be written again (JSON.stringify, recursive), a body nested deeper than that can
+    //    take would fail: deep bodies are refused before any work, whichever way the answer is written.
     refuseDeepJson(req.body, "");
-    const body = parseJsonObject(req.body);
+    const { body, ends } = readEnrichBody(req.body);
     const imps = readImps(body);
     // 3. Privacy gate, then 4. resolve the IDs it allows.
     const access = decideAccess(readPrivacySignals(body), opts.privacy, opts.consent);
@@ -93,16 +97,16 @@ export function createEnrichHandler(
       const { visible, unlocked } = audienceOf(batch, rules, subject.thirdParties, caller, access);
       const deals = imps.map((imp) => unlocked.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
       const plan = planEnrichment(body, userDataOf(visible, snapshot), deals);
-      const out =
-        format === "fragment"
-          ? enrichmentFragment(body, plan)
-          : format === "mutations"
-            ? enrichmentMutations(body, plan)
-            : enrichedRequest(body, plan);
       const headers: [string, string][] = [];
       if (subject.withheld.length > 0) headers.push(["x-audience-withheld", subject.withheld.join(",")]);
       if (batch.degraded) headers.push(["x-audience-degraded", "1"]);
-      return { status: 200, contentType: JSON_TYPE, body: JSON.stringify(out), headers };
+      let out: string | Buffer | null = null;
+      if (format === "fragment") out = JSON.stringify(enrichmentFragment(body, plan));
+      else if (format === "mutations") out = JSON.stringify(enrichmentMutations(body, plan));
+      else if (ends !== null) out = splicedRequest(req.body, body, ends, plan);
+      // The whole request written again: `body` is all of it only when it was parsed whole.
+      out ??= JSON.stringify(enrichedRequest(ends === null ? body : parseJsonObject(req.body), plan));
+      return { status: 200, contentType: JSON_TYPE, body: out, headers };
     };
     return found instanceof Promise ? found.then(finish) : finish(found);
   };

@@ -3,7 +3,13 @@ import { ApiError, badField } from "../errors.ts";
 import { type HttpRequestData, queryParam } from "../http/http-types.ts";
 import { normaliseType } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
-import { createObjectReader, type MemberSpec } from "../openrtb/bid-request-scan.ts";
+import {
+  createObjectReader,
+  createPositionedReader,
+  each,
+  type MemberSpec,
+  type PositionedRead,
+} from "../openrtb/bid-request-scan.ts";
 import { COMPACT_SIGNAL_FIELDS } from "../privacy/privacy-signals.ts";
 
 /**
@@ -63,6 +69,35 @@ const readLookupMembers = createObjectReader(LOOKUP_MEMBERS);
  */
 export function readLookupBody(bytes: Buffer): Json {
   return readLookupMembers(bytes) ?? parseJsonObject(bytes);
+}
+
+/**
+ * Every member of the body /v1/enrich reads: the lookup's, user.data (the caller's own entries, extended
+ * rather than repeated), and of each imp what deals depend on (id, formats and sizes, the deals already in
+ * pmp). Everything else is left where it is in the bytes: the enriched request is written by inserting
+ * into them (write-enrichment.ts splicedRequest), not by writing the whole request again.
+ */
+export const ENRICH_MEMBERS: MemberSpec = {
+  ...LOOKUP_MEMBERS,
+  imp: each({
+    id: true,
+    pmp: { deals: true },
+    banner: { w: true, h: true, format: true },
+    video: { w: true, h: true },
+    native: {},
+    audio: {},
+  }),
+  user: { ...(LOOKUP_MEMBERS.user as MemberSpec), data: true },
+};
+
+const readEnrichMembers = createPositionedReader(ENRICH_MEMBERS);
+
+/**
+ * The body as parseJsonObject reads it, reduced to ENRICH_MEMBERS, with where each object and array built
+ * closes; or, whenever the reduced read could differ, the whole body parsed and no positions (`ends` null).
+ */
+export function readEnrichBody(bytes: Buffer): { body: Json; ends: PositionedRead["ends"] | null } {
+  return readEnrichMembers(bytes) ?? { body: parseJsonObject(bytes), ends: null };
 }
 
 /** `Authorization: Bearer <key>` (a caller key of LOOKUP_CALLERS or ENRICH_CALLERS): the key, or "" for none. */

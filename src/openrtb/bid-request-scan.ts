@@ -210,12 +210,22 @@ function objectKey(bytes: Uint8Array, i: number): number {
 /**
  * Which members of an object a reader builds: `true` builds the value in full (JSON.parse of its own
  * bytes); `"length"` builds an array as an array of as many empty slots (its length is right, its elements
- * are not built); a nested spec builds an object value with only the members it names. A value of another
- * type than the spec expects (an array where a nested spec is, a string where "length" is) is built in full,
- * so that whoever reads it sees the wrong type JSON.parse would have given.
+ * are not built); a nested spec builds an object value with only the members it names; `each(spec)` builds
+ * an array whose object elements are built with only the members `spec` names (other elements in full). A
+ * value of another type than the spec expects (an array where a nested spec is, a string where "length" is)
+ * is built in full, so that whoever reads it sees the wrong type JSON.parse would have given.
  */
 export interface MemberSpec {
-  readonly [name: string]: true | "length" | MemberSpec;
+  readonly [name: string]: true | "length" | MemberSpec | Each;
+}
+
+/** An array whose object elements are read with `spec` (see MemberSpec). */
+export class Each {
+  constructor(readonly spec: MemberSpec) {}
+}
+
+export function each(spec: MemberSpec): Each {
+  return new Each(spec);
 }
 
 /** Reads the members a spec names out of a JSON object body; null means "parse the whole body instead". */
@@ -227,8 +237,14 @@ interface Node {
   readonly names: readonly Buffer[];
   /** Per key length, the members of that length: a key is compared with those only. */
   readonly byLength: readonly (readonly number[])[];
-  /** `true`, "length", or the child node of a nested spec. */
-  readonly kinds: readonly (true | "length" | Node)[];
+  /** `true`, "length", the child node of a nested spec, or of an `each` (its elements' node). */
+  readonly kinds: readonly Kind[];
+}
+
+type Kind = true | "length" | Node | EachNode;
+
+interface EachNode {
+  readonly element: Node;
 }
 
 function compile(spec: MemberSpec): Node {
@@ -248,9 +264,10 @@ function compile(spec: MemberSpec): Node {
     keys,
     names: keys.map((k) => Buffer.from(k, "latin1")),
     byLength,
-    kinds: keys.map((k) => {
-      const v = spec[k] as true | "length" | MemberSpec;
-      return v === true || v === "length" ? v : compile(v);
+    kinds: keys.map((k): Kind => {
+      const v = spec[k] as true | "length" | MemberSpec | Each;
+      if (v === true || v === "length") return v;
+      return v instanceof Each ? { element: compile(v.spec) } : compile(v);
     }),
   };
 }
@@ -316,7 +333,46 @@ function valueAt(bytes: Buffer, s: number, e: number): unknown {
   // double (the ECMAScript StringToNumber of a StrDecimalLiteral). A non-ASCII body still has an ASCII number.
   if (b === MINUS || (b !== undefined && b >= ZERO && b <= NINE))
     return Number(text !== null ? text.slice(s, e) : bytes.toString("latin1", s, e));
-  return JSON.parse(text !== null ? text.slice(s, e) : bytes.toString("utf8", s, e));
+  const v = JSON.parse(text !== null ? text.slice(s, e) : bytes.toString("utf8", s, e)) as object;
+  ends?.set(v, e - 1);
+  return v;
+}
+
+/**
+ * While a positioned reader runs: the offset of the closing brace or bracket of every object and array it
+ * built (of a kept value's own, not of what is inside one built in full), so that a writer can insert there.
+ */
+let ends: Map<object, number> | null = null;
+
+/**
+ * Reads the array at `i` (its opening bracket), each object element with `node`, other elements in full:
+ * its end, the array left in `built`; -1 when invalid or unsure.
+ */
+function readEach(bytes: Buffer, i: number, node: Node): number {
+  const out: unknown[] = [];
+  i = skipSpace(bytes, i + 1);
+  if (bytes[i] !== CLOSE_BRACKET) {
+    for (;;) {
+      if (bytes[i] === OPEN_BRACE) {
+        i = readObject(bytes, i, node);
+        if (i < 0) return -1;
+        out.push(built);
+      } else {
+        const start = i;
+        i = skipValue(bytes, i);
+        if (i < 0) return -1;
+        out.push(valueAt(bytes, start, i));
+      }
+      i = skipSpace(bytes, i);
+      const c = bytes[i];
+      if (c === CLOSE_BRACKET) break;
+      if (c !== COMMA) return -1;
+      i = skipSpace(bytes, i + 1);
+    }
+  }
+  ends?.set(out, i);
+  built = out as unknown as Json;
+  return i + 1;
 }
 
 /**
@@ -329,6 +385,7 @@ function readObject(bytes: Buffer, i: number, node: Node): number {
   const out: Json = {};
   i = skipSpace(bytes, i + 1);
   if (bytes[i] === CLOSE_BRACE) {
+    ends?.set(out, i);
     built = out;
     return i + 1;
   }
@@ -353,11 +410,20 @@ function readObject(bytes: Buffer, i: number, node: Node): number {
       // A kept member given twice: JSON.parse keeps the last; not worth a second path. (No JSON value is
       // undefined, so undefined means not seen yet.)
       if (out[key] !== undefined) return -1;
-      const kind = node.kinds[k] as true | "length" | Node;
+      const kind = node.kinds[k] as Kind;
       const b = bytes[i];
       if (kind === "length" && b === OPEN_BRACKET) {
         i = countArray(bytes, i);
         if (i >= 0) out[key] = new Array(counted);
+      } else if (kind !== true && kind !== "length" && "element" in kind) {
+        if (b === OPEN_BRACKET) {
+          i = readEach(bytes, i, kind.element);
+          if (i >= 0) out[key] = built;
+        } else {
+          const start = i;
+          i = skipValue(bytes, i);
+          if (i >= 0) out[key] = valueAt(bytes, start, i);
+        }
       } else if (kind !== true && kind !== "length" && b === OPEN_BRACE) {
         i = readObject(bytes, i, kind);
         if (i >= 0) out[key] = built;
@@ -371,6 +437,7 @@ function readObject(bytes: Buffer, i: number, node: Node): number {
     i = skipSpace(bytes, i);
     const c = bytes[i];
     if (c === CLOSE_BRACE) {
+      ends?.set(out, i);
       built = out;
       return i + 1;
     }
@@ -391,5 +458,30 @@ export function createObjectReader(spec: MemberSpec): ObjectReader {
     ascii = null;
     if (end < 0 || skipSpace(bytes, end) !== bytes.length) return null;
     return built;
+  };
+}
+
+/** What a positioned reader gives: the members, and where each object and array it built closes. */
+export interface PositionedRead {
+  readonly body: Json;
+  /** Byte offset of the closing brace or bracket of each object and array of `body` built from the spec. */
+  readonly ends: ReadonlyMap<object, number>;
+}
+
+/**
+ * A reader like createObjectReader's that also tells where each object and array it built closes in the
+ * bytes, for a writer that inserts into the body instead of writing it again. Null: parse the whole body.
+ */
+export function createPositionedReader(spec: MemberSpec): (bytes: Buffer) => PositionedRead | null {
+  const read = createObjectReader(spec);
+  return (bytes) => {
+    const map = new Map<object, number>();
+    ends = map;
+    try {
+      const body = read(bytes);
+      return body === null ? null : { body, ends: map };
+    } finally {
+      ends = null;
+    }
   };
 }

@@ -2,6 +2,7 @@
 // §3.2.22 Segment, with the Segment Taxonomy extension `ext.segtax`) and unlocked deals in imp[].pmp.deals
 // (§3.2.11 Pmp, §3.2.12 Deal). Three forms: the whole request, the ORTB2 fragment to merge, and the IAB
 // Agentic RTB Framework's mutations. Everything the caller sent is kept.
+import { isAscii, isUtf8 } from "node:buffer";
 import type { Data, Deal, Segment } from "iab-openrtb/v26";
 import { isObject, type Json } from "../json-fields.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
@@ -161,4 +162,75 @@ export function enrichmentMutations(body: Json, e: Enrichment): Json {
     });
   });
   return { id: body.id, mutations };
+}
+
+/**
+ * The enriched request written by inserting the enrichment into the request's own bytes, at the closing
+ * brackets `ends` gives (the body from a positioned read, bid-request-scan.ts): the same JSON value as
+ * enrichedRequest, without writing the whole request again, and with everything the caller sent exactly as
+ * sent (number spellings, escapes, spacing). Null when it cannot be done that way and the caller must write
+ * the whole request: a caller's user.data entry to extend, a null user, pmp or deals to replace, a body
+ * that is not valid UTF-8 (the parsed path writes its replacement characters).
+ */
+export function splicedRequest(
+  bytes: Buffer,
+  body: Json,
+  ends: ReadonlyMap<object, number>,
+  e: Enrichment,
+): Buffer | null {
+  const inserts: { at: number; text: string }[] = [];
+  const insert = (into: object, text: (empty: boolean) => string): boolean => {
+    const at = ends.get(into);
+    if (at === undefined) return false;
+    inserts.push({ at, text: text(isEmptyAt(bytes, at)) });
+    return true;
+  };
+  if (e.data.length > 0) {
+    let entries = "";
+    for (const p of e.data) {
+      if (p.existing !== null) return null;
+      entries += entries === "" ? JSON.stringify(p.entry) : `,${JSON.stringify(p.entry)}`;
+    }
+    const user = body.user;
+    let ok: boolean;
+    if (user === undefined) ok = insert(body, (empty) => `${empty ? "" : ","}"user":{"data":[${entries}]}`);
+    else if (!isObject(user)) return null;
+    else if (user.data === undefined) ok = insert(user, (empty) => `${empty ? "" : ","}"data":[${entries}]`);
+    else if (Array.isArray(user.data)) ok = insert(user.data, (empty) => `${empty ? "" : ","}${entries}`);
+    else return null;
+    if (!ok) return null;
+  }
+  const imps = Array.isArray(body.imp) ? (body.imp as Json[]) : [];
+  for (let i = 0; i < imps.length; i++) {
+    const add = e.deals[i] ?? [];
+    if (add.length === 0) continue;
+    const deals = add.map((d) => JSON.stringify(d)).join(",");
+    const imp = imps[i] as Json;
+    const pmp = imp.pmp;
+    let ok: boolean;
+    if (pmp === undefined) ok = insert(imp, (empty) => `${empty ? "" : ","}"pmp":{"deals":[${deals}]}`);
+    else if (!isObject(pmp)) return null;
+    else if (pmp.deals === undefined) ok = insert(pmp, (empty) => `${empty ? "" : ","}"deals":[${deals}]`);
+    else if (Array.isArray(pmp.deals)) ok = insert(pmp.deals, (empty) => `${empty ? "" : ","}${deals}`);
+    else return null;
+    if (!ok) return null;
+  }
+  if (inserts.length === 0) return bytes;
+  if (!isAscii(bytes) && !isUtf8(bytes)) return null;
+  inserts.sort((a, b) => a.at - b.at);
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const { at, text } of inserts) {
+    parts.push(bytes.subarray(from, at), Buffer.from(text, "utf8"));
+    from = at;
+  }
+  parts.push(bytes.subarray(from));
+  return Buffer.concat(parts);
+}
+
+/** Whether the object or array closing at `at` has no member: its opening bracket is the byte before, spaces aside. */
+function isEmptyAt(bytes: Buffer, at: number): boolean {
+  let i = at - 1;
+  while (i >= 0 && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i--;
+  return bytes[i] === 0x7b || bytes[i] === 0x5b;
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError } from "../../src/errors.ts";
 import { isObject, type Json } from "../../src/json-fields.ts";
 import { LOOKUP_MEMBERS, parseJsonObject, readLookupBody } from "../../src/lookup/request-parts.ts";
-import { createObjectReader, type MemberSpec } from "../../src/openrtb/bid-request-scan.ts";
+import { createObjectReader, Each, type MemberSpec } from "../../src/openrtb/bid-request-scan.ts";
 
 const SAMPLES_DIR = new URL("../../openrtb-samples/", import.meta.url);
 // Third-party bid requests kept beside the repository, not in it: the test is skipped (and says so) where
@@ -35,6 +35,7 @@ function visible(value: unknown, spec: MemberSpec): unknown {
     if (!Object.hasOwn(value, k)) continue;
     const v = value[k];
     if (kind === "length") out[k] = Array.isArray(v) ? { arrayOfLength: v.length } : v;
+    else if (kind instanceof Each) out[k] = Array.isArray(v) ? v.map((e) => visible(e, kind.spec)) : v;
     else out[k] = kind === true ? v : visible(v, kind);
   }
   return out;
@@ -155,7 +156,9 @@ describe("readLookupBody", () => {
   /** Every member name LOOKUP_MEMBERS names, at any depth: the keys generated bodies use most. */
   function memberNames(spec: MemberSpec): string[] {
     return Object.entries(spec).flatMap(([k, kind]) =>
-      kind === true || kind === "length" ? [k] : [k, ...memberNames(kind)],
+      kind === true || kind === "length"
+        ? [k]
+        : [k, ...memberNames(kind instanceof Each ? kind.spec : kind)],
     );
   }
 
