@@ -7,13 +7,13 @@ import { describe, expect, it } from "vitest";
 import { sipHash64, sipHash128, sipKey } from "../../src/capping/siphash.ts";
 
 // The package is CommonJS without types: `hash(key, message)` with the key as four 32-bit words (k0 low, k0
-// high, k1 low, k1 high). The 64-bit form answers { h, l } (high and low 32 bits); the 128-bit form a
-// Uint32Array [second.h, second.l, first.h, first.l], i.e. the reference's 16 bytes read as a little-endian
-// 128-bit number, written most significant word first.
+// high, k1 low, k1 high; read with >>> 0, so signed words do). The 64-bit form answers { h, l } (high and
+// low 32 bits); the 128-bit form a Uint32Array [second.h, second.l, first.h, first.l], i.e. the reference's
+// 16 bytes read as a little-endian 128-bit number, written most significant word first.
 const require = createRequire(import.meta.url);
-const lib64 = require("siphash") as { hash(key: Uint32Array, m: Uint8Array): { h: number; l: number } };
+const lib64 = require("siphash") as { hash(key: ArrayLike<number>, m: Uint8Array): { h: number; l: number } };
 const lib128 = require("siphash/lib/siphash-double.js") as {
-  hash(key: Uint32Array, m: Uint8Array): Uint32Array;
+  hash(key: ArrayLike<number>, m: Uint8Array): Uint32Array;
 };
 
 // vectors.h of the reference implementation (github.com/veorq/SipHash): key 00 01 .. 0f, message i bytes
