@@ -4,6 +4,7 @@
 // issued before the upgrade and still in flight, still read.
 import { createDecipheriv, hkdfSync } from "node:crypto";
 import { createRequire } from "node:module";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   MIN_TOKEN_SECRET_LENGTH,
@@ -332,6 +333,33 @@ describe("NoticeTokens version 2 (issued)", () => {
       expect(decrypt(SECRET, t).equals(payload(NOW + TTL, 1, key, [campaign, "plain"]))).toBe(true);
       expect(tokens.read(t, NOW)).toMatchObject({ personKey: key, campaigns: [campaign, "plain"] });
     }
+  });
+
+  it("reads back any grant, written as the format says, for random keys and campaign lists", () => {
+    // Mostly ASCII, and characters of each UTF-8 length (2, 3 and 4 bytes).
+    const CHAR = fc.oneof(
+      { arbitrary: fc.char(), weight: 6 },
+      { arbitrary: fc.integer({ min: 0x80, max: 0x7ff }).map((c) => String.fromCharCode(c)), weight: 1 },
+      { arbitrary: fc.integer({ min: 0x800, max: 0xd7ff }).map((c) => String.fromCharCode(c)), weight: 1 },
+      {
+        arbitrary: fc.integer({ min: 0x10000, max: 0x10ffff }).map((c) => String.fromCodePoint(c)),
+        weight: 1,
+      },
+    );
+    const fresh = new NoticeTokens(SECRET, TTL);
+    fc.assert(
+      fc.property(
+        fc.stringOf(CHAR, { minLength: 1, maxLength: 120 }),
+        fc.option(fc.array(fc.stringOf(CHAR, { maxLength: 63 }), { maxLength: 12 })),
+        fc.integer({ min: 1, max: 16 }),
+        (key, campaigns, uses) => {
+          const t = fresh.issue(key, campaigns, uses, NOW);
+          expect(decrypt(SECRET, t).equals(payload(NOW + TTL, uses, key, campaigns))).toBe(true);
+          expect(fresh.read(t, NOW)).toMatchObject({ personKey: key, campaigns, uses });
+        },
+      ),
+      { numRuns: 2_000 },
+    );
   });
 
   it("keeps every token readable and every nonce new across refills of the nonce pool (512 at a time)", () => {
