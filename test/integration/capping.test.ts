@@ -6,6 +6,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NoticeTokens } from "../../src/capping/notice-token.ts";
+import { NoticeTokensV1 } from "../helpers/notice-token-v1.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
 
@@ -326,6 +327,23 @@ describe("the pixel takes only a notice token the lookup issued", () => {
     // The genuine one still counts.
     expect((await pixel({ token: t, campaign: "camp-n", imp: "n-2" })).status).toBe(204);
     expect((await lookup("n2", ["camp-n"])).remaining).toEqual({ "camp-n": 4 });
+  });
+
+  it("counts a version 1 token, issued before an upgrade and still in flight, as it was issued", async () => {
+    await putCaps("camp-n,1h,5");
+    const t = new NoticeTokensV1(SECRET, 3_600).issue("bu:n9", ["camp-n"], 2, nowSec());
+    expect(Buffer.from(t, "base64url")[0]).toBe(1);
+    expect((await pixel({ token: t, campaign: "camp-n", imp: "v1-1" })).status).toBe(204);
+    expect((await pixel({ token: t, campaign: "camp-n", imp: "v1-2" })).status).toBe(204);
+    expect(await status(await pixel({ token: t, campaign: "camp-n", imp: "v1-3" }))).toMatchObject({
+      status: 403,
+      code: "AUD_ERR_NOTICE_REFUSED",
+      field: "token",
+    });
+    expect((await lookup("n9", ["camp-n"])).remaining).toEqual({ "camp-n": 3 });
+    // What the service issues now is version 2.
+    const { token } = await lookup("n9", ["camp-n"]);
+    expect(Buffer.from(token as string, "base64url")[0]).toBe(2);
   });
 
   it("counts a token for at most as many impressions as its bid request had: a replay is refused", async () => {
