@@ -1,6 +1,7 @@
 // Tells every instance what changed in the store, so their caches drop it at once (Redis pub/sub), instead
 // of serving it until the cache TTL runs out. Best effort: a missed message is bounded by the cache TTL, and
 // the messages a subscriber missed while its connection was down are answered by `resubscribed` (below).
+import { randomUUID } from "node:crypto";
 import { Cluster, type Redis } from "ioredis";
 
 export type Invalidation =
@@ -30,6 +31,13 @@ export const INVALIDATION_CHANNEL = "aud:invalidate";
  */
 export const COUNTERS_CHANNEL = "aud:invalidate:counters";
 const CHANNELS = [INVALIDATION_CHANNEL, COUNTERS_CHANNEL];
+/**
+ * What a subscriber publishes to itself after a possible gap (see subscribe). On COUNTERS_CHANNEL, which
+ * only versions that know it subscribe to; every other instance ignores a probe that is not its own.
+ */
+const PROBE = "probe";
+/** How often a probe goes again while the subscriber has not heard it: reconnects are retried about as often. */
+const PROBE_RETRY_MS = 250;
 /** Keys per message: a 5,000-row load batch becomes a few messages of a few kilobytes each. */
 const KEYS_PER_MESSAGE = 1_000;
 
@@ -92,41 +100,38 @@ export class RedisInvalidationBus implements InvalidationBus {
           })
         : this.publisher.duplicate(subscriberOptions);
     sub.on("error", () => {});
+    // A dropped connection loses whatever is published until it is subscribed again, and ioredis says
+    // nothing when its SUBSCRIBE is answered (on a Cluster, not even which node it chose). So after every
+    // possible gap the bus publishes a probe of its own, again every PROBE_RETRY_MS, until its subscriber
+    // hears it: the subscription is then live, every later message arrives (one connection delivers in
+    // order), and `resubscribed` runs. Gaps: the connection closed (a Cluster's too), and on a Cluster a
+    // node leaving it (it may have been the subscribed one: ioredis then subscribes on another).
+    let probe: string | null = null;
+    const sendProbe = (id: string): void => {
+      if (probe !== id || this.#subscriber !== sub) return;
+      this.publisher.publish(COUNTERS_CHANNEL, JSON.stringify({ t: PROBE, id })).catch(() => {});
+      setTimeout(() => sendProbe(id), PROBE_RETRY_MS).unref();
+    };
+    const gap = (): void => {
+      if (probe !== null) return;
+      probe = randomUUID();
+      sendProbe(probe);
+    };
+    sub.on("close", gap);
+    if (sub instanceof Cluster) sub.on("-node", gap);
     sub.on("message", (_channel: string, text: string) => {
-      let msg: Invalidation;
+      let msg: Invalidation | { t: typeof PROBE; id: string };
       try {
-        msg = JSON.parse(text) as Invalidation;
+        msg = JSON.parse(text) as Invalidation | { t: typeof PROBE; id: string };
       } catch {
         return;
       }
-      handler(msg);
+      if (msg.t !== PROBE) return handler(msg);
+      // Other instances' probes are theirs.
+      if (msg.id !== probe) return;
+      probe = null;
+      resubscribed?.();
     });
-    // A dropped connection loses the messages published until it is subscribed again. ioredis sends the
-    // SUBSCRIBE again itself when the connection is ready; ours, sent after it on the same connection, is
-    // answered after it, so once ours resolves every later message arrives and `resubscribed` can run. On a
-    // Cluster the subscribed node is ioredis's own choice: a node leaving the cluster may have been it (ioredis
-    // then subscribes on another), and a cluster connection back after being closed was not subscribed.
-    let dropped = false;
-    const resume = (): void => {
-      if (!dropped || this.#subscriber !== sub) return;
-      dropped = false;
-      sub.subscribe(...CHANNELS).then(
-        () => resubscribed?.(),
-        // Dropped again before the answer: the next "ready" tries again.
-        () => {
-          dropped = true;
-        },
-      );
-    };
-    sub.on("close", () => {
-      dropped = true;
-    });
-    sub.on("ready", resume);
-    if (sub instanceof Cluster)
-      sub.on("-node", () => {
-        dropped = true;
-        if (sub.status === "ready") resume();
-      });
     this.#subscriber = sub;
     const subscribed = sub.subscribe(...CHANNELS);
     // With Redis up, be subscribed before going on (a change made right after start-up is then seen); with
