@@ -55,6 +55,14 @@ export interface MetricSources {
     bytes: number;
   };
   readonly breaker: () => { state: string; opened: number; rejected: number };
+  readonly counters: () => {
+    entries: number;
+    hits: number;
+    reads: number;
+    clears: number;
+    announced: number;
+    announceFailed: number;
+  };
   readonly events: () => {
     counted: number;
     duplicates: number;
@@ -288,6 +296,31 @@ export class Metrics {
     );
     gauge("audience_cache_entries", "Entries in the profile cache.", () => sources.cache().entries);
     gauge("audience_cache_bytes", "Estimated bytes held by the profile cache.", () => sources.cache().bytes);
+    counterFrom(
+      "audience_counter_cache_hits_total",
+      "Bid-time impression counter reads answered from the counter cache.",
+      () => sources.counters().hits,
+    );
+    counterFrom(
+      "audience_counter_reads_total",
+      "Impression counter reads sent to the store (counter cache misses).",
+      () => sources.counters().reads,
+    );
+    gauge(
+      "audience_counter_cache_entries",
+      "Entries in the counter cache.",
+      () => sources.counters().entries,
+    );
+    counterFrom(
+      "audience_counter_cache_clears_total",
+      "Times the counter cache was emptied because invalidation messages may have been missed.",
+      () => sources.counters().clears,
+    );
+    counterFrom(
+      "audience_counter_announcements_failed_total",
+      "Messages naming changed impression counters that could not be published.",
+      () => sources.counters().announceFailed,
+    );
     counterFrom(
       "audience_store_errors_total",
       "Bid-time store reads that failed (errors and command timeouts).",

@@ -2,7 +2,9 @@
 // main.ts and the tests both start here.
 import { fileURLToPath } from "node:url";
 import { adminRoutes } from "./admin/admin-routes.ts";
+import { afterMissedMessages, dropChanged, type InvalidationTargets } from "./cache-invalidation.ts";
 import { CounterCache } from "./capping/counter-cache.ts";
+import { CounterChanges, throttledWarning } from "./capping/counter-changes.ts";
 import { type EventStats, eventRoutes } from "./capping/event-routes.ts";
 import { ephemeralSecret, NoticeTokens } from "./capping/notice-token.ts";
 import { type Config, redisTarget, usesRedis } from "./config.ts";
@@ -43,6 +45,8 @@ export const DEMO_DEALS_PATH = fileURLToPath(new URL("../data/demo-deals.ndjson"
 
 /** Bulk work (loads, erasure, catalog) may take far longer than a bid-time read. */
 const BULK_COMMAND_TIMEOUT_MS = 30_000;
+/** At most one warning this often about counter changes that could not be announced (Redis away). */
+const ANNOUNCE_WARNING_INTERVAL_MS = 10_000;
 
 export interface Service {
   readonly routes: Route[];
@@ -104,6 +108,8 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       },
       breaker: () => ({ state: breaker.state, ...breaker.stats }),
       events: () => eventStats,
+      // Read only when scraped, after start-up has defined it.
+      counters: () => counterFigures(),
       withheld: () => withheldStats,
       load: () => ({ inFlight: admission?.inFlight ?? 0, shed: admission?.shed ?? 0 }),
       answers: () => answerStats,
@@ -129,13 +135,13 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     maxEntries: Math.max(1_000, Math.floor(config.cacheMaxEntries / 4)),
     now,
   });
-  // A changed ID drops its profile and its counters: linking two IDs changes both (identity-graph.ts).
-  const invalidate = (keys: Iterable<string>): void => {
-    const list = [...keys];
-    cache.invalidate(list);
-    for (const k of list) counters.invalidate(k);
-  };
   const catalog = new LiveCatalog(backing.catalogStore, () => cache.clear());
+  const reloadCatalog = (): void => {
+    catalog.reload().catch((err) => log.error({ err: (err as Error).message }, "catalog reload failed"));
+  };
+  const targets: InvalidationTargets = { profiles: cache, counters, reloadCatalog };
+  // A change made here drops this instance's entries at once, as one from elsewhere would.
+  const invalidate = (keys: Iterable<string>): void => dropChanged(targets, { t: "keys", keys: [...keys] });
   const data = new SegmentData({
     store: backing.bulkStore,
     catalog,
@@ -146,12 +152,30 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     maxLineBytes: config.ingestMaxLineBytes,
   });
 
-  const reloadCatalog = (): void => {
-    catalog.reload().catch((err) => log.error({ err: (err as Error).message }, "catalog reload failed"));
-  };
-  await backing.bus.subscribe((msg) => {
-    if (msg.t === "keys") invalidate(msg.keys);
-    else reloadCatalog();
+  await backing.bus.subscribe(
+    (msg) => dropChanged(targets, msg),
+    () => {
+      log.info("invalidation subscriber back: counter cache emptied");
+      afterMissedMessages(targets);
+    },
+  );
+  // Impressions recorded here, announced to the other instances (and this process's other workers).
+  const counterChanges = new CounterChanges(backing.bus, {
+    onError: throttledWarning(
+      (fields) =>
+        log.warn(
+          fields,
+          "counter changes not announced: other instances see them within CAP_COUNTERS_CACHE_MS",
+        ),
+      ANNOUNCE_WARNING_INTERVAL_MS,
+      now,
+    ),
+  });
+  const counterFigures = () => ({
+    entries: counters.size,
+    ...counters.stats,
+    announced: counterChanges.stats.published,
+    announceFailed: counterChanges.stats.failed,
   });
   try {
     await catalog.reload();
@@ -223,6 +247,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
       startedAtMs: now(),
       events: eventStats,
       withheld: withheldStats,
+      counters: counterFigures,
       admission,
       breaker,
       worker,
@@ -234,6 +259,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
         store: backing.bulkStore,
         catalog,
         counters,
+        counterChanges,
         tokens,
         now,
         adminTokens: config.adminTokens,
@@ -266,6 +292,7 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     close: async () => {
       clearInterval(timer);
       across?.close();
+      await counterChanges.close();
       await backing.bus.close();
       await backing.close();
     },

@@ -1,6 +1,8 @@
-// A short-lived cache of people's impression counters in front of the store. Counters change with every
-// impression, so entries live only `ttlMs` (the documented staleness bound); an impression recorded through
-// this instance drops its person's entry at once, so this instance never serves its own stale count.
+// A cache of people's impression counters in front of the store. Counters change with every impression: an
+// impression recorded through this instance drops its person's entry at once, one recorded through another
+// instance drops it when that instance's message arrives (invalidation-bus.ts, `counters`), and the whole
+// cache is emptied when the subscriber comes back after missing messages. `ttlMs` is the safety net for a
+// message lost all the same.
 import { LRUCache } from "lru-cache";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import { type CircuitBreaker, NEVER_OPEN } from "../reliability/circuit-breaker.ts";
@@ -28,6 +30,8 @@ export class CounterCache {
   readonly #now: () => number;
 
   readonly #breaker: CircuitBreaker;
+  /** Lookups answered from the cache, reads sent to the store, and times the whole cache was emptied. */
+  readonly stats = { hits: 0, reads: 0, clears: 0 };
 
   constructor(
     store: ProfileStore,
@@ -53,7 +57,10 @@ export class CounterCache {
    */
   get(personKey: string, waitMs?: number): CounterRead | Promise<CounterRead> {
     const hit = this.#lru?.get(personKey);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      this.stats.hits++;
+      return hit;
+    }
     const pending = this.#inflight.get(personKey) ?? this.#read(personKey);
     if (!(pending instanceof Promise) || waitMs === undefined) return pending;
     return withDeadline(pending, waitMs, () => FAILED_READ);
@@ -61,6 +68,7 @@ export class CounterCache {
 
   #read(personKey: string): CounterRead | Promise<CounterRead> {
     if (!this.#breaker.allow()) return FAILED_READ;
+    this.stats.reads++;
     const p = this.#store.readCounterState(personKey, Math.floor(this.#now() / 1000)).then(
       (state): CounterRead => {
         this.#breaker.record(true);
@@ -85,9 +93,24 @@ export class CounterCache {
     return p;
   }
 
-  /** After an impression recorded here: the next read goes to the store. */
+  /**
+   * After an impression recorded for this person (here or elsewhere): the next read goes to the store. A read
+   * already in flight may have been answered before the impression: it is not cached.
+   */
   invalidate(personKey: string): void {
     this.#lru?.delete(personKey);
     this.#inflight.delete(personKey);
+  }
+
+  /** Drops every entry and every read in flight: after messages may have been missed. */
+  clear(): void {
+    this.#lru?.clear();
+    this.#inflight.clear();
+    this.stats.clears++;
+  }
+
+  /** Entries held (expired ones included until they are next touched or evicted). */
+  get size(): number {
+    return this.#lru?.size ?? 0;
   }
 }

@@ -30,6 +30,8 @@ export interface EventDeps {
   readonly store: ProfileStore;
   readonly catalog: LiveCatalog;
   readonly counters: CounterCache;
+  /** Announces whose counters changed to the other instances (counter-changes.ts). */
+  readonly counterChanges: { add(keys: readonly string[]): void };
   readonly tokens: NoticeTokens;
   readonly now: () => number;
   /** Keys of POST /v1/events (scope `events`), as for the admin API. */
@@ -122,7 +124,9 @@ export function eventRoutes(deps: EventDeps, stats: EventStats): Route[] {
       stats.refused++;
       throw new ApiError("AUD_ERR_STORE_UNAVAILABLE", `impression not recorded: ${(err as Error).message}`);
     }
+    // This instance's entries go at once; the other instances' when the announcement reaches them.
     for (const k of keys) deps.counters.invalidate(k);
+    deps.counterChanges.add(keys);
     if (named === "replayed") {
       stats.rejected++;
       throw new ApiError(

@@ -187,7 +187,7 @@ export const OPENAPI = {
     },
     "/healthz": {
       get: {
-        summary: "Liveness, HTTP engine, the answering worker, cache, breaker, load",
+        summary: "Liveness, HTTP engine, the answering worker, cache, counter cache, breaker, load",
         responses: {
           "200": json({ type: "object", required: ["status", "http", "worker", "store"] }, "Alive"),
         },

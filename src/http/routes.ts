@@ -16,6 +16,8 @@ export interface RouteDeps {
   readonly events: object;
   /** Answers per withheld reason (coppa, gdpr_no_consent, ...), until Prometheus metrics exist. */
   readonly withheld: object;
+  /** The counter cache's figures (entries, hits, reads, clears, announcements published and failed). */
+  readonly counters: () => object;
   readonly admission: Admission;
   readonly breaker: CircuitBreaker;
   /** Which worker thread answers (WORKERS), of how many: each has its own cache and counts. */
@@ -36,6 +38,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
           worker: deps.worker,
           store: deps.store.kind,
           cache: { entries: deps.cache.size, bytes: deps.cache.bytes, ...deps.cache.stats },
+          counters: deps.counters(),
           events: deps.events,
           withheld: deps.withheld,
           breaker: { state: deps.breaker.state, ...deps.breaker.stats },

@@ -135,6 +135,48 @@ describe("two instances on one Cluster", () => {
       await b.stop();
     }
   });
+
+  it("see each other's impressions at once: counters B cached are dropped over the Cluster's pub/sub", async () => {
+    const ADMIN = "cluster-admin-token-000003";
+    // CAP_COUNTERS_CACHE_MS at the default that ships (30 s).
+    const env = { REDIS_CLUSTER_NODES: cluster.env, ADMIN_TOKENS: `${ADMIN}=*` };
+    const a = await startService(env);
+    const b = await startService(env);
+    try {
+      const put = await fetch(`${a.base}/v1/admin/caps`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "text/csv" },
+        body: "campaign,window,max\ncl-camp,1h,2\n",
+      });
+      expect(put.status).toBe(200);
+      const capsOnB = async () => {
+        const { json } = await postJson(`${b.base}/v1/lookup`, {
+          ids: [{ type: "bu", id: "two-caps" }],
+          campaigns: ["cl-camp"],
+        });
+        return { capped: json.capped, remaining: json.remaining };
+      };
+      // The rule reaches B's catalog over pub/sub; then B holds the person's counters.
+      await expect
+        .poll(capsOnB, { timeout: 3_000, interval: 20 })
+        .toEqual({ capped: [], remaining: { "cl-camp": 2 } });
+      const events = await fetch(`${a.base}/v1/events`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}` },
+        body: ["c-1", "c-2"]
+          .map((imp) => `${JSON.stringify({ type: "bu", id: "two-caps", campaign: "cl-camp", imp })}\n`)
+          .join(""),
+      });
+      expect(await events.json()).toMatchObject({ counted: 2 });
+      // Asked until A's message (coalesced for up to 25 ms) has reached B: pub/sub is asynchronous.
+      await expect
+        .poll(capsOnB, { timeout: 3_000, interval: 20 })
+        .toEqual({ capped: ["cl-camp"], remaining: { "cl-camp": 0 } });
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
 });
 
 describe("a reshard under load", () => {

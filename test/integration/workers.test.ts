@@ -1,6 +1,6 @@
 // WORKERS=N as a user runs it: the real entry point in its own process, N worker threads sharing one port.
 // Connections land on every worker; a change made through one worker shows at once in every worker's cache
-// (over Redis pub/sub, not after CACHE_TTL_MS); SIGTERM stops them all gracefully (exit 0). The embedded
+// (over Redis pub/sub, not after CACHE_TTL_MS), an impression in every worker's counter cache; SIGTERM stops them all gracefully (exit 0). The embedded
 // store runs one worker whatever WORKERS says.
 import { type ChildProcess, spawn } from "node:child_process";
 import { request } from "node:http";
@@ -166,6 +166,37 @@ describe("WORKERS=2 on Redis", () => {
     expect((after.get(0) ?? 0) - (before.get(0) ?? 0) + (after.get(1) ?? 0) - (before.get(1) ?? 0)).toBe(16);
     expect((after.get(0) ?? 0) - (before.get(0) ?? 0)).toBeGreaterThan(0);
     expect((after.get(1) ?? 0) - (before.get(1) ?? 0)).toBeGreaterThan(0);
+
+    // An impression recorded through one worker reaches the other's counter cache over pub/sub, long before
+    // CAP_COUNTERS_CACHE_MS (30 s): both workers first cache the person's counters (84 left), then one takes
+    // an event, and every answer must show 83.
+    /** What `remaining` 16 lookups on 16 new connections answer. */
+    const remaining = async (): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 16; i++) {
+        const body = JSON.stringify({ ids: [{ type: "bu", id: "w-viewer" }], campaigns: ["w-camp"] });
+        out.push((await fresh(port, "POST", "/v1/lookup", body)).json.remaining["w-camp"]);
+      }
+      return out;
+    };
+    expect(await remaining()).toEqual(Array(16).fill(84));
+    expect(await perWorker((h) => h.counters.entries)).toEqual(
+      new Map([
+        [0, 1],
+        [1, 1],
+      ]),
+    );
+    const event = `${JSON.stringify({ type: "bu", id: "w-viewer", campaign: "w-camp", imp: "w-extra" })}\n`;
+    const recorded = await fresh(port, "POST", "/v1/events", event, { authorization: `Bearer ${ADMIN}` });
+    expect(recorded.json).toMatchObject({ counted: 1 });
+    // The message's trip is asynchronous (and coalesced for up to 25 ms): asked until it has arrived.
+    let answers: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      answers = await remaining();
+      if (answers.every((n) => n === 83)) break;
+      await sleep(20);
+    }
+    expect(answers).toEqual(Array(16).fill(83));
 
     main.child.kill("SIGTERM");
     expect(await main.exited).toBe(0);

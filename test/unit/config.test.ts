@@ -34,7 +34,7 @@ describe("loadConfig defaults", () => {
       cacheTtlMs: 30_000,
       cacheNegativeTtlMs: 5_000,
       defaultExchange: "",
-      capCountersCacheMs: 1_000,
+      capCountersCacheMs: 30_000,
       maxPersonIds: 32,
       lookupBudgetMs: 15,
       tmaxMarginMs: 20,

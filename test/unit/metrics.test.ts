@@ -15,6 +15,7 @@ const search = (bounds: readonly number[], v: number) => {
 const SOURCES: MetricSources = {
   cache: () => ({ hits: 0, misses: 0, storeErrors: 0, deadlines: 0, evictions: 0, entries: 0, bytes: 0 }),
   breaker: () => ({ state: "closed", opened: 0, rejected: 0 }),
+  counters: () => ({ entries: 0, hits: 0, reads: 0, clears: 0, announced: 0, announceFailed: 0 }),
   events: () => ({ counted: 0, duplicates: 0, ignored: 0, rejected: 0, refused: 0 }),
   withheld: () => ({}),
   load: () => ({ inFlight: 0, shed: 0 }),
