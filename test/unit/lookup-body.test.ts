@@ -156,9 +156,7 @@ describe("readLookupBody", () => {
   /** Every member name LOOKUP_MEMBERS names, at any depth: the keys generated bodies use most. */
   function memberNames(spec: MemberSpec): string[] {
     return Object.entries(spec).flatMap(([k, kind]) =>
-      kind === true || kind === "length"
-        ? [k]
-        : [k, ...memberNames(kind instanceof Each ? kind.spec : kind)],
+      kind === true || kind === "length" ? [k] : [k, ...memberNames(kind instanceof Each ? kind.spec : kind)],
     );
   }
 
