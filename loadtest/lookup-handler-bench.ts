@@ -23,6 +23,22 @@ const config = loadConfig({ LOG_LEVEL: "error" });
 const service = await createService(config, createLogger("error"), {
   backend: { name: "uWebSockets.js", native: true, detail: "not listening: handler called directly" },
 });
+if (CAMPAIGNS !== "") {
+  // The load test's rules for (e): 1 h, 24 h and lifetime windows per campaign.
+  await service.data.putCapRules(
+    CAMPAIGNS.split(",").map((campaign) => ({
+      campaign,
+      lineItem: null,
+      creative: null,
+      windows: [
+        { windowSec: 3_600, max: 3 },
+        { windowSec: 86_400, max: 10 },
+        { windowSec: null, max: 50 },
+      ],
+    })),
+  );
+  await service.catalog.reload();
+}
 const route = service.routes.find((r) => r.method === "POST" && r.path === "/v1/lookup");
 if (route === undefined) throw new Error("no POST /v1/lookup route");
 const requests: HttpRequestData[] = bodies.map((body) => ({

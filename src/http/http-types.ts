@@ -74,7 +74,9 @@ export function jsonAnswer(status: number, value: unknown): HttpAnswer {
 
 /** Value of one query parameter ("" when absent); the query strings here are short. */
 export function queryParam(query: string, name: string): string {
-  if (query === "") return "";
+  // Keys are compared as sent (not decoded): a query without the name in it has no such key. The bid path
+  // asks for several parameters of a query that holds one or none.
+  if (query === "" || !query.includes(name)) return "";
   for (const part of query.split("&")) {
     const eq = part.indexOf("=");
     const k = eq < 0 ? part : part.slice(0, eq);
