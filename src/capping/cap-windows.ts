@@ -58,6 +58,9 @@ export function countInWindow(
   if (buckets === undefined) return 0;
   const edge = Math.floor((nowSec - windowSec) / g);
   const last = Math.floor(nowSec / g);
+  // The count can change only when one of the two bucket numbers does: nowSec reaching the next bucket, or
+  // the old edge leaving one.
+  windowClock.changesAt = Math.min(windowClock.changesAt, (last + 1) * g, (edge + 1) * g + windowSec);
   let sum = 0;
   for (let i = 0; i < buckets.length; i += 2) {
     const b = buckets[i] as number;
@@ -65,6 +68,12 @@ export function countInWindow(
   }
   return sum;
 }
+
+/**
+ * The earliest second at which a count taken since it was last reset may differ (countInWindow lowers it):
+ * the same counters give the same counts until then.
+ */
+export const windowClock = { changesAt: Number.POSITIVE_INFINITY };
 
 /** One scope's counts: its lifetime total and, per granularity, flat [bucket, count, bucket, count, ...]. */
 interface ScopeCounts {
