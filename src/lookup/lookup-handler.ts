@@ -405,6 +405,20 @@ export function mergeSorted(a: readonly string[], b: readonly string[]): string[
   return out;
 }
 
+/**
+ * The JSON of a caps answer's parts, written once: a person's caps answer is held beside the cached counters
+ * and shared by the lookups that ask the same (caps-at-bid.ts), so are its `capped` and `remaining`.
+ */
+const written = new WeakMap<object, string>();
+function heldJson(value: object): string {
+  let json = written.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    written.set(value, json);
+  }
+  return json;
+}
+
 /** A list of strings as JSON; the empty list (most `capped` and `withheld`) without a call. */
 function stringList(list: readonly string[]): string {
   return list.length === 0 ? "[]" : JSON.stringify(list);
@@ -416,8 +430,8 @@ function stringList(list: readonly string[]): string {
  * escape), this one without walking the segments again.
  */
 export function answerJson(a: LookupAnswer, segmentsJson: string): string {
-  let out = `{"id":${a.id === null ? "null" : JSON.stringify(a.id)},"segments":${segmentsJson},"capped":${stringList(a.capped)},"degraded":${a.degraded},"matched":${stringList(a.matched)},"withheld":${stringList(a.withheld)}`;
-  if (a.remaining !== undefined) out += `,"remaining":${JSON.stringify(a.remaining)}`;
+  let out = `{"id":${a.id === null ? "null" : JSON.stringify(a.id)},"segments":${segmentsJson},"capped":${a.capped.length === 0 ? "[]" : heldJson(a.capped)},"degraded":${a.degraded},"matched":${stringList(a.matched)},"withheld":${stringList(a.withheld)}`;
+  if (a.remaining !== undefined) out += `,"remaining":${heldJson(a.remaining)}`;
   if (a.token !== undefined) out += `,"token":"${a.token}"`;
   return `${out}}`;
 }
