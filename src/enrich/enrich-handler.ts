@@ -94,7 +94,14 @@ export function createEnrichHandler(
     const found = opts.cache.getMany(subject.keys, deadlineMs(body.tmax, opts.budgetMs, opts.tmaxMarginMs));
     const finish = (batch: ProfileBatch): HttpAnswer => {
       rules.nowSec = Math.floor(opts.now() / 1000);
-      const { visible, unlocked } = audienceOf(batch, rules, subject.thirdParties, caller, access);
+      const { visible, unlocked } = audienceOf(
+        batch,
+        rules,
+        subject.thirdParties,
+        caller,
+        access,
+        opts.cache.holds,
+      );
       const deals = imps.map((imp) => unlocked.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
       const plan = planEnrichment(body, userDataOf(visible, snapshot), deals);
       const headers: [string, string][] = [];
@@ -170,6 +177,7 @@ function audienceOf(
   thirdParties: boolean,
   caller: EnrichCaller,
   access: PrivacyDecision,
+  hold: boolean,
 ): Audience {
   const snapshot = rules.snapshot;
   // Audience deals rest on personal data: none where consent withholds it (not even NOT-only rules).
@@ -181,7 +189,8 @@ function audienceOf(
       only = p;
       count++;
     }
-  if (count === 1 && only !== null && dealsAllowed) {
+  // Kept only where the profile is: with the cache off, nothing would ask again.
+  if (count === 1 && only !== null && dealsAllowed && hold) {
     const view = liveView(only, rules, thirdParties);
     const held = audiences.get(view);
     if (held !== undefined && held.caller === caller) return held.audience;

@@ -101,7 +101,10 @@ const views = new WeakMap<Profile, HeldView>();
  * The usable segments of one ID's profile and of the person it carries (what addProfile adds), sorted as
  * the answer lists them. Empty when nothing is usable.
  */
-export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: boolean): LiveView {
+export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: boolean, hold = true): LiveView {
+  // `hold` false: the profile is not cached (CACHE_TTL_MS=0), so no one asks again; keeping the view would
+  // only cost the WeakMap entry and its collection.
+  if (!hold) return viewOf(p, rules, thirdParties);
   const held = views.get(p);
   if (
     held !== undefined &&
@@ -113,12 +116,11 @@ export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: bool
     rules.nowSec < held.until
   )
     return held;
-  const set = new Set<string>();
-  if (!addProfile(p, set, rules, thirdParties)) return NO_SEGMENTS;
-  const segments = [...set].sort();
+  const fresh = viewOf(p, rules, thirdParties);
+  if (fresh === NO_SEGMENTS) return fresh;
   const view: HeldView = {
-    segments,
-    json: JSON.stringify(segments),
+    segments: fresh.segments,
+    json: fresh.json,
     snapshot: rules.snapshot,
     scope: rules.scope,
     expand: rules.expand,
@@ -128,6 +130,13 @@ export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: bool
   };
   views.set(p, view);
   return view;
+}
+
+function viewOf(p: Profile, rules: LiveSegmentRules, thirdParties: boolean): LiveView {
+  const set = new Set<string>();
+  if (!addProfile(p, set, rules, thirdParties)) return NO_SEGMENTS;
+  const segments = [...set].sort();
+  return { segments, json: JSON.stringify(segments) };
 }
 
 /**

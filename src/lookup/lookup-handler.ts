@@ -153,6 +153,7 @@ export function createLookupHandler(
       uses: isBatch || body.ids !== undefined ? 1 : impCount(body.imp),
       nowSec: 0,
       segmentsJson: "[]",
+      holdViews: cache.holds,
     };
     if (!pending)
       return respond(
@@ -238,6 +239,8 @@ interface MergeContext extends LiveSegmentRules {
   readonly uses: number;
   /** Left by merge: the JSON of the segments of the answer it made last. */
   segmentsJson: string;
+  /** The cache keeps profiles, so their views are worth keeping too (live-segments.ts liveView). */
+  readonly holdViews: boolean;
 }
 
 function respond(
@@ -336,7 +339,7 @@ function merge(
   for (let i = 0; i < subject.keys.length; i++) {
     const p = profiles[i];
     if (p == null) continue;
-    const view = liveView(p, ctx, subject.thirdParties);
+    const view = liveView(p, ctx, subject.thirdParties, ctx.holdViews);
     if (view.segments.length === 0) continue;
     // The answer names which kinds of ID matched, never the IDs themselves.
     const type = typeOfKey(subject.keys[i] as string);

@@ -95,6 +95,11 @@ export class ProfileCache {
           });
   }
 
+  /** Whether profiles are kept at all (CACHE_TTL_MS > 0): what is worked out from one may be kept with it. */
+  get holds(): boolean {
+    return this.#lru !== null;
+  }
+
   /** Entries held now (for metrics and tests). */
   get size(): number {
     return this.#lru?.size ?? 0;

@@ -79,6 +79,10 @@ describe("liveView", () => {
             const v = liveView(p, r, true);
             expect(v.segments).toEqual(want);
             expect(v.json).toBe(JSON.stringify(want));
+            // Not kept (the cache is off): the same view.
+            const once = liveView(p, r, true, false);
+            expect(once.segments).toEqual(want);
+            expect(once.json).toBe(JSON.stringify(want));
           }
         },
       ),
