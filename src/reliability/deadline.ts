@@ -11,10 +11,15 @@ export function deadlineMs(tmax: unknown, budgetMs: number, marginMs: number): n
 /**
  * Settles with `work`, or with `fallback()` once `ms` have passed, whichever comes first. The work goes on
  * either way (a late store answer still fills the cache).
+ *
+ * When the timer fires, the fallback waits for the end of that turn of the event loop (setImmediate): timers
+ * run before the loop reads its sockets, so on a busy process a store answer that arrived in time can be
+ * sitting unread when the timer fires. Read first, it settles `work` and the fallback is never used; an
+ * answer only degrades when the store has not answered.
  */
 export function withDeadline<T>(work: Promise<T>, ms: number, fallback: () => T): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => resolve(fallback()), ms);
+    const timer = setTimeout(() => setImmediate(() => resolve(fallback())), ms);
     work.then(
       (v) => {
         clearTimeout(timer);

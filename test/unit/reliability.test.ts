@@ -1,3 +1,4 @@
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { HttpAnswer, HttpRequestData, Route, RouteAdmission } from "../../src/http/http-types.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
@@ -97,6 +98,31 @@ describe("deadline", () => {
     expect(await withDeadline(late, 10, () => "fallback")).toBe("fallback");
     expect(await withDeadline(Promise.resolve("on time"), 50, () => "fallback")).toBe("on time");
     await expect(withDeadline(Promise.reject(new Error("x")), 50, () => "f")).rejects.toThrow("x");
+  });
+
+  it("takes an answer that arrived before the deadline though the loop was too busy to read it in time", async () => {
+    // A store answer written to a real socket just after the 10 ms timer is armed; the process is then busy
+    // for 40 ms, so when its loop turns again both the expired timer and the unread answer are there. Timers
+    // run before sockets are read: the answer must still win, as it came in time.
+    let serverSide: Socket | null = null;
+    const server = createServer((socket) => {
+      serverSide = socket;
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    const client = connect(port, "127.0.0.1");
+    await new Promise<void>((r) => client.once("connect", () => r()));
+    while (serverSide === null) await new Promise<void>((r) => setImmediate(r));
+    const answer = new Promise<string>((r) => client.once("data", (d) => r(d.toString())));
+    const settled = withDeadline(answer, 10, () => "fallback");
+    (serverSide as Socket).write("on time");
+    const until = performance.now() + 40;
+    while (performance.now() < until) {
+      // busy: neither the timer nor the socket is serviced
+    }
+    expect(await settled).toBe("on time");
+    client.destroy();
+    server.close();
   });
 
   it("makes the cache answer a slow store's misses degraded at the deadline, keeping what it held", async () => {
