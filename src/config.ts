@@ -302,8 +302,8 @@ export const CONFIG_SPEC = {
   ),
   capCountersCacheMs: spec(
     "CAP_COUNTERS_CACHE_MS",
-    intIn(0, 60_000, 30_000),
-    "How long a person's impression counters may be served from cache at bid time. Impressions recorded through other instances drop the cached counters over Redis pub/sub within milliseconds (this instance's own at once), and the cache is emptied when the subscriber reconnects, so this only bounds how stale `capped` and `remaining` can be when a message is lost all the same or while this instance's subscriber is disconnected. 0 reads them every time.",
+    intIn(0, 3_600_000, 30_000),
+    "How long a person's impression counters may be served from cache at bid time (at most 1 h). Impressions recorded through other instances drop the cached counters over Redis pub/sub within milliseconds (this instance's own at once), and the cache is emptied when the subscriber reconnects, so this only bounds how stale `capped` and `remaining` can be when a message is lost all the same or while this instance's subscriber is disconnected. 0 reads them every time.",
     "30000",
   ),
   maxPersonIds: spec(
