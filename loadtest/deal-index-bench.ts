@@ -3,6 +3,7 @@
 //   npx tsx loadtest/deal-index-bench.ts      (ROUNDS=41, PER_ROUND_MS=50)
 import { DealIndex } from "../src/segments/deal-index.ts";
 import { dealRuleDefs } from "./deals.ts";
+import { nsPerItem, quantile } from "./micro-timer.ts";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 41);
 const PER_ROUND_MS = Number(process.env.PER_ROUND_MS ?? 50);
@@ -23,19 +24,13 @@ const persons: Set<string>[] = Array.from({ length: 1_000 }, () => {
 let sink = 0;
 const perRound: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
-  let n = 0;
-  const t0 = process.hrtime.bigint();
-  const until = t0 + BigInt(PER_ROUND_MS * 1e6);
-  let t = t0;
-  while (t < until) {
-    for (const p of persons) sink += index.matching(p).length;
-    n += persons.length;
-    t = process.hrtime.bigint();
-  }
-  perRound.push(Number(t - t0) / n);
+  perRound.push(
+    nsPerItem(PER_ROUND_MS, () => {
+      for (const p of persons) sink += index.matching(p).length;
+      return persons.length;
+    }),
+  );
 }
-perRound.sort((a, b) => a - b);
-const q = (f: number): number => perRound[Math.floor(f * (perRound.length - 1))] as number;
 console.log(
-  `deal matching, ${index.size} rules, persons of 2-12 segments: ${q(0.5).toFixed(0)} ns per person (median of ${ROUNDS} rounds; fastest ${q(0).toFixed(0)}), ${(sink / ROUNDS).toFixed(0)} matches per round`,
+  `deal matching, ${index.size} rules, persons of 2-12 segments: ${quantile(perRound, 0.5).toFixed(0)} ns per person (median of ${ROUNDS} rounds; fastest ${quantile(perRound, 0).toFixed(0)}), ${sink > 0 ? "" : "no "}deals matched`,
 );

@@ -5,6 +5,7 @@
 //   npx tsx loadtest/notice-token-bench.ts            (ROUNDS=101, PER_ROUND_MS=20 by default)
 import { NoticeTokens } from "../src/capping/notice-token.ts";
 import { NoticeTokensV1 } from "../test/helpers/notice-token-v1.ts";
+import { nsPerItem, quantile } from "./micro-timer.ts";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 101);
 const PER_ROUND_MS = Number(process.env.PER_ROUND_MS ?? 20);
@@ -31,17 +32,15 @@ let sink = 0;
 /** µs per call of `run` (given a running index), run for about PER_ROUND_MS. */
 function time(run: (i: number) => number): number {
   let n = 0;
-  const t0 = process.hrtime.bigint();
-  const until = t0 + BigInt(PER_ROUND_MS * 1e6);
-  let t = t0;
-  while (t < until) {
-    for (let k = 0; k < 100; k++) sink += run(n++);
-    t = process.hrtime.bigint();
-  }
-  return Number(t - t0) / n / 1000;
+  return (
+    nsPerItem(PER_ROUND_MS, () => {
+      for (let k = 0; k < 100; k++) sink += run(n++);
+      return 100;
+    }) / 1000
+  );
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const median = (xs: number[]) => quantile(xs, 0.5);
 
 const v1 = new NoticeTokensV1(SECRET, TTL_SEC);
 const v2 = new NoticeTokens(SECRET, TTL_SEC);

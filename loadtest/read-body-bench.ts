@@ -4,6 +4,7 @@
 //   npx tsx loadtest/read-body-bench.ts            (ROUNDS=101, PER_ROUND_MS=20 by default)
 import { readdirSync, readFileSync } from "node:fs";
 import { parseJsonObject, readLookupBody } from "../src/lookup/request-parts.ts";
+import { nsPerItem, quantile } from "./micro-timer.ts";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 101);
 const PER_ROUND_MS = Number(process.env.PER_ROUND_MS ?? 20);
@@ -35,19 +36,13 @@ try {
 let sink = 0;
 /** ns per body of `read` over `bodies`, run for about PER_ROUND_MS. */
 function time(read: (b: Buffer) => Record<string, unknown>, bodies: Buffer[]): number {
-  let n = 0;
-  const t0 = process.hrtime.bigint();
-  const until = t0 + BigInt(PER_ROUND_MS * 1e6);
-  let t = t0;
-  while (t < until) {
+  return nsPerItem(PER_ROUND_MS, () => {
     for (const b of bodies) if (read(b).id !== undefined) sink++;
-    n += bodies.length;
-    t = process.hrtime.bigint();
-  }
-  return Number(t - t0) / n;
+    return bodies.length;
+  });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const median = (xs: number[]) => quantile(xs, 0.5);
 
 /** As exchanges send them (and the bench's bodies are): without the files' indentation. */
 const minified = (bodies: Buffer[]) =>

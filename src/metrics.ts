@@ -44,6 +44,17 @@ export class BucketFinder {
 const LATENCY_FINDER = new BucketFinder(LATENCY_BUCKETS, 0.00005, 0.01);
 
 /** What the scrape reads from the rest of the service. */
+/** The counter cache's figures in /healthz and /metrics: its entries, hits, store reads, clears, and the
+ * counter changes announced to other instances (and those that could not be). */
+export interface CounterFigures {
+  entries: number;
+  hits: number;
+  reads: number;
+  clears: number;
+  announced: number;
+  announceFailed: number;
+}
+
 export interface MetricSources {
   readonly cache: () => {
     hits: number;
@@ -55,14 +66,7 @@ export interface MetricSources {
     bytes: number;
   };
   readonly breaker: () => { state: string; opened: number; rejected: number };
-  readonly counters: () => {
-    entries: number;
-    hits: number;
-    reads: number;
-    clears: number;
-    announced: number;
-    announceFailed: number;
-  };
+  readonly counters: () => CounterFigures;
   readonly events: () => {
     counted: number;
     duplicates: number;

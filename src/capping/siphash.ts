@@ -109,6 +109,8 @@ function sipHash(
     }
     v3h ^= mh;
     v3l ^= ml;
+    // The SipRound is written out here and again in the finalisation: as a function it would have to hand
+    // back eight 32-bit values, through an object or module state, which is what this file avoids.
     for (let r = 0; r < 2; r++) {
       // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
       lo = (v0l + v1l) | 0;

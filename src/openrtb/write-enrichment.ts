@@ -185,35 +185,31 @@ export function splicedRequest(
     inserts.push({ at, text: text(isEmptyAt(bytes, at)) });
     return true;
   };
+  // `items` at the end of owner[key][list] (user.data, pmp.deals), what is absent created on the way; false
+  // when a null is in the way (the whole-request writer replaces it) or a position is unknown.
+  const append = (owner: Json, key: string, list: string, items: string): boolean => {
+    const mid = owner[key];
+    if (mid === undefined)
+      return insert(owner, (empty) => `${empty ? "" : ","}"${key}":{"${list}":[${items}]}`);
+    if (!isObject(mid)) return false;
+    const arr = mid[list];
+    if (arr === undefined) return insert(mid, (empty) => `${empty ? "" : ","}"${list}":[${items}]`);
+    return Array.isArray(arr) && insert(arr, (empty) => `${empty ? "" : ","}${items}`);
+  };
   if (e.data.length > 0) {
     let entries = "";
     for (const p of e.data) {
       if (p.existing !== null) return null;
       entries += entries === "" ? JSON.stringify(p.entry) : `,${JSON.stringify(p.entry)}`;
     }
-    const user = body.user;
-    let ok: boolean;
-    if (user === undefined) ok = insert(body, (empty) => `${empty ? "" : ","}"user":{"data":[${entries}]}`);
-    else if (!isObject(user)) return null;
-    else if (user.data === undefined) ok = insert(user, (empty) => `${empty ? "" : ","}"data":[${entries}]`);
-    else if (Array.isArray(user.data)) ok = insert(user.data, (empty) => `${empty ? "" : ","}${entries}`);
-    else return null;
-    if (!ok) return null;
+    if (!append(body, "user", "data", entries)) return null;
   }
   const imps = Array.isArray(body.imp) ? (body.imp as Json[]) : [];
   for (let i = 0; i < imps.length; i++) {
     const add = e.deals[i] ?? [];
     if (add.length === 0) continue;
     const deals = add.map((d) => JSON.stringify(d)).join(",");
-    const imp = imps[i] as Json;
-    const pmp = imp.pmp;
-    let ok: boolean;
-    if (pmp === undefined) ok = insert(imp, (empty) => `${empty ? "" : ","}"pmp":{"deals":[${deals}]}`);
-    else if (!isObject(pmp)) return null;
-    else if (pmp.deals === undefined) ok = insert(pmp, (empty) => `${empty ? "" : ","}"deals":[${deals}]`);
-    else if (Array.isArray(pmp.deals)) ok = insert(pmp.deals, (empty) => `${empty ? "" : ","}${deals}`);
-    else return null;
-    if (!ok) return null;
+    if (!append(imps[i] as Json, "pmp", "deals", deals)) return null;
   }
   if (inserts.length === 0) return bytes;
   if (!isAscii(bytes) && !isUtf8(bytes)) return null;

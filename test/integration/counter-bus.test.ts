@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COALESCE_MS } from "../../src/capping/counter-changes.ts";
 import { CONFIG_SPEC } from "../../src/config.ts";
+import type { CounterFigures } from "../../src/metrics.ts";
 import { COUNTERS_CHANNEL } from "../../src/profiles/invalidation-bus.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
@@ -79,14 +80,6 @@ async function batch(base: string, lines: readonly object[]) {
   return (await res.json()) as { received: number; counted: number };
 }
 
-interface CounterFigures {
-  entries: number;
-  hits: number;
-  reads: number;
-  clears: number;
-  announced: number;
-  announceFailed: number;
-}
 const figures = async (svc: TestService): Promise<CounterFigures> =>
   (await getJson(`${svc.base}/healthz`)).json.counters as CounterFigures;
 

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DealIndex } from "../../src/segments/deal-index.ts";
 import type { DealRuleDef } from "../../src/segments/deal-rule.ts";
+import { dealRule } from "../helpers/deal-rule.ts";
 
 const SEGMENTS = ["a1", "b2", "c3", "d4", "e5", "f6"];
 
@@ -17,17 +18,7 @@ const expression: fc.Arbitrary<string> = fc.letrec<{ e: string }>((tie) => ({
   ),
 })).e;
 
-const rule = (id: string, when: string): DealRuleDef => ({
-  id,
-  when,
-  bidfloor: 1,
-  bidfloorcur: "USD",
-  at: 1,
-  wseat: null,
-  wadomain: null,
-  formats: null,
-  sizes: null,
-});
+const rule = (id: string, when: string): DealRuleDef => dealRule(id, when);
 
 describe("DealIndex.matching", () => {
   it("unlocks what each expression's test() says, in id order", () => {

@@ -2,13 +2,12 @@
 // the positioned reader of bid-request-scan.ts) against the request parsed whole, enriched and written again
 // (enrichedRequest + JSON.stringify): the same JSON value for every sample, every peer-corpus request and
 // generated requests, and the same members read.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import fc from "fast-check";
 import type { Data } from "iab-openrtb/v26";
 import { describe, expect, it } from "vitest";
-import { isObject, type Json } from "../../src/json-fields.ts";
+import type { Json } from "../../src/json-fields.ts";
 import { ENRICH_MEMBERS, parseJsonObject, readEnrichBody } from "../../src/lookup/request-parts.ts";
-import { Each, type MemberSpec } from "../../src/openrtb/bid-request-scan.ts";
 import {
   type Enrichment,
   enrichedRequest,
@@ -16,44 +15,11 @@ import {
   splicedRequest,
 } from "../../src/openrtb/write-enrichment.ts";
 import type { DealRuleDef } from "../../src/segments/deal-rule.ts";
+import { dealRule } from "../helpers/deal-rule.ts";
+import { visibleMembers } from "../helpers/member-spec.ts";
+import { CORPUS_DIR, filesOf, SAMPLES_DIR } from "../helpers/request-files.ts";
 
-const SAMPLES_DIR = new URL("../../openrtb-samples/", import.meta.url);
-// Third-party bid requests kept beside the repository, not in it: that test is skipped where they are not.
-const CORPUS_DIR = new URL("../../../shared/peer-corpus/requests/", import.meta.url);
-
-function filesOf(dir: URL): { name: string; bytes: Buffer }[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".json"))
-    .sort()
-    .map((name) => ({ name, bytes: readFileSync(new URL(name, dir)) }));
-}
-
-/** What enrich can see of a body: the members ENRICH_MEMBERS names, picked the same way at every level. */
-function visible(value: unknown, spec: MemberSpec): unknown {
-  if (!isObject(value)) return value;
-  const out: Json = {};
-  for (const [k, kind] of Object.entries(spec)) {
-    if (!Object.hasOwn(value, k)) continue;
-    const v = value[k];
-    if (kind === "length") out[k] = Array.isArray(v) ? { arrayOfLength: v.length } : v;
-    else if (kind instanceof Each) out[k] = Array.isArray(v) ? v.map((e) => visible(e, kind.spec)) : v;
-    else out[k] = kind === true ? v : visible(v, kind);
-  }
-  return out;
-}
-
-const rule = (id: string, extra: Partial<DealRuleDef> = {}): DealRuleDef => ({
-  id,
-  when: "x",
-  bidfloor: 1.5,
-  bidfloorcur: "USD",
-  at: 1,
-  wseat: null,
-  wadomain: null,
-  formats: null,
-  sizes: null,
-  ...extra,
-});
+const rule = (id: string, extra: Partial<DealRuleDef> = {}): DealRuleDef => dealRule(id, "x", extra);
 
 const DATA: Data[] = [
   { name: "audience", segment: [{ id: "1001" }, { id: "1002" }] },
@@ -70,7 +36,7 @@ const normal = (text: string): unknown => JSON.parse(JSON.stringify(JSON.parse(t
 function expectSame(bytes: Buffer, data: readonly Data[], dealsPerImp: readonly DealRuleDef[][]): boolean {
   const full = parseJsonObject(bytes);
   const { body, ends } = readEnrichBody(bytes);
-  expect(visible(body, ENRICH_MEMBERS)).toEqual(visible(full, ENRICH_MEMBERS));
+  expect(visibleMembers(body, ENRICH_MEMBERS)).toEqual(visibleMembers(full, ENRICH_MEMBERS));
   const plan: Enrichment = planEnrichment(full, data, dealsPerImp);
   // The plan depends only on members enrich reads: the same from the reduced body.
   expect(planEnrichment(body, data, dealsPerImp)).toEqual(plan);

@@ -1,49 +1,22 @@
 // The lookup's reduced body reader (request-parts.ts readLookupBody, over openrtb/bid-request-scan.ts) against
 // JSON.parse of the whole body: for every sample, every peer-corpus request and 100,000 generated bodies,
 // either the same members the lookup reads, or the same 400 (code, message, field).
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../src/errors.ts";
-import { isObject, type Json } from "../../src/json-fields.ts";
+import type { Json } from "../../src/json-fields.ts";
 import { LOOKUP_MEMBERS, parseJsonObject, readLookupBody } from "../../src/lookup/request-parts.ts";
 import { createObjectReader, Each, type MemberSpec } from "../../src/openrtb/bid-request-scan.ts";
-
-const SAMPLES_DIR = new URL("../../openrtb-samples/", import.meta.url);
-// Third-party bid requests kept beside the repository, not in it: the test is skipped (and says so) where
-// they are not there.
-const CORPUS_DIR = new URL("../../../shared/peer-corpus/requests/", import.meta.url);
-
-function filesOf(dir: URL): { name: string; bytes: Buffer }[] {
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".json"))
-    .sort()
-    .map((name) => ({ name, bytes: readFileSync(new URL(name, dir)) }));
-}
+import { visibleMembers } from "../helpers/member-spec.ts";
+import { CORPUS_DIR, filesOf, SAMPLES_DIR } from "../helpers/request-files.ts";
 
 type Outcome = { members: Json } | { error: Record<string, unknown> };
 
-/**
- * What the lookup can see of a body: the members LOOKUP_MEMBERS names, nested ones picked the same way
- * from an object, and of a "length" member that is an array only its length.
- */
-function visible(value: unknown, spec: MemberSpec): unknown {
-  if (!isObject(value)) return value;
-  const out: Json = {};
-  for (const [k, kind] of Object.entries(spec)) {
-    if (!Object.hasOwn(value, k)) continue;
-    const v = value[k];
-    if (kind === "length") out[k] = Array.isArray(v) ? { arrayOfLength: v.length } : v;
-    else if (kind instanceof Each) out[k] = Array.isArray(v) ? v.map((e) => visible(e, kind.spec)) : v;
-    else out[k] = kind === true ? v : visible(v, kind);
-  }
-  return out;
-}
-
 function outcome(read: (bytes: Buffer) => Json, bytes: Buffer): Outcome {
   try {
-    return { members: visible(read(bytes), LOOKUP_MEMBERS) as Json };
+    return { members: visibleMembers(read(bytes), LOOKUP_MEMBERS) as Json };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     return { error: { status: err.status, code: err.code, message: err.message, field: err.field } };
