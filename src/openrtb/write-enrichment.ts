@@ -211,8 +211,9 @@ export function splicedRequest(
     const deals = add.map((d) => JSON.stringify(d)).join(",");
     if (!append(imps[i] as Json, "pmp", "deals", deals)) return null;
   }
-  if (inserts.length === 0) return bytes;
+  // Invalid UTF-8 would go out as sent; the whole-request writer sends its replacement characters instead.
   if (!isAscii(bytes) && !isUtf8(bytes)) return null;
+  if (inserts.length === 0) return bytes;
   inserts.sort((a, b) => a.at - b.at);
   const parts: Buffer[] = [];
   let from = 0;

@@ -124,6 +124,18 @@ describe("splicedRequest", () => {
     }
   });
 
+  it("never sends a byte that is not UTF-8: such a request is written whole, with replacement characters", () => {
+    const bytes = Buffer.concat([
+      Buffer.from('{"imp":[{"id":"1"}],"site":{"name":"a'),
+      Buffer.from([0xff]),
+      Buffer.from('"}}'),
+    ]);
+    const { body, ends } = readEnrichBody(bytes);
+    expect(ends).not.toBeNull();
+    for (const plan of [planEnrichment(body, [], [[]]), planEnrichment(body, DATA, [[rule("d1")]])])
+      expect(splicedRequest(bytes, body, ends as ReadonlyMap<object, number>, plan)).toBeNull();
+  });
+
   it("gives the same value for 20,000 generated requests", () => {
     const anyJson = fc.jsonValue({ maxDepth: 3 });
     const deal = fc.record({
