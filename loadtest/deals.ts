@@ -56,7 +56,7 @@ export function enrichProblem(request: Buffer, answer: Json, segments: readonly 
   const ours = data.find((d) => d.name === "audience");
   const got = ((ours?.segment ?? []) as Json[]).map((s) => s.id);
   if (got.join() !== segments.join()) return `user.data segments [${got}], expected [${segments}]`;
-  const matched = segments.length === 0 ? [] : index.matching(new Set(segments));
+  const matched = segments.length === 0 ? [] : index.matching(segments);
   const imps = req.imp as Json[];
   for (let i = 0; i < imps.length; i++) {
     const want = matched.filter((r) => impMatches(r.def, imps[i] as Json)).map((r) => r.def.id);

@@ -195,12 +195,12 @@ function audienceOf(
     const held = audiences.get(view);
     if (held !== undefined && held.caller === caller) return held.audience;
     const visible = scoped(view.segments, snapshot, caller);
-    const audience = { visible, unlocked: snapshot.deals.matching(new Set(visible)) };
+    const audience = { visible, unlocked: snapshot.deals.matching(visible) };
     audiences.set(view, { caller, audience });
     return audience;
   }
   const segments = new Set<string>();
   for (const p of batch.profiles) if (p != null) addProfile(p, segments, rules, thirdParties);
   const visible = scoped(segments, snapshot, caller);
-  return { visible, unlocked: dealsAllowed ? snapshot.deals.matching(new Set(visible)) : [] };
+  return { visible, unlocked: dealsAllowed ? snapshot.deals.matching(visible) : [] };
 }

@@ -85,7 +85,10 @@ export class DealIndex {
     return this.rules.find((r) => r.def.id === id);
   }
 
-  /** Rules whose expression the segments satisfy (impression conditions not yet applied), in id order. */
+  /**
+   * Rules whose expression the segments satisfy (impression conditions not yet applied), in id order. Any
+   * iterable will do: a segment named twice is marked once.
+   */
   matching(segments: Iterable<string>): DealRule[] {
     if (this.rules.length === 0) return [];
     if (++this.#call === 0xffff_ffff) {

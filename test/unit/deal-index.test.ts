@@ -44,5 +44,7 @@ describe("DealIndex.matching", () => {
     expect(index.matching(new Set(["a1", "b2", "c3"])).map((r) => r.def.id)).toEqual(["x", "z"]);
     expect(index.matching(new Set([])).map((r) => r.def.id)).toEqual(["y"]);
     expect(index.matching(new Set(["b2"])).map((r) => r.def.id)).toEqual(["y"]);
+    // A list as enrich passes it, a segment given twice among them.
+    expect(index.matching(["a1", "b2", "b2", "c3"]).map((r) => r.def.id)).toEqual(["x", "z"]);
   });
 });
