@@ -4,13 +4,16 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
-import { ProfileCache } from "../src/profiles/profile-cache.ts";
-import { encodeProfile, type Membership } from "../src/profiles/profile-codec.ts";
-import { profileKey, RedisProfileStore } from "../src/profiles/redis-profile-store.ts";
+import { type LiveSegmentRules, liveView } from "../src/lookup/live-segments.ts";
+import { type ProfileBatch, ProfileCache } from "../src/profiles/profile-cache.ts";
+import { decodeProfile, encodeProfile, type Membership } from "../src/profiles/profile-codec.ts";
+import type { ProfileStore } from "../src/profiles/profile-store.ts";
+import { profileKey } from "../src/profiles/redis-profile-store.ts";
+import { CatalogSnapshot } from "../src/segments/catalog.ts";
 import { typedId } from "./users.ts";
 
 /** Profiles written per class: enough that the heap measurement is not noise. */
-const PER_CLASS = 20_000;
+const PER_CLASS = 50_000;
 /** Segments per ID, and IDs per person (1: unlinked; 4: each ID carries its 3 others' memberships). */
 const CLASSES = [
   { segments: 4, person: 1 },
@@ -28,6 +31,8 @@ export interface SizingClass {
   readonly lruHeapBytes: number;
   /** The cache's own estimate (what CACHE_MAX_BYTES is compared with), per profile. */
   readonly lruEstimateBytes: number;
+  /** Heap added per cached profile once it has answered a lookup: its view (segments and their JSON). */
+  readonly viewHeapBytes: number;
 }
 
 export interface SizingFigures {
@@ -36,9 +41,48 @@ export interface SizingFigures {
   readonly usedPerKey: number;
 }
 
+/**
+ * The JavaScript heap and the cache's typed arrays, which live outside it (not process.memoryUsage's
+ * arrayBuffers: that counts the Redis client's read buffers too, which come and go).
+ */
+const heapBytes = (cache: ProfileCache): number => process.memoryUsage().heapUsed + cache.arrayBytes;
+
+/** Every segment the sizing profiles name, third-party and not sensitive: each membership is usable. */
+const SIZING_SNAPSHOT = new CatalogSnapshot(
+  Array.from({ length: 9000 }, (_, i) => ({
+    id: String(1000 + i),
+    name: `segment ${1000 + i}`,
+    parent: null,
+    party: "third" as const,
+    provider: null,
+    sensitive: false,
+    ttlSec: null,
+    segtax: null,
+    segtaxId: null,
+  })),
+  new Map(),
+);
+
+/**
+ * A full collection. The function is fetched once: each runInNewContext makes a new context, megabytes of
+ * heap of its own, which made the figures swing by more than a small profile's size.
+ */
+let gcFn: (() => void) | null = null;
 const gc = (): void => {
-  setFlagsFromString("--expose-gc");
-  (runInNewContext("gc") as () => void)();
+  if (gcFn === null) {
+    setFlagsFromString("--expose-gc");
+    gcFn = runInNewContext("gc") as () => void;
+  }
+  gcFn();
+  gcFn();
+};
+
+/** Collects after pending callbacks have run: promise chains of the last reads still hold their results. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
 };
 
 /** A realistic membership list: 4-digit taxonomy ids, a 30-day expiry each, a data source. */
@@ -51,10 +95,18 @@ function memberships(n: number, i: number, nowSec: number): Membership[] {
   }));
 }
 
+/** Reads profiles as the Redis store does (decodeProfile of the stored bytes), from a map in this process. */
+function decodingStore(stored: ReadonlyMap<string, Buffer>): ProfileStore {
+  const read = async (keys: readonly string[], nowSec: number) =>
+    keys.map((k) => {
+      const bytes = stored.get(k);
+      return bytes === undefined ? null : decodeProfile(bytes, nowSec);
+    });
+  return { kind: "sizing", readProfiles: read } as unknown as ProfileStore;
+}
+
 export async function measureSizing(url: string): Promise<SizingFigures> {
   const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  const store = new RedisProfileStore({ url, commandTimeoutMs: 30_000, connectTimeoutMs: 2_000 });
-  await store.connect();
   const nowSec = Math.floor(Date.now() / 1000);
   const classes: SizingClass[] = [];
   try {
@@ -93,27 +145,56 @@ export async function measureSizing(url: string): Promise<SizingFigures> {
       for (const id of sample)
         redisTotal += Number(await redis.memory("USAGE", profileKey(id), "SAMPLES", 0));
 
+      // The cache is measured over a store that decodes the same stored bytes in this process: the Redis
+      // client keeps reply buffers and pipelines alive for a while, which moved the heap by more than a
+      // small profile's size (negative figures, once).
+      const stored = new Map<string, Buffer>();
+      for (let i = 0; i < ids.length; i++) stored.set(ids[i] as string, profileOf(i));
+      const store = decodingStore(stored);
       const cache = new ProfileCache(store, {
         maxEntries: PER_CLASS * 2,
         maxBytes: 2 ** 40,
         ttlMs: 3_600_000,
         negativeTtlMs: 0,
       });
-      gc();
-      const before = process.memoryUsage().heapUsed;
-      for (let from = 0; from < ids.length; from += 500) {
-        const batch = await cache.getMany(ids.slice(from, from + 500));
+      // Keys made afresh per batch, as requests make them: the cache's own copies are what it holds.
+      const keysFrom = (from: number, n: number): string[] =>
+        Array.from({ length: Math.min(n, PER_CLASS - from) }, (_, j) =>
+          typedId(50_000_000 + c * PER_CLASS + from + j),
+        );
+      await settle();
+      const before = heapBytes(cache);
+      for (let from = 0; from < PER_CLASS; from += 500) {
+        const batch = await cache.getMany(keysFrom(from, 500));
         if (batch.degraded) throw new Error("sizing: a cache fill read failed");
       }
-      gc();
-      const after = process.memoryUsage().heapUsed;
+      await settle();
+      const after = heapBytes(cache);
       if (cache.size !== PER_CLASS) throw new Error(`sizing: the cache holds ${cache.size} of ${PER_CLASS}`);
+      const estimate = cache.bytes;
+      // Then each profile answers once: the view kept beside it (live-segments.ts) is heap too.
+      const rules: LiveSegmentRules = {
+        snapshot: SIZING_SNAPSHOT,
+        nowSec,
+        expand: false,
+        minConfidence: 0,
+        scope: null,
+      };
+      for (let from = 0; from < PER_CLASS; from += 500) {
+        const batch = (await cache.getMany(keysFrom(from, 500))) as ProfileBatch;
+        batch.profiles.forEach((p, j) => {
+          if (p !== null) liveView(p, batch.kinds, rules, true, cache, batch.slots[j] as number);
+        });
+      }
+      await settle();
+      const viewed = heapBytes(cache);
       classes.push({
         segments,
         person,
         redisBytes: redisTotal / sample.length,
         lruHeapBytes: (after - before) / PER_CLASS,
-        lruEstimateBytes: cache.bytes / PER_CLASS,
+        lruEstimateBytes: estimate / PER_CLASS,
+        viewHeapBytes: (viewed - after) / PER_CLASS,
       });
       cache.clear();
       for (let from = 0; from < ids.length; from += 1_000)
@@ -122,7 +203,6 @@ export async function measureSizing(url: string): Promise<SizingFigures> {
     return { classes, usedPerKey };
   } finally {
     redis.disconnect();
-    await store.close();
   }
 }
 
@@ -136,7 +216,7 @@ export function sizingLines(s: SizingFigures): string[] {
   ];
   for (const c of s.classes) {
     lines.push(
-      `${c.segments} segments per ID (30-day expiry each)${c.person > 1 ? `, linked into persons of ${c.person} IDs (each carries its ${c.person - 1} others' memberships)` : ""}: Redis ${Math.round(c.redisBytes)} B per profile (MEMORY USAGE); LRU ${Math.round(c.lruHeapBytes)} B of heap per cached profile (the cache estimates ${Math.round(c.lruEstimateBytes)} B); 100M IDs: ${gib(c.redisBytes * 1e8)} in Redis, 1B IDs: ${gib(c.redisBytes * 1e9)} (one copy; a replica doubles it)`,
+      `${c.segments} segments per ID (30-day expiry each)${c.person > 1 ? `, linked into persons of ${c.person} IDs (each carries its ${c.person - 1} others' memberships)` : ""}: Redis ${Math.round(c.redisBytes)} B per profile (MEMORY USAGE); LRU ${Math.round(c.lruHeapBytes)} B of heap per cached profile, key and bookkeeping included (the cache estimates ${Math.round(c.lruEstimateBytes)} B), ${Math.round(c.viewHeapBytes)} B more once it has answered (its view); 100M IDs: ${gib(c.redisBytes * 1e8)} in Redis, 1B IDs: ${gib(c.redisBytes * 1e9)} (one copy; a replica doubles it)`,
     );
   }
   return lines;

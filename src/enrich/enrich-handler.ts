@@ -5,7 +5,13 @@ import { ApiError, badField } from "../errors.ts";
 import { type HttpAnswer, type HttpRequestData, JSON_TYPE, queryParam } from "../http/http-types.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { refuseDeepJson } from "../json-nesting.ts";
-import { addProfile, type LiveSegmentRules, type LiveView, liveView } from "../lookup/live-segments.ts";
+import {
+  addProfile,
+  type LiveSegmentRules,
+  type LiveView,
+  liveView,
+  type ViewHolder,
+} from "../lookup/live-segments.ts";
 import {
   bearerKey,
   exchangeOf,
@@ -27,8 +33,8 @@ import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
 import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess, type PrivacyDecision } from "../privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../privacy/privacy-signals.ts";
+import type { CachedProfile } from "../profiles/packed-profile.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
-import type { Profile } from "../profiles/profile-codec.ts";
 import { deadlineMs } from "../reliability/deadline.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 import { impMatches } from "../segments/deal-index.ts";
@@ -100,7 +106,7 @@ export function createEnrichHandler(
         subject.thirdParties,
         caller,
         access,
-        opts.cache.holds,
+        opts.cache.holds ? opts.cache : null,
       );
       const deals = imps.map((imp) => unlocked.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
       const plan = planEnrichment(body, userDataOf(visible, snapshot), deals);
@@ -177,21 +183,29 @@ function audienceOf(
   thirdParties: boolean,
   caller: EnrichCaller,
   access: PrivacyDecision,
-  hold: boolean,
+  views: ViewHolder | null,
 ): Audience {
   const snapshot = rules.snapshot;
   // Audience deals rest on personal data: none where consent withholds it (not even NOT-only rules).
   const dealsAllowed = access.personal && snapshot.deals.size > 0;
-  let only: Profile | null = null;
+  let only = -1;
   let count = 0;
-  for (const p of batch.profiles)
-    if (p != null) {
-      only = p;
+  for (let i = 0; i < batch.profiles.length; i++)
+    if (batch.profiles[i] != null) {
+      only = i;
       count++;
     }
   // Kept only where the profile is: with the cache off, nothing would ask again.
-  if (count === 1 && only !== null && dealsAllowed && hold) {
-    const view = liveView(only, rules, thirdParties);
+  const slot = only < 0 ? -1 : (batch.slots[only] as number);
+  if (count === 1 && dealsAllowed && views !== null && slot >= 0) {
+    const view = liveView(
+      batch.profiles[only] as CachedProfile,
+      batch.kinds,
+      rules,
+      thirdParties,
+      views,
+      slot,
+    );
     const held = audiences.get(view);
     if (held !== undefined && held.caller === caller) return held.audience;
     const visible = scoped(view.segments, snapshot, caller);
@@ -200,7 +214,7 @@ function audienceOf(
     return audience;
   }
   const segments = new Set<string>();
-  for (const p of batch.profiles) if (p != null) addProfile(p, segments, rules, thirdParties);
+  for (const p of batch.profiles) if (p != null) addProfile(p, batch.kinds, segments, rules, thirdParties);
   const visible = scoped(segments, snapshot, caller);
   return { visible, unlocked: dealsAllowed ? snapshot.deals.matching(visible) : [] };
 }

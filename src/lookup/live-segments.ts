@@ -1,7 +1,7 @@
 // Which of a person's memberships a bid-time answer may use: live, of the segment's active generation, never
 // sensitive, first-party only after an opt-out of sale; with expansion, their non-sensitive ancestors too.
 import type { CallerScope } from "../callers/caller-scope.ts";
-import type { Membership, Profile } from "../profiles/profile-codec.ts";
+import type { CachedProfile, MembershipKinds, PackedMemberships } from "../profiles/packed-profile.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 
 export interface LiveSegmentRules {
@@ -17,27 +17,33 @@ export interface LiveSegmentRules {
 }
 
 /**
- * Adds the usable segments of `memberships` (first-party ones only, unless `thirdParties`); true when any
- * was usable.
+ * Adds the usable segments of packed `memberships` (first-party ones only, unless `thirdParties`); true when
+ * any was usable.
  */
 export function addLive(
-  memberships: readonly Membership[],
+  memberships: PackedMemberships,
+  kinds: MembershipKinds,
   segments: Set<string>,
   rules: LiveSegmentRules,
   thirdParties: boolean,
 ): boolean {
   const { snapshot, nowSec, scope } = rules;
   let live = false;
-  for (const m of memberships) {
-    if (m.expiresAt !== 0 && m.expiresAt <= nowSec) continue;
-    if (m.generation !== snapshot.activeGeneration(m.segment) || snapshot.isSensitive(m.segment)) continue;
-    if (scope !== null && !scope.receives(m.segment)) continue;
+  for (let i = 0; i < memberships.length; ) {
+    let k = memberships.charCodeAt(i++);
+    if (k >= 0x8000) k = ((k & 0x7fff) << 15) | memberships.charCodeAt(i++);
+    const expiresAt = memberships.charCodeAt(i) * 0x1_0000 + memberships.charCodeAt(i + 1);
+    i += 2;
+    if (expiresAt !== 0 && expiresAt <= nowSec) continue;
+    const segment = kinds.segment[k] as string;
+    if (kinds.generation[k] !== snapshot.activeGeneration(segment) || snapshot.isSensitive(segment)) continue;
+    if (scope !== null && !scope.receives(segment)) continue;
     // After an opt-out of sale or sharing, only data the caller's own users gave it: a segment of no
     // known party is not assumed to be first-party.
-    if (!thirdParties && snapshot.get(m.segment)?.party !== "first") continue;
-    segments.add(m.segment);
+    if (!thirdParties && snapshot.get(segment)?.party !== "first") continue;
+    segments.add(segment);
     if (rules.expand) {
-      for (const a of snapshot.ancestors(m.segment)) {
+      for (const a of snapshot.ancestors(segment)) {
         if (
           !snapshot.isSensitive(a) &&
           (thirdParties || snapshot.get(a)?.party === "first") &&
@@ -53,21 +59,21 @@ export function addLive(
 
 /** Adds the usable segments of one ID's profile and of the person it carries; true when any was usable. */
 export function addProfile(
-  p: Profile,
+  p: CachedProfile,
+  kinds: MembershipKinds,
   segments: Set<string>,
   rules: LiveSegmentRules,
   thirdParties: boolean,
 ): boolean {
-  let live = addLive(p.memberships, segments, rules, thirdParties);
+  if (typeof p === "string") return addLive(p, kinds, segments, rules, thirdParties);
+  let live = addLive(p.own, kinds, segments, rules, thirdParties);
   // A linked ID carries its person: the other IDs' memberships, copied here at write time (one read).
-  if (p.link !== undefined) {
-    for (const member of p.link.members) {
-      if (
-        member.confidence >= rules.minConfidence &&
-        addLive(member.memberships, segments, rules, thirdParties)
-      )
-        live = true;
-    }
+  for (const member of p.members) {
+    if (
+      member.confidence >= rules.minConfidence &&
+      addLive(member.packed, kinds, segments, rules, thirdParties)
+    )
+      live = true;
   }
   return live;
 }
@@ -91,21 +97,29 @@ interface HeldView extends LiveView {
 
 const NO_SEGMENTS: LiveView = Object.freeze({ segments: Object.freeze([]) as readonly string[], json: "[]" });
 
-/**
- * Cached profiles are asked for the same answer over and over: the view is worked out once per catalog
- * snapshot and rules, and kept beside the profile object (dropped with it) until a membership it used expires.
- */
-const views = new WeakMap<Profile, HeldView>();
+/** Where a view may be kept: the cache's slot beside the profile (profile-cache.ts memo and keepMemo). */
+export interface ViewHolder {
+  memo(slot: number, p: CachedProfile): unknown;
+  keepMemo(slot: number, p: CachedProfile, memo: unknown, bytes: number): void;
+}
 
 /**
  * The usable segments of one ID's profile and of the person it carries (what addProfile adds), sorted as
- * the answer lists them. Empty when nothing is usable.
+ * the answer lists them. Empty when nothing is usable. Cached profiles are asked for the same answer over
+ * and over: with a `holder` and the profile's `slot` there, the view is worked out once per catalog snapshot
+ * and rules, and kept beside the profile (dropped with it) until a membership it used expires.
  */
-export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: boolean, hold = true): LiveView {
-  // `hold` false: the profile is not cached (CACHE_TTL_MS=0), so no one asks again; keeping the view would
-  // only cost the WeakMap entry and its collection.
-  if (!hold) return viewOf(p, rules, thirdParties);
-  const held = views.get(p);
+export function liveView(
+  p: CachedProfile,
+  kinds: MembershipKinds,
+  rules: LiveSegmentRules,
+  thirdParties: boolean,
+  holder: ViewHolder | null = null,
+  slot = -1,
+): LiveView {
+  // No slot: the profile is not cached (CACHE_TTL_MS=0), so no one asks again.
+  if (holder === null || slot < 0) return viewOf(p, kinds, rules, thirdParties);
+  const held = holder.memo(slot, p) as HeldView | undefined;
   if (
     held !== undefined &&
     held.snapshot === rules.snapshot &&
@@ -116,7 +130,7 @@ export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: bool
     rules.nowSec < held.until
   )
     return held;
-  const fresh = viewOf(p, rules, thirdParties);
+  const fresh = viewOf(p, kinds, rules, thirdParties);
   if (fresh === NO_SEGMENTS) return fresh;
   const view: HeldView = {
     segments: fresh.segments,
@@ -128,13 +142,27 @@ export function liveView(p: Profile, rules: LiveSegmentRules, thirdParties: bool
     thirdParties,
     until: firstExpiry(p, rules),
   };
-  views.set(p, view);
+  holder.keepMemo(slot, p, view, viewBytes(view));
   return view;
 }
 
-function viewOf(p: Profile, rules: LiveSegmentRules, thirdParties: boolean): LiveView {
+/**
+ * Heap bytes of a kept view: the object (header and seven fields), the segments array (its segment strings
+ * are the catalog's, shared) and the JSON string, one byte a char (segment ids are ASCII; a wider one counts
+ * short, which only CACHE_MAX_BYTES' accuracy pays for).
+ */
+function viewBytes(v: HeldView): number {
+  return 80 + 32 + 8 * v.segments.length + 16 + ((v.json.length + 7) & ~7);
+}
+
+function viewOf(
+  p: CachedProfile,
+  kinds: MembershipKinds,
+  rules: LiveSegmentRules,
+  thirdParties: boolean,
+): LiveView {
   const set = new Set<string>();
-  if (!addProfile(p, set, rules, thirdParties)) return NO_SEGMENTS;
+  if (!addProfile(p, kinds, set, rules, thirdParties)) return NO_SEGMENTS;
   const segments = [...set].sort();
   return { segments, json: JSON.stringify(segments) };
 }
@@ -144,14 +172,21 @@ function viewOf(p: Profile, rules: LiveSegmentRules, thirdParties: boolean): Liv
  * for any other reason (generation, sensitivity, scope, party) stay out under the same snapshot and rules,
  * and those already expired stay expired.
  */
-function firstExpiry(p: Profile, rules: LiveSegmentRules): number {
-  let until = Number.POSITIVE_INFINITY;
-  const scan = (memberships: readonly Membership[]): void => {
-    for (const m of memberships) if (m.expiresAt > rules.nowSec && m.expiresAt < until) until = m.expiresAt;
-  };
-  scan(p.memberships);
-  if (p.link !== undefined)
-    for (const member of p.link.members)
-      if (member.confidence >= rules.minConfidence) scan(member.memberships);
+function firstExpiry(p: CachedProfile, rules: LiveSegmentRules): number {
+  if (typeof p === "string") return earliestAfter(p, rules.nowSec, Number.POSITIVE_INFINITY);
+  let until = earliestAfter(p.own, rules.nowSec, Number.POSITIVE_INFINITY);
+  for (const member of p.members)
+    if (member.confidence >= rules.minConfidence) until = earliestAfter(member.packed, rules.nowSec, until);
+  return until;
+}
+
+/** The earliest expiry after nowSec in packed memberships, if earlier than `until`. */
+function earliestAfter(packed: PackedMemberships, nowSec: number, until: number): number {
+  for (let i = 0; i < packed.length; ) {
+    if (packed.charCodeAt(i++) >= 0x8000) i++;
+    const e = packed.charCodeAt(i) * 0x1_0000 + packed.charCodeAt(i + 1);
+    i += 2;
+    if (e > nowSec && e < until) until = e;
+  }
   return until;
 }

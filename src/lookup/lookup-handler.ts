@@ -25,10 +25,9 @@ import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess } from "../privacy/privacy-gate.ts";
 import { COMPACT_SIGNAL_FIELDS, readPrivacySignals } from "../privacy/privacy-signals.ts";
 import type { ProfileBatch, ProfileCache } from "../profiles/profile-cache.ts";
-import type { Profile } from "../profiles/profile-codec.ts";
 import { deadlineMs } from "../reliability/deadline.ts";
 import type { LiveCatalog } from "../segments/live-catalog.ts";
-import { type LiveSegmentRules, type LiveView, liveView } from "./live-segments.ts";
+import { type LiveSegmentRules, type LiveView, liveView, type ViewHolder } from "./live-segments.ts";
 import type { LookupSubject } from "./lookup-subject.ts";
 import { type PrivacyGate, readCompact } from "./read-compact.ts";
 import { bearerKey, exchangeOf, readLookupBody, readMinConfidence, wantsExpansion } from "./request-parts.ts";
@@ -153,7 +152,7 @@ export function createLookupHandler(
       uses: isBatch || body.ids !== undefined ? 1 : impCount(body.imp),
       nowSec: 0,
       segmentsJson: "[]",
-      holdViews: cache.holds,
+      views: cache.holds ? cache : null,
     };
     if (!pending)
       return respond(
@@ -239,8 +238,8 @@ interface MergeContext extends LiveSegmentRules {
   readonly uses: number;
   /** Left by merge: the JSON of the segments of the answer it made last. */
   segmentsJson: string;
-  /** The cache keeps profiles, so their views are worth keeping too (live-segments.ts liveView). */
-  readonly holdViews: boolean;
+  /** Where views are kept beside cached profiles (live-segments.ts liveView); null when the cache is off. */
+  readonly views: ViewHolder | null;
 }
 
 function respond(
@@ -260,12 +259,13 @@ function respond(
   ctx.nowSec = Math.floor(now() / 1000);
   let payload: LookupAnswer | { results: LookupAnswer[]; degraded: boolean };
   if (isBatch) {
-    const byKey = new Map<string, Profile | null>();
-    for (let i = 0; i < keys.length; i++) byKey.set(keys[i] as string, found.profiles[i] ?? null);
+    const byKey = new Map<string, number>();
+    for (let i = 0; i < keys.length; i++) byKey.set(keys[i] as string, i);
     const results = subjects.map((s, i) =>
       merge(
         s,
-        s.keys.map((k) => byKey.get(k) ?? null),
+        found,
+        s.keys.map((k) => byKey.get(k) ?? -1),
         reads?.[i] ?? NO_COUNTERS,
         ctx,
         found.degraded,
@@ -275,7 +275,8 @@ function respond(
   } else {
     payload = merge(
       subjects[0] as LookupSubject,
-      found.profiles,
+      found,
+      null,
       reads?.[0] ?? NO_COUNTERS,
       ctx,
       found.degraded,
@@ -325,7 +326,9 @@ function distinctKeys(subjects: readonly LookupSubject[]): string[] {
 /** Unites the live segments of one subject's profiles (`profiles[i]` belongs to `subject.keys[i]`). */
 function merge(
   subject: LookupSubject,
-  profiles: readonly (Profile | null)[],
+  found: ProfileBatch,
+  /** Where each of the subject's keys is in `found` (-1: nowhere); null: at the same index. */
+  at: readonly number[] | null,
   read: CounterRead,
   ctx: MergeContext,
   degraded: boolean,
@@ -337,9 +340,10 @@ function merge(
   let union: readonly string[] | null = null;
   const matched: string[] = [];
   for (let i = 0; i < subject.keys.length; i++) {
-    const p = profiles[i];
+    const j = at === null ? i : (at[i] as number);
+    const p = j < 0 ? null : found.profiles[j];
     if (p == null) continue;
-    const view = liveView(p, ctx, subject.thirdParties, ctx.holdViews);
+    const view = liveView(p, found.kinds, ctx, subject.thirdParties, ctx.views, found.slots[j]);
     if (view.segments.length === 0) continue;
     // The answer names which kinds of ID matched, never the IDs themselves.
     const type = typeOfKey(subject.keys[i] as string);

@@ -1,10 +1,19 @@
 // Read-through LRU in front of the store: hits never leave the process, all misses of one call go to the
 // store in one round trip, concurrent misses for a key share one fetch, and absent IDs are remembered briefly.
-import { LRUCache } from "lru-cache";
 import { type CircuitBreaker, NEVER_OPEN } from "../reliability/circuit-breaker.ts";
 import { withDeadline } from "../reliability/deadline.ts";
-import type { Membership, Profile } from "./profile-codec.ts";
+import {
+  type CachedProfile,
+  cachedBytes,
+  flatCopy,
+  MAX_KINDS,
+  MembershipKinds,
+  packProfile,
+  stringBytes,
+} from "./packed-profile.ts";
+import type { Profile } from "./profile-codec.ts";
 import type { ProfileStore } from "./profile-store.ts";
+import { SlotLru } from "./slot-lru.ts";
 
 export interface ProfileCacheOptions {
   /** Most entries (profiles plus known-absent markers). */
@@ -21,48 +30,41 @@ export interface ProfileCacheOptions {
   readonly breaker?: CircuitBreaker;
   /** Told of each store round trip (seconds, success), for the latency metric. */
   readonly onStoreRead?: (seconds: number, ok: boolean) => void;
+  /** Kinds one table holds before the cache starts afresh (packed-profile.ts MAX_KINDS; lower in tests). */
+  readonly maxKinds?: number;
 }
 
-/** What one call found: the profiles in the order asked, and whether the store failed for any of them. */
+/**
+ * What one call found: the profiles in the order asked (packed: read them with `kinds`), and whether the store
+ * failed for any of them.
+ */
 export interface ProfileBatch {
-  readonly profiles: (Profile | null)[];
+  readonly profiles: (CachedProfile | null)[];
+  /** Where each profile is held in the cache (for memo and keepMemo), or -1. */
+  readonly slots: number[];
+  /** The kinds table the profiles are packed against. */
+  readonly kinds: MembershipKinds;
   /** True when some profiles could not be read (store error or timeout); those are null. */
   degraded: boolean;
   hits: number;
   misses: number;
 }
 
-/** Remembers "the store has nothing for this ID" without a null (lru-cache stores no nullish values). */
-const ABSENT: Profile = Object.freeze({ memberships: Object.freeze([]) });
 /** Marks a shared fetch that failed, so that waiters degrade instead of seeing a rejection. */
-const FAILED: Profile = Object.freeze({ memberships: Object.freeze([]) });
-
-/**
- * Heap cost of a cached profile: key and strings as UTF-16, plus object overheads. The constants match what
- * `npm run bench` measures (loadtest/sizing.ts: heap growth per cached profile after GC) within 5%.
- */
-function estimateBytes(key: string, p: Profile): number {
-  let bytes = 96 + key.length * 2 + membershipBytes(p.memberships);
-  // A linked ID carries its person: every other ID with a copy of its memberships.
-  if (p.link !== undefined)
-    for (const m of p.link.members) bytes += 580 + m.key.length * 2 + membershipBytes(m.memberships);
-  return bytes;
-}
-
-function membershipBytes(list: readonly Membership[]): number {
-  let bytes = 0;
-  for (const m of list) bytes += 100 + (m.segment.length + m.source.length) * 2;
-  return bytes;
-}
+const FAILED: unique symbol = Symbol("failed");
+type Fetched = CachedProfile | null | typeof FAILED;
 
 export class ProfileCache {
   readonly #store: ProfileStore;
-  readonly #lru: LRUCache<string, Profile> | null;
-  readonly #inflight = new Map<string, Promise<Profile | null>>();
+  /** null when CACHE_TTL_MS is 0: nothing is kept. A known-absent ID is held as null. */
+  readonly #lru: SlotLru<CachedProfile | null> | null;
+  readonly #inflight = new Map<string, Promise<Fetched>>();
   readonly #ttlMs: number;
   readonly #negativeTtlMs: number;
   readonly #now: () => number;
   readonly #breaker: CircuitBreaker;
+  #kinds = new MembershipKinds();
+  readonly #maxKinds: number;
   /** Lifetime counters, for /healthz and the benchmark's hit ratio. */
   readonly stats = { hits: 0, misses: 0, storeErrors: 0, deadlines: 0, breakerSkips: 0, evictions: 0 };
   readonly #onStoreRead: (seconds: number, ok: boolean) => void;
@@ -74,24 +76,12 @@ export class ProfileCache {
     this.#now = opts.now ?? Date.now;
     this.#breaker = opts.breaker ?? NEVER_OPEN;
     this.#onStoreRead = opts.onStoreRead ?? (() => {});
+    this.#maxKinds = opts.maxKinds ?? MAX_KINDS;
     this.#lru =
       opts.ttlMs === 0
         ? null
-        : new LRUCache<string, Profile>({
-            max: opts.maxEntries,
-            maxSize: opts.maxBytes,
-            sizeCalculation: (value, key) =>
-              value === ABSENT ? 64 + key.length * 2 : estimateBytes(key, value),
-            ttl: opts.ttlMs,
-            // Expired entries are found and dropped on access; no timers per entry.
-            ttlAutopurge: false,
-            updateAgeOnGet: false,
-            perf: { now: this.#now },
-            // Read the clock on every check: the default caches it for 1 ms, which also hides an injected clock.
-            ttlResolution: 0,
-            dispose: (_v, _k, reason) => {
-              if (reason === "evict") this.stats.evictions++;
-            },
+        : new SlotLru<CachedProfile | null>(opts.maxEntries, opts.maxBytes, () => {
+            this.stats.evictions++;
           });
   }
 
@@ -105,9 +95,24 @@ export class ProfileCache {
     return this.#lru?.size ?? 0;
   }
 
-  /** Bytes held by the estimate lru-cache uses for its bound. */
+  /** Estimated heap bytes held (what CACHE_MAX_BYTES bounds): keys, packed profiles, memos and bookkeeping. */
   get bytes(): number {
-    return this.#lru?.calculatedSize ?? 0;
+    return this.#lru?.bytes ?? 0;
+  }
+
+  /** Bytes of the cache's bookkeeping arrays outside the JavaScript heap (for sizing). */
+  get arrayBytes(): number {
+    return this.#lru?.arrayBytes ?? 0;
+  }
+
+  /** What was kept beside a batch's profile (its `slots` entry), while the cache still holds that profile. */
+  memo(slot: number, p: CachedProfile): unknown {
+    return this.#lru === null ? undefined : this.#lru.memo(slot, p);
+  }
+
+  /** Keeps `memo` (of `bytes` heap) beside the profile in `slot`, for as long as the profile is held. */
+  keepMemo(slot: number, p: CachedProfile, memo: unknown, bytes: number): void {
+    this.#lru?.keepMemo(slot, p, memo, bytes);
   }
 
   /**
@@ -135,23 +140,35 @@ export class ProfileCache {
    * held, degraded (the read goes on and fills the cache for the next request).
    */
   getMany(keys: readonly string[], waitMs?: number): ProfileBatch | Promise<ProfileBatch> {
+    const nowMs = this.#now();
+    // A full kinds table starts afresh, with nothing packed against the old one left in the cache.
+    if (this.#kinds.size >= this.#maxKinds) {
+      this.clear();
+      this.#kinds = new MembershipKinds();
+    }
     const n = keys.length;
     const batch: ProfileBatch = {
-      profiles: new Array<Profile | null>(n).fill(null),
+      profiles: new Array<CachedProfile | null>(n).fill(null),
+      slots: new Array<number>(n).fill(-1),
+      kinds: this.#kinds,
       degraded: false,
       hits: 0,
       misses: 0,
     };
+    const lru = this.#lru;
     let missKeys: string[] | null = null;
     let missIdx: number[] | null = null;
     let waits: Promise<void>[] | null = null;
     for (let i = 0; i < n; i++) {
       const key = keys[i] as string;
-      const hit = this.#lru?.get(key);
-      if (hit !== undefined) {
-        batch.hits++;
-        batch.profiles[i] = hit === ABSENT ? null : hit;
-        continue;
+      if (lru !== null) {
+        const slot = lru.find(key, nowMs);
+        if (slot >= 0) {
+          batch.hits++;
+          batch.profiles[i] = lru.value(slot);
+          batch.slots[i] = slot;
+          continue;
+        }
       }
       batch.misses++;
       const pending = this.#inflight.get(key);
@@ -175,7 +192,14 @@ export class ProfileCache {
     return withDeadline(work, waitMs, () => {
       this.stats.deadlines++;
       // A copy: the read still under way must not change an answer already given.
-      return { profiles: batch.profiles.slice(), degraded: true, hits: batch.hits, misses: batch.misses };
+      return {
+        profiles: batch.profiles.slice(),
+        slots: batch.slots.slice(),
+        kinds: batch.kinds,
+        degraded: true,
+        hits: batch.hits,
+        misses: batch.misses,
+      };
     });
   }
 
@@ -190,7 +214,7 @@ export class ProfileCache {
     return batch;
   }
 
-  #settle(batch: ProfileBatch, i: number, p: Profile | null): void {
+  #settle(batch: ProfileBatch, i: number, p: Fetched): void {
     if (p === FAILED) batch.degraded = true;
     else batch.profiles[i] = p;
   }
@@ -204,51 +228,65 @@ export class ProfileCache {
     }
     const t0 = performance.now();
     const fetched = this.#store.readProfiles(keys, Math.floor(this.#now() / 1000));
-    fetched.then(
-      () => {
+    const kinds = batch.kinds;
+    const packed = fetched.then(
+      (arr) => {
         this.#breaker.record(true);
         this.#onStoreRead((performance.now() - t0) / 1000, true);
+        // Packed once, for this batch, the cache and every waiter on these keys.
+        const out = new Array<CachedProfile | null>(arr.length);
+        for (let j = 0; j < arr.length; j++) {
+          const p = arr[j] as Profile | null;
+          out[j] = p == null ? null : packProfile(p, kinds);
+        }
+        return out;
       },
       (err) => {
         this.#breaker.recordError(err);
         this.#onStoreRead((performance.now() - t0) / 1000, false);
+        throw err;
       },
     );
-    const shared = new Array<Promise<Profile | null>>(keys.length);
+    const shared = new Array<Promise<Fetched>>(keys.length);
     for (let j = 0; j < keys.length; j++) {
       // Never rejects: concurrent callers waiting on this key see FAILED and degrade.
-      const p = fetched.then(
+      const p = packed.then(
         (arr) => arr[j] ?? null,
-        () => FAILED,
+        (): Fetched => FAILED,
       );
       shared[j] = p;
       this.#inflight.set(keys[j] as string, p);
     }
-    let profiles: (Profile | null)[];
+    let profiles: (CachedProfile | null)[];
     try {
-      profiles = await fetched;
+      profiles = await packed;
     } catch {
       this.stats.storeErrors++;
       batch.degraded = true;
-      for (let j = 0; j < keys.length; j++)
-        this.#forget(keys[j] as string, shared[j] as Promise<Profile | null>);
+      for (let j = 0; j < keys.length; j++) this.#forget(keys[j] as string, shared[j] as Promise<Fetched>);
       return;
     }
+    const lru = this.#lru;
+    const nowMs = this.#now();
     for (let j = 0; j < keys.length; j++) {
       const key = keys[j] as string;
       const p = profiles[j] ?? null;
-      batch.profiles[idx[j] as number] = p;
+      const i = idx[j] as number;
+      batch.profiles[i] = p;
       // Still ours: not invalidated (or cleared) while the read was under way, so the answer is current.
       if (this.#inflight.get(key) === shared[j]) {
         this.#inflight.delete(key);
-        if (this.#lru === null) continue;
-        if (p !== null) this.#lru.set(key, p, { ttl: this.#ttlMs });
-        else if (this.#negativeTtlMs > 0) this.#lru.set(key, ABSENT, { ttl: this.#negativeTtlMs });
+        if (lru === null || kinds !== this.#kinds) continue;
+        // Its own flat copy of the key (packed-profile.ts flatCopy): a typed key is a cons string.
+        const held = flatCopy(key);
+        if (p !== null)
+          batch.slots[i] = lru.set(held, p, stringBytes(held) + cachedBytes(p), this.#ttlMs, nowMs);
+        else if (this.#negativeTtlMs > 0) lru.set(held, null, stringBytes(held), this.#negativeTtlMs, nowMs);
       }
     }
   }
 
-  #forget(key: string, mine: Promise<Profile | null>): void {
+  #forget(key: string, mine: Promise<Fetched>): void {
     if (this.#inflight.get(key) === mine) this.#inflight.delete(key);
   }
 }

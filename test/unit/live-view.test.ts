@@ -2,9 +2,16 @@
 // memberships afresh gives, and the answer's JSON must equal JSON.stringify of the answer.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { addProfile, type LiveSegmentRules, liveView } from "../../src/lookup/live-segments.ts";
+import {
+  addProfile,
+  type LiveSegmentRules,
+  type LiveView,
+  liveView,
+  type ViewHolder,
+} from "../../src/lookup/live-segments.ts";
 import { answerJson, type LookupAnswer, mergeSorted } from "../../src/lookup/lookup-handler.ts";
-import type { Profile } from "../../src/profiles/profile-codec.ts";
+import { type CachedProfile, MembershipKinds, packMemberships } from "../../src/profiles/packed-profile.ts";
+import type { Membership } from "../../src/profiles/profile-codec.ts";
 import { CatalogSnapshot } from "../../src/segments/catalog.ts";
 import type { SegmentDef } from "../../src/segments/segment-def.ts";
 
@@ -34,32 +41,52 @@ const rules = (over: Partial<LiveSegmentRules> = {}): LiveSegmentRules => ({
 });
 const m = (segment: string, expiresAt = 0) => ({ segment, expiresAt, source: "", generation: 0 });
 
+const kinds = new MembershipKinds();
+const packed = (memberships: Membership[]): CachedProfile => packMemberships(memberships, kinds);
+
+/** The cache's side of keeping views: one slot, holding a memo while it holds the same profile. */
+class OneSlot implements ViewHolder {
+  held: { p: CachedProfile; memo: unknown } | null = null;
+  memo(_slot: number, p: CachedProfile): unknown {
+    return this.held?.p === p ? this.held.memo : undefined;
+  }
+  keepMemo(_slot: number, p: CachedProfile, memo: unknown): void {
+    this.held = { p, memo };
+  }
+}
+
+/** The view of `p` as a cached profile (kept in `holder`). */
+const view = (p: CachedProfile, r: LiveSegmentRules, thirdParties: boolean, holder: ViewHolder): LiveView =>
+  liveView(p, kinds, r, thirdParties, holder, 0);
+
 describe("liveView", () => {
   it("lists the usable segments sorted, with their JSON, and nothing sensitive", () => {
-    const p: Profile = { memberships: [m("12"), m("99"), m("11")] };
-    const v = liveView(p, rules(), true);
+    const p = packed([m("12"), m("99"), m("11")]);
+    const v = liveView(p, kinds, rules(), true);
     expect(v.segments).toEqual(["11", "12"]);
     expect(v.json).toBe('["11","12"]');
   });
 
   it("is reused while the rules are the same, and worked out again when they change", () => {
-    const p: Profile = { memberships: [m("11")] };
-    const first = liveView(p, rules(), true);
-    expect(liveView(p, rules({ nowSec: 5_000 }), true)).toBe(first);
-    expect(liveView(p, rules({ expand: true }), true).segments).toEqual(["10", "11"]);
+    const p = packed([m("11")]);
+    const holder = new OneSlot();
+    const first = view(p, rules(), true, holder);
+    expect(view(p, rules({ nowSec: 5_000 }), true, holder)).toBe(first);
+    expect(view(p, rules({ expand: true }), true, holder).segments).toEqual(["10", "11"]);
     // Another snapshot (a replace went live) is another answer: generation 1 of "11" is not the member's 0.
     const next = new CatalogSnapshot(snapshot.all(), new Map([["11", 1]]));
-    expect(liveView(p, rules({ snapshot: next }), true).segments).toEqual([]);
+    expect(view(p, rules({ snapshot: next }), true, holder).segments).toEqual([]);
     // After a US opt-out only first-party data: "11" is third-party.
-    expect(liveView(p, rules(), false).segments).toEqual([]);
+    expect(view(p, rules(), false, holder).segments).toEqual([]);
   });
 
   it("drops a membership from the second it expires, though the view was made before", () => {
-    const p: Profile = { memberships: [m("11", 1_500), m("12", 2_000)] };
-    expect(liveView(p, rules({ nowSec: 1_000 }), true).segments).toEqual(["11", "12"]);
-    expect(liveView(p, rules({ nowSec: 1_499 }), true).segments).toEqual(["11", "12"]);
-    expect(liveView(p, rules({ nowSec: 1_500 }), true).segments).toEqual(["12"]);
-    expect(liveView(p, rules({ nowSec: 2_000 }), true).segments).toEqual([]);
+    const p = packed([m("11", 1_500), m("12", 2_000)]);
+    const holder = new OneSlot();
+    expect(view(p, rules({ nowSec: 1_000 }), true, holder).segments).toEqual(["11", "12"]);
+    expect(view(p, rules({ nowSec: 1_499 }), true, holder).segments).toEqual(["11", "12"]);
+    expect(view(p, rules({ nowSec: 1_500 }), true, holder).segments).toEqual(["12"]);
+    expect(view(p, rules({ nowSec: 2_000 }), true, holder).segments).toEqual([]);
   });
 
   it("equals a fresh merge for any profile and any sequence of times", () => {
@@ -70,17 +97,18 @@ describe("liveView", () => {
         fc.array(fc.integer({ min: 1_000, max: 1_400 }), { minLength: 1, maxLength: 6 }),
         fc.boolean(),
         (rows, times, expand) => {
-          const p: Profile = { memberships: rows.map((r) => m(r.s, r.e)) };
+          const p = packed(rows.map((r) => m(r.s, r.e)));
+          const holder = new OneSlot();
           for (const nowSec of [...times].sort((a, b) => a - b)) {
             const r = rules({ nowSec, expand });
             const fresh = new Set<string>();
-            addProfile(p, fresh, r, true);
+            addProfile(p, kinds, fresh, r, true);
             const want = [...fresh].sort();
-            const v = liveView(p, r, true);
+            const v = view(p, r, true, holder);
             expect(v.segments).toEqual(want);
             expect(v.json).toBe(JSON.stringify(want));
             // Not kept (the cache is off): the same view.
-            const once = liveView(p, r, true, false);
+            const once = liveView(p, kinds, r, true);
             expect(once.segments).toEqual(want);
             expect(once.json).toBe(JSON.stringify(want));
           }

@@ -1,7 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Counters } from "../../src/capping/counters.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
-import { ProfileCache, type ProfileCacheOptions } from "../../src/profiles/profile-cache.ts";
+import { unpackProfile } from "../../src/profiles/packed-profile.ts";
+import {
+  type ProfileBatch,
+  ProfileCache,
+  type ProfileCacheOptions,
+} from "../../src/profiles/profile-cache.ts";
 import type { MembershipOp, Profile } from "../../src/profiles/profile-codec.ts";
 import type { ApplyResult, ProfileStore } from "../../src/profiles/profile-store.ts";
 
@@ -88,6 +93,14 @@ class CountingStore implements ProfileStore {
   }
 }
 
+/** A batch as the store's Profile objects: the cache holds them packed. */
+const seen = (b: ProfileBatch) => ({
+  profiles: b.profiles.map((p) => (p === null ? null : unpackProfile(p, b.kinds))),
+  degraded: b.degraded,
+  hits: b.hits,
+  misses: b.misses,
+});
+
 const profileOf = (...segments: string[]): Profile => ({
   memberships: segments.map((segment) => ({ segment, expiresAt: 0, source: "t", generation: 0 })),
 });
@@ -128,7 +141,7 @@ describe("ProfileCache", () => {
   it("reads all missing keys of one call from the store once, in the order asked", async () => {
     const cache = makeCache();
     const r = await cache.getMany(["bu:a", "bu:none", "bu:b"]);
-    expect(r).toEqual({
+    expect(seen(r)).toEqual({
       profiles: [profileOf("sports"), null, profileOf("autos")],
       degraded: false,
       hits: 0,
@@ -141,7 +154,7 @@ describe("ProfileCache", () => {
     const cache = makeCache();
     await cache.getMany(["bu:a", "bu:none"]);
     const r = await cache.getMany(["bu:a", "bu:none"]);
-    expect(r).toEqual({ profiles: [profileOf("sports"), null], degraded: false, hits: 2, misses: 0 });
+    expect(seen(r)).toEqual({ profiles: [profileOf("sports"), null], degraded: false, hits: 2, misses: 0 });
     expect(store.readCount).toBe(1);
     expect(cache.size).toBe(2);
   });
@@ -150,14 +163,14 @@ describe("ProfileCache", () => {
     const cache = makeCache();
     await cache.getMany(["bu:a"]);
     const r = await cache.getMany(["bu:b", "bu:a", "bu:c"]);
-    expect(r.profiles).toEqual([profileOf("autos"), profileOf("sports"), profileOf("news")]);
+    expect(seen(r).profiles).toEqual([profileOf("autos"), profileOf("sports"), profileOf("news")]);
     expect({ hits: r.hits, misses: r.misses }).toEqual({ hits: 1, misses: 2 });
     expect(store.calls.map((c) => c.keys)).toEqual([["bu:a"], ["bu:b", "bu:c"]]);
   });
 
   it("makes no store call for an empty key list", async () => {
     const cache = makeCache();
-    expect(await cache.getMany([])).toEqual({ profiles: [], degraded: false, hits: 0, misses: 0 });
+    expect(seen(await cache.getMany([]))).toEqual({ profiles: [], degraded: false, hits: 0, misses: 0 });
     expect(store.readCount).toBe(0);
   });
 
@@ -167,7 +180,7 @@ describe("ProfileCache", () => {
     await store.add("bu:new", "fresh");
 
     await advance(999);
-    expect(await cache.getMany(["bu:new"])).toEqual({
+    expect(seen(await cache.getMany(["bu:new"]))).toEqual({
       profiles: [null],
       degraded: false,
       hits: 1,
@@ -176,7 +189,7 @@ describe("ProfileCache", () => {
     expect(store.readCount).toBe(1);
 
     await advance(2);
-    expect(await cache.getMany(["bu:new"])).toEqual({
+    expect(seen(await cache.getMany(["bu:new"]))).toEqual({
       profiles: [profileOf("fresh")],
       degraded: false,
       hits: 0,
@@ -199,12 +212,12 @@ describe("ProfileCache", () => {
     await store.add("bu:a", "travel");
 
     await advance(9_999);
-    expect((await cache.getMany(["bu:a"])).profiles).toEqual([profileOf("sports")]);
+    expect(seen(await cache.getMany(["bu:a"])).profiles).toEqual([profileOf("sports")]);
     expect(store.readCount).toBe(1);
 
     await advance(2);
     const r = await cache.getMany(["bu:a"]);
-    expect(r.profiles).toEqual([profileOf("sports", "travel")]);
+    expect(seen(r).profiles).toEqual([profileOf("sports", "travel")]);
     expect({ hits: r.hits, misses: r.misses }).toEqual({ hits: 0, misses: 1 });
     expect(store.calls.map((c) => c.nowSec)).toEqual([T0_S, T0_S + 10]);
   });
@@ -222,7 +235,7 @@ describe("ProfileCache", () => {
       misses: 1,
       reads: 2,
     });
-    expect(r.profiles).toEqual([profileOf("sports", "travel")]);
+    expect(seen(r).profiles).toEqual([profileOf("sports", "travel")]);
   });
 
   it("invalidate() makes the next call read the store", async () => {
@@ -231,7 +244,7 @@ describe("ProfileCache", () => {
     await store.add("bu:a", "travel");
     cache.invalidate(["bu:a"]);
     const r = await cache.getMany(["bu:a", "bu:b"]);
-    expect(r.profiles).toEqual([profileOf("sports", "travel"), profileOf("autos")]);
+    expect(seen(r).profiles).toEqual([profileOf("sports", "travel"), profileOf("autos")]);
     expect(store.calls.map((c) => c.keys)).toEqual([["bu:a", "bu:b"], ["bu:a"]]);
   });
 
@@ -245,9 +258,9 @@ describe("ProfileCache", () => {
 
     store.gate.resolve();
     const [r1, r2, r3] = await Promise.all([first, second, third]);
-    expect(r1).toEqual({ profiles: [profileOf("sports")], degraded: false, hits: 0, misses: 1 });
-    expect(r2).toEqual({ profiles: [profileOf("sports")], degraded: false, hits: 0, misses: 1 });
-    expect(r3).toEqual({
+    expect(seen(r1)).toEqual({ profiles: [profileOf("sports")], degraded: false, hits: 0, misses: 1 });
+    expect(seen(r2)).toEqual({ profiles: [profileOf("sports")], degraded: false, hits: 0, misses: 1 });
+    expect(seen(r3)).toEqual({
       profiles: [profileOf("sports"), profileOf("autos")],
       degraded: false,
       hits: 0,
@@ -265,8 +278,8 @@ describe("ProfileCache", () => {
     const first = cache.getMany(["bu:none"]);
     const second = cache.getMany(["bu:none"]);
     store.gate.resolve();
-    expect((await first).profiles).toEqual([null]);
-    expect(await second).toEqual({ profiles: [null], degraded: false, hits: 0, misses: 1 });
+    expect(seen(await first).profiles).toEqual([null]);
+    expect(seen(await second)).toEqual({ profiles: [null], degraded: false, hits: 0, misses: 1 });
     expect(store.readCount).toBe(1);
   });
 
@@ -288,7 +301,7 @@ describe("ProfileCache", () => {
       await cache.getMany(["bu:b"]);
       store.failWith = new Error("redis timeout");
       const r = await cache.getMany(["bu:a", "bu:b"]);
-      expect(r).toEqual({ profiles: [null, profileOf("autos")], degraded: true, hits: 1, misses: 1 });
+      expect(seen(r)).toEqual({ profiles: [null, profileOf("autos")], degraded: true, hits: 1, misses: 1 });
       expect(cache.stats).toEqual({
         hits: 1,
         misses: 2,
@@ -300,7 +313,7 @@ describe("ProfileCache", () => {
 
       store.failWith = null;
       const again = await cache.getMany(["bu:a"]);
-      expect(again).toEqual({ profiles: [profileOf("sports")], degraded: false, hits: 0, misses: 1 });
+      expect(seen(again)).toEqual({ profiles: [profileOf("sports")], degraded: false, hits: 0, misses: 1 });
       expect(store.readCount).toBe(3);
       await realTick();
       expect(unhandled).toEqual([]);
@@ -315,9 +328,9 @@ describe("ProfileCache", () => {
       store.gate.reject(new Error("connection reset"));
 
       const [r1, r2, r3] = await Promise.all([first, second, third]);
-      expect(r1).toEqual({ profiles: [null], degraded: true, hits: 0, misses: 1 });
-      expect(r2).toEqual({ profiles: [null], degraded: true, hits: 0, misses: 1 });
-      expect(r3).toEqual({ profiles: [null, null], degraded: true, hits: 0, misses: 2 });
+      expect(seen(r1)).toEqual({ profiles: [null], degraded: true, hits: 0, misses: 1 });
+      expect(seen(r2)).toEqual({ profiles: [null], degraded: true, hits: 0, misses: 1 });
+      expect(seen(r3)).toEqual({ profiles: [null, null], degraded: true, hits: 0, misses: 2 });
       // Two store reads (["bu:a"], ["bu:b"]), both failed; waiters are not counted as store errors.
       expect(store.readCount).toBe(2);
       expect(cache.stats).toEqual({
@@ -336,7 +349,7 @@ describe("ProfileCache", () => {
   it("with ttlMs = 0 reads the store on every call", async () => {
     const cache = makeCache({ ttlMs: 0 });
     for (let i = 0; i < 3; i++) {
-      expect(await cache.getMany(["bu:a", "bu:none"])).toEqual({
+      expect(seen(await cache.getMany(["bu:a", "bu:none"]))).toEqual({
         profiles: [profileOf("sports"), null],
         degraded: false,
         hits: 0,
@@ -354,8 +367,8 @@ describe("ProfileCache", () => {
     const first = cache.getMany(["bu:a"]);
     const second = cache.getMany(["bu:a"]);
     store.gate.resolve();
-    expect((await first).profiles).toEqual([profileOf("sports")]);
-    expect((await second).profiles).toEqual([profileOf("sports")]);
+    expect(seen(await first).profiles).toEqual([profileOf("sports")]);
+    expect(seen(await second).profiles).toEqual([profileOf("sports")]);
     expect(store.readCount).toBe(1);
   });
 
@@ -370,7 +383,7 @@ describe("ProfileCache", () => {
 
     const evicted = await cache.getMany(["bu:a"]);
     expect({ hits: evicted.hits, misses: evicted.misses }).toEqual({ hits: 0, misses: 1 });
-    expect(evicted.profiles).toEqual([profileOf("sports")]);
+    expect(seen(evicted).profiles).toEqual([profileOf("sports")]);
     expect(store.calls.map((c) => c.keys)).toEqual([["bu:a", "bu:b", "bu:c"], ["bu:a"]]);
     expect(cache.size).toBe(2);
   });

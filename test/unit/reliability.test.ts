@@ -2,6 +2,7 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { HttpAnswer, HttpRequestData, Route, RouteAdmission } from "../../src/http/http-types.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
+import { type CachedProfile, unpackProfile } from "../../src/profiles/packed-profile.ts";
 import { ProfileCache } from "../../src/profiles/profile-cache.ts";
 import { Admission } from "../../src/reliability/admission.ts";
 import { CircuitBreaker } from "../../src/reliability/circuit-breaker.ts";
@@ -136,7 +137,9 @@ describe("deadline", () => {
     const batch = await cache.getMany(["bu:held", "bu:slow"], 20);
     expect(performance.now() - t).toBeLessThan(250);
     expect(batch.degraded).toBe(true);
-    expect(batch.profiles[0]?.memberships.map((m) => m.segment)).toEqual(["1"]);
+    expect(
+      unpackProfile(batch.profiles[0] as CachedProfile, batch.kinds).memberships.map((m) => m.segment),
+    ).toEqual(["1"]);
     expect(batch.profiles[1]).toBeNull();
     expect(cache.stats.deadlines).toBe(1);
   });
