@@ -1,6 +1,7 @@
 // Sizing figures for the README's guide, measured rather than assumed: bytes per profile in Redis (MEMORY
 // USAGE of real stored profiles) and in the service's LRU cache (heap growth per cached profile, after GC),
-// for profiles of 4, 20 and 50 segments; and what they make for 100M and 1B IDs.
+// for profiles of 4, 10, 20 and 50 segments and a linked person; what they make for 100M and 1B IDs; and the
+// stored format's size targets.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Redis } from "ioredis";
@@ -20,6 +21,19 @@ const CLASSES = [
   { segments: 20, person: 1 },
   { segments: 50, person: 1 },
   { segments: 20, person: 4 },
+  // Last, so that the classes before it keep the IDs (and key lengths) they were measured with.
+  { segments: 10, person: 1 },
+] as const;
+
+/** The stored format's targets: MEMORY USAGE per key of a class, at most. */
+export const SIZING_TARGETS = [
+  { segments: 10, person: 1, maxBytes: 160, about: "Redis bytes per 10-segment profile (30-day TTLs)" },
+  {
+    segments: 20,
+    person: 4,
+    maxBytes: 900,
+    about: "Redis bytes per ID, linked person of 4 IDs x 20 segments",
+  },
 ] as const;
 
 export interface SizingClass {
@@ -209,12 +223,26 @@ export async function measureSizing(url: string): Promise<SizingFigures> {
 const gib = (bytes: number): string =>
   `${(bytes / 2 ** 30).toLocaleString("en-US", { maximumFractionDigits: 0 })} GiB`;
 
-/** The lines of RESULTS.md's Sizing section. */
+/** One line per size target: the class's mean MEMORY USAGE, the target and the verdict. */
+export function sizingTargetLines(s: SizingFigures): string[] {
+  return SIZING_TARGETS.map((t) => {
+    const want = `target <= ${t.maxBytes} B`;
+    const c = s.classes.find((k) => k.segments === t.segments && k.person === t.person);
+    if (c === undefined) return `${t.about} = n/a (not measured), ${want}: n/a`;
+    // Judged as shown, to a tenth of a byte, so that the figure printed never contradicts its verdict.
+    const shown = Math.round(c.redisBytes * 10) / 10;
+    return `${t.about} = ${shown} B (MEMORY USAGE, mean), ${want}: ${shown <= t.maxBytes ? "met" : "MISSED"}`;
+  });
+}
+
+/** The lines of RESULTS.md's Sizing section: the size targets first, then every class, smallest first. */
 export function sizingLines(s: SizingFigures): string[] {
   const lines = [
+    ...sizingTargetLines(s),
     `Main Redis: used_memory / keys = ${Math.round(s.usedPerKey)} bytes per key (the bench's users: 2–6 segments, no expiry, whole-server overhead included)`,
   ];
-  for (const c of s.classes) {
+  const ordered = [...s.classes].sort((a, b) => a.person - b.person || a.segments - b.segments);
+  for (const c of ordered) {
     lines.push(
       `${c.segments} segments per ID (30-day expiry each)${c.person > 1 ? `, linked into persons of ${c.person} IDs (each carries its ${c.person - 1} others' memberships)` : ""}: Redis ${Math.round(c.redisBytes)} B per profile (MEMORY USAGE); LRU ${Math.round(c.lruHeapBytes)} B of heap per cached profile, key and bookkeeping included (the cache estimates ${Math.round(c.lruEstimateBytes)} B), ${Math.round(c.viewHeapBytes)} B more once it has answered (its view); 100M IDs: ${gib(c.redisBytes * 1e8)} in Redis, 1B IDs: ${gib(c.redisBytes * 1e9)} (one copy; a replica doubles it)`,
     );

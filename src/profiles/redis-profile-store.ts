@@ -62,6 +62,7 @@ declare module "ioredis" {
       origin: string,
       version: number,
       rows: Buffer,
+      nowSec: number,
     ): Result<number, Context>;
     audSetMembers(
       profileKey: string,
@@ -91,17 +92,117 @@ export const linksKey = (typedId: string): string => `l:{${typedId}}`;
 /** Counter hashes outlive their longest bucket retention, for lifetime counts: renewed on every impression. */
 const COUNTERS_TTL_SEC = 400 * 86_400;
 
-/** Lua: decodes the profile `cur` of `pkey` into `p` (format 1 or 2) and its live own memberships into `rows`. */
-const READ_ROWS_LUA = `
-      local p = cmsgpack.unpack(cur)
-      if type(p) ~= 'table' or (p[1] ~= 1 and p[1] ~= 2) or type(p[2]) ~= 'table' then
-        return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
+/**
+ * Lua: the stored profile format of profile-codec.ts, read (versions 1, 2 and 3) and written (version 3).
+ * In a script a membership is a row {segment, expiresAt, source, generation}, whatever its stored form.
+ * readProfile(cur, now) gives the live own rows, the own version and the person (nil when unlinked), each
+ * member {key, confidence, version, live rows}; nil alone for a version it does not know.
+ * writeProfile(rows, version, members) gives the bytes encodeProfile writes for them.
+ */
+const PROFILE_LUA = `
+local function liveRows(list, now, out)
+  for _, m in ipairs(list) do
+    local exp = m[2]
+    if exp == 0 or exp > now then
+      local src, gen = m[3], m[4]
+      if type(src) ~= 'string' then src = '' end
+      if type(gen) ~= 'number' then gen = 0 end
+      out[#out + 1] = {m[1], exp, src, gen}
+    end
+  end
+  return out
+end
+local function liveRuns(runs, base, sources, now, out)
+  local i = 1
+  while i <= #runs do
+    local n, e = runs[i], runs[i + 1]
+    local exp = 0
+    if e ~= -1 then exp = base + e end
+    if exp == 0 or exp > now then
+      local src, gen = sources[runs[i + 2] + 1], runs[i + 3]
+      for j = i + 4, i + 3 + n do
+        local seg = runs[j]
+        if type(seg) == 'number' then seg = tostring(seg) end
+        out[#out + 1] = {seg, exp, src, gen}
       end
-      for _, m in ipairs(p[2]) do
-        if m[2] == 0 or m[2] > now then rows[#rows + 1] = m end
+    end
+    i = i + 4 + n
+  end
+  return out
+end
+local function readProfile(cur, now)
+  local p = cmsgpack.unpack(cur)
+  if type(p) ~= 'table' then return nil end
+  local read, at
+  if (p[1] == 1 or p[1] == 2) and type(p[2]) == 'table' then
+    read = function(list) return liveRows(list, now, {}) end
+    at = 2
+  elseif p[1] == 3 and type(p[2]) == 'number' and type(p[3]) == 'table' and type(p[4]) == 'table' then
+    read = function(list) return liveRuns(list, p[2], p[3], now, {}) end
+    at = 4
+  else
+    return nil
+  end
+  local rows = read(p[at])
+  if p[1] == 1 or type(p[at + 2]) ~= 'table' then return rows, 0, nil end
+  local members = {}
+  for i, e in ipairs(p[at + 2]) do members[i] = {e[1], e[2], e[3], read(e[4])} end
+  return rows, p[at + 1], members
+end
+local function writeProfile(rows, ver, members)
+  local base = 0
+  local function lower(list)
+    for _, m in ipairs(list) do
+      if m[2] ~= 0 and (base == 0 or m[2] < base) then base = m[2] end
+    end
+  end
+  lower(rows)
+  if members then
+    for _, e in ipairs(members) do lower(e[4]) end
+  end
+  local sources, index = {}, {}
+  local function runs(list)
+    local out, head = {}, 0
+    for _, m in ipairs(list) do
+      local s = index[m[3]]
+      if s == nil then
+        s = #sources
+        sources[s + 1] = m[3]
+        index[m[3]] = s
+      end
+      local e = -1
+      if m[2] ~= 0 then e = m[2] - base end
+      if head > 0 and out[head + 1] == e and out[head + 2] == s and out[head + 3] == m[4] then
+        out[head] = out[head] + 1
+      else
+        head = #out + 1
+        out[head], out[head + 1], out[head + 2], out[head + 3] = 1, e, s, m[4]
+      end
+      local seg = m[1]
+      if type(seg) == 'string' and #seg <= 9 and (seg == '0' or string.find(seg, '^[1-9]%d*$')) then
+        seg = tonumber(seg)
+      end
+      out[#out + 1] = seg
+    end
+    return out
+  end
+  local own = runs(rows)
+  if members and #members > 0 then
+    local held = {}
+    for i, e in ipairs(members) do held[i] = {e[1], e[2], e[3], runs(e[4])} end
+    return cmsgpack.pack({3, base, sources, own, ver, held})
+  end
+  return cmsgpack.pack({3, base, sources, own})
+end`;
+
+/** Lua: reads the profile `cur` of `pkey` into its live own `rows`, `ver` and `members` (nil when unlinked). */
+const READ_ROWS_LUA = `
+      rows, ver, members = readProfile(cur, now)
+      if rows == nil then
+        return redis.error_reply('AUD_ERR_CODEC unsupported profile format at ' .. pkey)
       end`;
 
-/** Lua: stores an unlinked ID's live `rows` under `pkey` (format 1), expiring with its last membership. */
+/** Lua: stores an unlinked ID's live `rows` under `pkey`, expiring with its last membership. */
 const STORE_ROWS_LUA = `
       local latest, forever = 0, false
       for _, m in ipairs(rows) do
@@ -110,9 +211,9 @@ const STORE_ROWS_LUA = `
       if #rows == 0 then
         redis.call('DEL', pkey)
       elseif forever then
-        redis.call('SET', pkey, cmsgpack.pack({1, rows}))
+        redis.call('SET', pkey, writeProfile(rows))
       else
-        redis.call('SET', pkey, cmsgpack.pack({1, rows}), 'EXAT', latest)
+        redis.call('SET', pkey, writeProfile(rows), 'EXAT', latest)
       end`;
 
 /**
@@ -121,11 +222,12 @@ const STORE_ROWS_LUA = `
  * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[2] = msgpack list with, for
  * each ID in KEYS order, its ops [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...].
  * Several IDs per call amortise the script's fixed cost in bulk loads. Each key expires with its last
- * membership; a linked ID (format 2) keeps its person, gets its own version bumped and does not expire.
+ * membership; a linked ID keeps its person, gets its own version bumped and does not expire. Every key
+ * written is written in the stored format's current version, whichever version it held.
  * Returns, per ID, two numbers: the membership count left, or -1 when the ID opted out (nothing written);
  * then 1 when the ID is linked (its person's copies are to be updated), else 0.
  */
-const APPLY_MEMBERSHIPS_LUA = `
+const APPLY_MEMBERSHIPS_LUA = `${PROFILE_LUA}
 local now = tonumber(ARGV[1])
 local opsById = cmsgpack.unpack(ARGV[2])
 local out = {}
@@ -139,7 +241,7 @@ for k = 1, #KEYS, 2 do
     local cur = redis.call('GET', pkey)
     if cur then
       ${READ_ROWS_LUA}
-      if p[1] == 2 and type(p[4]) == 'table' and #p[4] > 0 then ver, members = p[3], p[4] end
+      if members and #members == 0 then members = nil end
     end
     for _, o in ipairs(opsById[(k + 1) / 2]) do
       local seg, exp, gen, mingen = o[2], o[3], o[5], o[6]
@@ -152,7 +254,7 @@ for k = 1, #KEYS, 2 do
       rows = kept
     end
     if members then
-      redis.call('SET', pkey, cmsgpack.pack({2, rows, ver + 1, members}))
+      redis.call('SET', pkey, writeProfile(rows, ver + 1, members))
       out[#out + 1] = #rows
       out[#out + 1] = 1
     else
@@ -167,21 +269,23 @@ return out
 
 /**
  * Copies an origin's own memberships into a linked profile when the copy there is older (profile-codec.ts
- * putOrigin). KEYS = profile key, opt-out key; ARGV = origin, version, msgpack rows. Returns 1 when replaced.
+ * putOrigin). KEYS = profile key, opt-out key; ARGV = origin, version, msgpack rows
+ * [[segment, expiresAt, source, generation], ...], now. Returns 1 when replaced.
  */
-const PUT_ORIGIN_LUA = `
+const PUT_ORIGIN_LUA = `${PROFILE_LUA}
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
-local p = cmsgpack.unpack(cur)
-if type(p) ~= 'table' or p[1] ~= 2 then return 0 end
+local now = tonumber(ARGV[4])
+local rows, ver, members = readProfile(cur, now)
+if not members then return 0 end
 local v = tonumber(ARGV[2])
-for _, e in ipairs(p[4]) do
+for _, e in ipairs(members) do
   if e[1] == ARGV[1] then
     if e[3] >= v then return 0 end
     e[3] = v
-    e[4] = cmsgpack.unpack(ARGV[3])
-    redis.call('SET', KEYS[1], cmsgpack.pack(p))
+    e[4] = liveRows(cmsgpack.unpack(ARGV[3]), now, {})
+    redis.call('SET', KEYS[1], writeProfile(rows, ver, members))
     return 1
   end
 end
@@ -190,28 +294,32 @@ return 0
 
 /**
  * Sets the person of one ID (profile-codec.ts setMembers): its own memberships stay, a member's copy here
- * that is newer than the one given stays. KEYS = profile key, opt-out key; ARGV = msgpack members, now.
+ * that is newer than the one given stays. KEYS = profile key, opt-out key; ARGV = msgpack members
+ * [[key, confidence, version, rows], ...], now.
  */
-const SET_MEMBERS_LUA = `
+const SET_MEMBERS_LUA = `${PROFILE_LUA}
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local pkey = KEYS[1]
 local now = tonumber(ARGV[2])
 local rows, ver, held = {}, 0, {}
 local cur = redis.call('GET', pkey)
 if cur then
+  local members
   ${READ_ROWS_LUA}
-  if p[1] == 2 then
-    ver = p[3]
-    for _, e in ipairs(p[4]) do held[e[1]] = e end
-  end
+  for _, e in ipairs(members or {}) do held[e[1]] = e end
 end
 local members = cmsgpack.unpack(ARGV[1])
 if #members > 0 then
   for _, e in ipairs(members) do
     local h = held[e[1]]
-    if h and h[3] > e[3] then e[3] = h[3]; e[4] = h[4] end
+    if h and h[3] > e[3] then
+      e[3] = h[3]
+      e[4] = h[4]
+    else
+      e[4] = liveRows(e[4], now, {})
+    end
   end
-  redis.call('SET', pkey, cmsgpack.pack({2, rows, ver, members}))
+  redis.call('SET', pkey, writeProfile(rows, ver, members))
 else
   ${STORE_ROWS_LUA}
 end
@@ -556,7 +664,7 @@ export class RedisProfileStore implements ProfileStore {
     return { skippedKeys, linkedKeys };
   }
 
-  async putOrigins(updates: readonly OriginUpdate[], _nowSec: number): Promise<void> {
+  async putOrigins(updates: readonly OriginUpdate[], nowSec: number): Promise<void> {
     if (updates.length === 0) return;
     await Promise.all(
       updates.map((u) =>
@@ -566,6 +674,7 @@ export class RedisProfileStore implements ProfileStore {
           u.origin,
           u.version,
           encodeMemberships(u.memberships),
+          nowSec,
         ),
       ),
     );

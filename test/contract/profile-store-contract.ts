@@ -174,6 +174,101 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
       expect(await gens()).toEqual(["T@0"]);
     });
 
+    it("keeps every membership exactly, in order: numeric and other segment ids, expiries, sources, generations", async () => {
+      const t = now();
+      const m = (segment: string, expiresAt: number, source: string, generation: number) => ({
+        segment,
+        expiresAt,
+        source,
+        generation,
+      });
+      const written = [
+        m("1001", t + 3_600, "crm", 0),
+        m("007", t + 3_600, "crm", 0),
+        m("0", t + 3_600, "crm", 0),
+        m("00", 0, "dmp", 2),
+        m("1234567890", 0, "dmp", 2),
+        m("999999999", t + 7_200, "", 2),
+        m("sports", t + 60, "partner|x", 9),
+        m("-5", t + 60, "crm", 0),
+        m(" 12", 0, "crm", 0),
+        m("ünïcode", t + 3_600, "crm", 0),
+      ];
+      await store.applyMemberships(
+        written.map((x) => add("bu:exact", x.segment, x.expiresAt, x.source, x.generation, x.generation)),
+        t,
+      );
+      const [p] = await store.readProfiles(["bu:exact"], t);
+      expect(p).toEqual({ memberships: written });
+      // A later write keeps the rest exactly, wherever the earliest expiry (the stored base) moves.
+      await store.applyMemberships(
+        [add("bu:exact", "1", t + 30, "new", 1), remove("bu:exact", "sports"), remove("bu:exact", "-5")],
+        t,
+      );
+      const [q] = await store.readProfiles(["bu:exact"], t);
+      expect(q).toEqual({
+        memberships: [...written.slice(0, 6), written[8], written[9], m("1", t + 30, "new", 1)],
+      });
+      // As the earliest expires, the others stay as written.
+      const [r] = await store.readProfiles(["bu:exact"], t + 30);
+      expect(r).toEqual({ memberships: [...written.slice(0, 6), written[8], written[9]] });
+    });
+
+    it("keeps a person's copies exactly beside the own memberships, whichever holds the earliest expiry", async () => {
+      const t = now();
+      const m = (segment: string, expiresAt: number, source: string, generation = 0) => ({
+        segment,
+        expiresAt,
+        source,
+        generation,
+      });
+      await store.applyMemberships(
+        [add("bu:base", "1001", t + 5_000, "crm"), add("bu:base", "own", 0, "")],
+        t,
+      );
+      const ifa = [m("1001", t + 100, "crm"), m("1002", t + 100, "crm"), m("007", 0, "graph", 3)];
+      const hem = [m("x", t + 9_000, "dmp", 1), m("2", t + 50, "crm")];
+      await store.setMembers(
+        [
+          {
+            key: "bu:base",
+            members: [
+              { key: "ifa:b1", confidence: 1, version: 1, memberships: ifa },
+              { key: "hem:b2", confidence: 0.5, version: 4, memberships: hem },
+            ],
+          },
+        ],
+        t,
+      );
+      const own = [m("1001", t + 5_000, "crm"), m("own", 0, "")];
+      const person = (ifaRows: typeof ifa, hemRows: typeof hem, ifaVersion = 1) => [
+        { key: "ifa:b1", confidence: 1, version: ifaVersion, memberships: ifaRows },
+        { key: "hem:b2", confidence: 0.5, version: 4, memberships: hemRows },
+      ];
+      expect((await store.readProfiles(["bu:base"], t))[0]).toEqual({
+        memberships: own,
+        link: { version: 0, members: person(ifa, hem) },
+      });
+      // An own membership earlier than every copy's.
+      await store.applyMemberships([add("bu:base", "soon", t + 10, "crm")], t);
+      expect((await store.readProfiles(["bu:base"], t))[0]).toEqual({
+        memberships: [...own, m("soon", t + 10, "crm")],
+        link: { version: 1, members: person(ifa, hem) },
+      });
+      // A newer copy from a member, later than the rest.
+      const later = [m("9", t + 20_000, "crm"), m("10", 0, "crm")];
+      await store.putOrigins([{ target: "bu:base", origin: "ifa:b1", version: 2, memberships: later }], t);
+      expect((await store.readProfiles(["bu:base"], t))[0]).toEqual({
+        memberships: [...own, m("soon", t + 10, "crm")],
+        link: { version: 1, members: person(later, hem, 2) },
+      });
+      // Read once the earliest rows (own and a copy's) have expired.
+      expect((await store.readProfiles(["bu:base"], t + 50))[0]).toEqual({
+        memberships: own,
+        link: { version: 1, members: person(later, [hem[0] as (typeof hem)[number]], 2) },
+      });
+    });
+
     it("erases opted-out IDs, reports them, and skips them in later writes", async () => {
       const t = now();
       await store.applyMemberships([add("bu:o1", "1"), add("bu:o2", "1")], t);

@@ -76,11 +76,11 @@ describe("RedisProfileStore specifics", () => {
 
   it("refuses to merge into a profile of an unknown format version, leaving it untouched", async () => {
     const store = await openStore(server.url);
-    const future = new Packr({ useRecords: false }).pack([3, { new: "layout" }]);
-    await store.redis.set(profileKey("bu:v3"), future);
-    await expect(store.applyMemberships([add("bu:v3", "1")], now())).rejects.toThrow(/AUD_ERR_CODEC/);
-    expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v3"))) as Buffer, future)).toBe(0);
-    await expect(store.readProfiles(["bu:v3"], now())).rejects.toThrow(/unsupported profile format/);
+    const future = new Packr({ useRecords: false }).pack([4, { new: "layout" }]);
+    await store.redis.set(profileKey("bu:v4"), future);
+    await expect(store.applyMemberships([add("bu:v4", "1")], now())).rejects.toThrow(/AUD_ERR_CODEC/);
+    expect(Buffer.compare((await store.redis.getBuffer(profileKey("bu:v4"))) as Buffer, future)).toBe(0);
+    await expect(store.readProfiles(["bu:v4"], now())).rejects.toThrow(/unsupported profile format/);
   });
 
   it("reads all keys of a call in one MGET", async () => {

@@ -1,5 +1,6 @@
 // The bench's verdicts (loadtest/report.ts): too many degraded answers fail a scenario, and every target of the
-// bid-path speed work is printed with the median of its per-round ratios and a verdict.
+// bid-path speed work is printed with the median of its per-round ratios and a verdict, and each size target of
+// the stored format with its measured mean.
 import { describe, expect, it } from "vitest";
 import type { LoadResult } from "../../loadtest/cannon.ts";
 import {
@@ -15,6 +16,7 @@ import {
   textTable,
   tooDegraded,
 } from "../../loadtest/report.ts";
+import { type SizingClass, sizingLines, sizingTargetLines } from "../../loadtest/sizing.ts";
 
 function load(rps: number): LoadResult {
   return {
@@ -198,5 +200,41 @@ describe("the targets", () => {
     const none = targetLines([row("a", { rps: [1], cpuUs: [1] })]);
     expect(none).toHaveLength(TARGETS.length);
     for (const l of none) expect(l).toMatch(/: n\/a$/);
+  });
+});
+
+describe("the stored format's size targets", () => {
+  const cls = (segments: number, person: number, redisBytes: number): SizingClass => ({
+    segments,
+    person,
+    redisBytes,
+    lruHeapBytes: 0,
+    lruEstimateBytes: 0,
+  });
+
+  it("prints each with its mean, its target and a verdict: at the limit is met, above it MISSED", () => {
+    expect(
+      sizingTargetLines({ classes: [cls(4, 1, 90), cls(10, 1, 160.04), cls(20, 4, 900.1)], usedPerKey: 0 }),
+    ).toEqual([
+      "Redis bytes per 10-segment profile (30-day TTLs) = 160 B (MEMORY USAGE, mean), target <= 160 B: met",
+      "Redis bytes per ID, linked person of 4 IDs x 20 segments = 900.1 B (MEMORY USAGE, mean), target <= 900 B: MISSED",
+    ]);
+    expect(sizingTargetLines({ classes: [cls(10, 1, 216), cls(20, 4, 642.5)], usedPerKey: 0 })).toEqual([
+      "Redis bytes per 10-segment profile (30-day TTLs) = 216 B (MEMORY USAGE, mean), target <= 160 B: MISSED",
+      "Redis bytes per ID, linked person of 4 IDs x 20 segments = 642.5 B (MEMORY USAGE, mean), target <= 900 B: met",
+    ]);
+  });
+
+  it("says n/a for a class not measured, and leads the Sizing section", () => {
+    const figures = { classes: [cls(20, 1, 300), cls(4, 1, 90)], usedPerKey: 100 };
+    const lines = sizingLines(figures);
+    expect(lines.slice(0, 2)).toEqual([
+      "Redis bytes per 10-segment profile (30-day TTLs) = n/a (not measured), target <= 160 B: n/a",
+      "Redis bytes per ID, linked person of 4 IDs x 20 segments = n/a (not measured), target <= 900 B: n/a",
+    ]);
+    // Then the server figure and the classes, smallest first.
+    expect(lines).toHaveLength(5);
+    expect(lines[3]).toMatch(/^4 segments per ID .*Redis 90 B per profile/);
+    expect(lines[4]).toMatch(/^20 segments per ID .*Redis 300 B per profile/);
   });
 });
