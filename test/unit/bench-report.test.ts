@@ -204,22 +204,30 @@ describe("the targets", () => {
 });
 
 describe("the stored format's size targets", () => {
-  const cls = (segments: number, person: number, redisBytes: number): SizingClass => ({
+  const cls = (segments: number, person: number, redisBytes: number, lruHeapBytes = 0): SizingClass => ({
     segments,
     person,
     redisBytes,
-    lruHeapBytes: 0,
+    lruHeapBytes,
     lruEstimateBytes: 0,
+    viewHeapBytes: 0,
   });
 
   it("prints each with its mean, its target and a verdict: at the limit is met, above it MISSED", () => {
     expect(
-      sizingTargetLines({ classes: [cls(4, 1, 90), cls(10, 1, 160.04), cls(20, 4, 900.1)], usedPerKey: 0 }),
+      sizingTargetLines({
+        classes: [cls(4, 1, 90), cls(10, 1, 160.04, 300.04), cls(20, 4, 900.1)],
+        usedPerKey: 0,
+      }),
     ).toEqual([
+      "cache heap per cached 10-segment profile, key and LRU bookkeeping included = 300 B (heap growth after GC, mean), target <= 300 B: met",
       "Redis bytes per 10-segment profile (30-day TTLs) = 160 B (MEMORY USAGE, mean), target <= 160 B: met",
       "Redis bytes per ID, linked person of 4 IDs x 20 segments = 900.1 B (MEMORY USAGE, mean), target <= 900 B: MISSED",
     ]);
-    expect(sizingTargetLines({ classes: [cls(10, 1, 216), cls(20, 4, 642.5)], usedPerKey: 0 })).toEqual([
+    expect(
+      sizingTargetLines({ classes: [cls(10, 1, 216, 300.1), cls(20, 4, 642.5)], usedPerKey: 0 }),
+    ).toEqual([
+      "cache heap per cached 10-segment profile, key and LRU bookkeeping included = 300.1 B (heap growth after GC, mean), target <= 300 B: MISSED",
       "Redis bytes per 10-segment profile (30-day TTLs) = 216 B (MEMORY USAGE, mean), target <= 160 B: MISSED",
       "Redis bytes per ID, linked person of 4 IDs x 20 segments = 642.5 B (MEMORY USAGE, mean), target <= 900 B: met",
     ]);
@@ -228,13 +236,14 @@ describe("the stored format's size targets", () => {
   it("says n/a for a class not measured, and leads the Sizing section", () => {
     const figures = { classes: [cls(20, 1, 300), cls(4, 1, 90)], usedPerKey: 100 };
     const lines = sizingLines(figures);
-    expect(lines.slice(0, 2)).toEqual([
+    expect(lines.slice(0, 3)).toEqual([
+      "cache heap per cached 10-segment profile, key and LRU bookkeeping included = n/a (not measured), target <= 300 B: n/a",
       "Redis bytes per 10-segment profile (30-day TTLs) = n/a (not measured), target <= 160 B: n/a",
       "Redis bytes per ID, linked person of 4 IDs x 20 segments = n/a (not measured), target <= 900 B: n/a",
     ]);
     // Then the server figure and the classes, smallest first.
-    expect(lines).toHaveLength(5);
-    expect(lines[3]).toMatch(/^4 segments per ID .*Redis 90 B per profile/);
-    expect(lines[4]).toMatch(/^20 segments per ID .*Redis 300 B per profile/);
+    expect(lines).toHaveLength(6);
+    expect(lines[4]).toMatch(/^4 segments per ID .*Redis 90 B per profile/);
+    expect(lines[5]).toMatch(/^20 segments per ID .*Redis 300 B per profile/);
   });
 });
