@@ -1,7 +1,12 @@
 // Which of a person's memberships a bid-time answer may use: live, of the segment's active generation, never
 // sensitive, first-party only after an opt-out of sale; with expansion, their non-sensitive ancestors too.
 import type { CallerScope } from "../callers/caller-scope.ts";
-import type { CachedProfile, MembershipKinds, PackedMemberships } from "../profiles/packed-profile.ts";
+import {
+  type CachedProfile,
+  flatCopy,
+  type MembershipKinds,
+  type PackedMemberships,
+} from "../profiles/packed-profile.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
 
 export interface LiveSegmentRules {
@@ -147,12 +152,13 @@ export function liveView(
 }
 
 /**
- * Heap bytes of a kept view: the object (header and seven fields), the segments array (its segment strings
- * are the catalog's, shared) and the JSON string, one byte a char (segment ids are ASCII; a wider one counts
- * short, which only CACHE_MAX_BYTES' accuracy pays for).
+ * Heap bytes of a kept view: the object (header and eight fields, 88), the segments array (32, and its store:
+ * 16 and 8 a segment; the segment strings are the catalog's, shared) and the JSON string, one byte a char
+ * (segment ids are ASCII; a wider one counts short, which only CACHE_MAX_BYTES' accuracy pays for). Within a
+ * few bytes of what loadtest/sizing.ts measures.
  */
 function viewBytes(v: HeldView): number {
-  return 80 + 32 + 8 * v.segments.length + 16 + ((v.json.length + 7) & ~7);
+  return 136 + 8 * v.segments.length + 16 + ((v.json.length + 7) & ~7);
 }
 
 function viewOf(
@@ -163,8 +169,13 @@ function viewOf(
 ): LiveView {
   const set = new Set<string>();
   if (!addProfile(p, kinds, set, rules, thirdParties)) return NO_SEGMENTS;
-  const segments = [...set].sort();
-  return { segments, json: JSON.stringify(segments) };
+  // Exactly as long as needed: a spread grows its array as a push does, half again, and a held view keeps it.
+  const segments = new Array<string>(set.size);
+  let i = 0;
+  for (const segment of set) segments[i++] = segment;
+  segments.sort();
+  // A flat copy: JSON.stringify's result of more than a few segments is a cons string of its parts.
+  return { segments, json: flatCopy(JSON.stringify(segments)) };
 }
 
 /**

@@ -161,8 +161,9 @@ export function stringBytes(s: string): number {
 /** Heap bytes of what the cache holds for one profile (the value only; the cache adds key and bookkeeping). */
 export function cachedBytes(p: CachedProfile): number {
   if (typeof p === "string") return stringBytes(p);
-  // The object, its members array, and per member an object with its key and packed string.
-  let bytes = 48 + stringBytes(p.own) + 32 + 8 * p.members.length;
+  // The object, its members array (32 and its store, 16 and 8 a member), and per member an object with its
+  // key and packed string.
+  let bytes = 48 + stringBytes(p.own) + 48 + 8 * p.members.length;
   for (const e of p.members) bytes += 56 + stringBytes(e.key) + stringBytes(e.packed);
   return bytes;
 }
