@@ -104,8 +104,8 @@ const NO_SEGMENTS: LiveView = Object.freeze({ segments: Object.freeze([]) as rea
 
 /** Where a view may be kept: the cache's slot beside the profile (profile-cache.ts memo and keepMemo). */
 export interface ViewHolder {
-  memo(slot: number, p: CachedProfile): unknown;
-  keepMemo(slot: number, p: CachedProfile, memo: unknown, bytes: number): void;
+  memo(slot: number, p: CachedProfile, kinds: MembershipKinds): unknown;
+  keepMemo(slot: number, p: CachedProfile, kinds: MembershipKinds, memo: unknown, bytes: number): void;
 }
 
 /**
@@ -124,7 +124,7 @@ export function liveView(
 ): LiveView {
   // No slot: the profile is not cached (CACHE_TTL_MS=0), so no one asks again.
   if (holder === null || slot < 0) return viewOf(p, kinds, rules, thirdParties);
-  const held = holder.memo(slot, p) as HeldView | undefined;
+  const held = holder.memo(slot, p, kinds) as HeldView | undefined;
   if (
     held !== undefined &&
     held.snapshot === rules.snapshot &&
@@ -147,7 +147,7 @@ export function liveView(
     thirdParties,
     until: firstExpiry(p, rules),
   };
-  holder.keepMemo(slot, p, view, viewBytes(view));
+  holder.keepMemo(slot, p, kinds, view, viewBytes(view));
   return view;
 }
 

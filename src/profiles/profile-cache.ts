@@ -105,14 +105,18 @@ export class ProfileCache {
     return this.#lru?.arrayBytes ?? 0;
   }
 
-  /** What was kept beside a batch's profile (its `slots` entry), while the cache still holds that profile. */
-  memo(slot: number, p: CachedProfile): unknown {
-    return this.#lru === null ? undefined : this.#lru.memo(slot, p);
+  /**
+   * What was kept beside a batch's profile (its `slots` entry), while the cache still holds that profile
+   * packed against the same kinds: after the cache has started afresh an equal string may mean other
+   * memberships.
+   */
+  memo(slot: number, p: CachedProfile, kinds: MembershipKinds): unknown {
+    return this.#lru === null || kinds !== this.#kinds ? undefined : this.#lru.memo(slot, p);
   }
 
   /** Keeps `memo` (of `bytes` heap) beside the profile in `slot`, for as long as the profile is held. */
-  keepMemo(slot: number, p: CachedProfile, memo: unknown, bytes: number): void {
-    this.#lru?.keepMemo(slot, p, memo, bytes);
+  keepMemo(slot: number, p: CachedProfile, kinds: MembershipKinds, memo: unknown, bytes: number): void {
+    if (kinds === this.#kinds) this.#lru?.keepMemo(slot, p, memo, bytes);
   }
 
   /**

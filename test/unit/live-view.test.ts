@@ -47,10 +47,10 @@ const packed = (memberships: Membership[]): CachedProfile => packMemberships(mem
 /** The cache's side of keeping views: one slot, holding a memo while it holds the same profile. */
 class OneSlot implements ViewHolder {
   held: { p: CachedProfile; memo: unknown } | null = null;
-  memo(_slot: number, p: CachedProfile): unknown {
+  memo(_slot: number, p: CachedProfile, _kinds: MembershipKinds): unknown {
     return this.held?.p === p ? this.held.memo : undefined;
   }
-  keepMemo(_slot: number, p: CachedProfile, memo: unknown): void {
+  keepMemo(_slot: number, p: CachedProfile, _kinds: MembershipKinds, memo: unknown): void {
     this.held = { p, memo };
   }
 }

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { addLive, type LiveSegmentRules } from "../../src/lookup/live-segments.ts";
 import {
+  type CachedProfile,
   cachedBytes,
   MembershipKinds,
   packMemberships,
@@ -167,5 +168,13 @@ describe("ProfileCache kinds table", () => {
       profiles.get("bu:0"),
       profiles.get("bu:4"),
     ]);
+    // A batch of the old table finds no memo, and keeps none, even where a slot holds an equal string now.
+    const p = next.profiles[0] as CachedProfile;
+    const slot = next.slots[0] as number;
+    cache.keepMemo(slot, p, first.kinds, "memo of the old table", 10);
+    expect(cache.memo(slot, p, next.kinds)).toBeUndefined();
+    cache.keepMemo(slot, p, next.kinds, "memo", 10);
+    expect(cache.memo(slot, p, next.kinds)).toBe("memo");
+    expect(cache.memo(slot, p, first.kinds)).toBeUndefined();
   });
 });
