@@ -11,8 +11,10 @@
 //    have vendor LI, except for purposes 1 and 3 to 6, which TCF v2.2 allows on consent only. With no
 //    vendorId configured there is never consent. Publisher restrictions in the TC string are not read.
 //    Nothing personal, no IFA, no frequency caps (the counters are personal data too).
-//  - usp_optout: the US Privacy string (version 1) says opt-out of sale ('Y' third). A malformed string
-//    (not 4 characters of '1' then Y/N/- each) is ignored, as is one saying '-' (not applicable).
+//  - usp_optout / usp_bad_string: the US Privacy string (version 1) says opt-out of sale ('Y' second of
+//    the three flags). A malformed string (not 4 characters of '1' then Y, N or '-' each, upper case only,
+//    as IAB's specification writes it) is reported (bad) and then read as no signal, as IAB's reference
+//    code and prebid-server do; so is '-' (not applicable), unreported. An empty string is no signal.
 //  - gpp_bad_string / gpp_optout: gpp_sid lists sections and regs.gpp cannot be decoded (bad: treated as
 //    an opt-out), or a listed US section (uspv1, usnat, a state) says opt-out of sale, sharing or targeted
 //    advertising, unless policy.gppStates sets that section to ignore. Without gpp_sid nothing of the GPP
@@ -32,6 +34,7 @@ export type PrivacyReason =
   | "gdpr_bad_consent"
   | "gdpr_no_consent"
   | "usp_optout"
+  | "usp_bad_string"
   | "gpp_bad_string"
   | "gpp_optout"
   | "lmt";
@@ -80,18 +83,20 @@ export function tcfAllows(c: TcfConsent, policy: PrivacyPolicy): boolean {
   return true;
 }
 
-/** True for a well-formed version-1 US Privacy string that says opt-out of sale. */
-export function uspOptsOut(usp: string): boolean {
-  // A US Privacy string is exactly 4 characters (version 1 and three flags): any other length, however
-  // long, is malformed and ignored before a character of it is read.
-  if (usp.length !== 4 || usp.charCodeAt(0) !== 0x31 /* 1 */) return false;
+/** What a US Privacy string says: opt-out of sale, no opt-out (or not applicable), or malformed. */
+export type UspReading = "optout" | "none" | "bad";
+
+/** Reads a version-1 US Privacy string by IAB's specification: "1", then Y, N or "-" three times. */
+export function readUsp(usp: string): UspReading {
+  // Exactly 4 characters: any other length, however long, is malformed before a character of it is read.
+  if (usp.length !== 4 || usp.charCodeAt(0) !== 0x31 /* 1 */) return "bad";
   let optOut = false;
   for (let i = 1; i < 4; i++) {
-    const c = usp.charCodeAt(i) | 0x20; // lower case; '-' (0x2d) is unchanged
-    if (c !== 0x79 /* y */ && c !== 0x6e /* n */ && c !== 0x2d /* - */) return false;
-    if (i === 2) optOut = c === 0x79;
+    const c = usp.charCodeAt(i);
+    if (c !== 0x59 /* Y */ && c !== 0x4e /* N */ && c !== 0x2d /* - */) return "bad";
+    if (i === 2) optOut = c === 0x59;
   }
-  return optOut;
+  return optOut ? "optout" : "none";
 }
 
 function listed(sids: readonly number[] | undefined, id: number): boolean {
@@ -130,9 +135,12 @@ export function decideAccess(
   }
 
   let optOut = false;
-  if (signals.usPrivacy !== undefined && uspOptsOut(signals.usPrivacy)) {
-    optOut = true;
-    reasons.push("usp_optout");
+  if (signals.usPrivacy !== undefined && signals.usPrivacy !== "") {
+    const usp = readUsp(signals.usPrivacy);
+    if (usp === "optout") {
+      optOut = true;
+      reasons.push("usp_optout");
+    } else if (usp === "bad") reasons.push("usp_bad_string");
   }
 
   if (gppApplies && gpp === undefined) {

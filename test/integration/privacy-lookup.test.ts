@@ -197,6 +197,7 @@ describe("privacy gate through /v1/lookup", () => {
       "gpp_bad_string",
       "gpp_optout",
       "lmt",
+      "usp_bad_string",
       "usp_optout",
     ]);
   });

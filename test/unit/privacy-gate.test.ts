@@ -14,7 +14,7 @@ import {
 } from "../../src/privacy/consent-decoder.ts";
 import { GPP_US_SECTIONS } from "../../src/privacy/gpp-sections.ts";
 import { DEFAULT_PRIVACY_POLICY, type PrivacyPolicy } from "../../src/privacy/privacy-config.ts";
-import { decideAccess, uspOptsOut } from "../../src/privacy/privacy-gate.ts";
+import { decideAccess, readUsp } from "../../src/privacy/privacy-gate.ts";
 import { type PrivacySignals, readPrivacySignals } from "../../src/privacy/privacy-signals.ts";
 import {
   buildCorpus,
@@ -99,9 +99,26 @@ describe("decodeGppString", () => {
   });
 });
 
-describe("uspOptsOut", () => {
+describe("readUsp", () => {
   it.each(Object.entries(corpus.usp))("%s", (_name, u) => {
-    expect(uspOptsOut(u.string)).toBe(u.optOut);
+    // The empty string is no signal before it is read (decideAccess); read, it is malformed.
+    const want = u.string === "" ? "bad" : u.read === "optOut" ? "optout" : u.read === "bad" ? "bad" : "none";
+    expect(readUsp(u.string)).toBe(want);
+  });
+
+  it("reads every 4-char string of '1' and Y, N, - by the specification, and nothing else as valid", () => {
+    const flags = ["Y", "N", "-"];
+    let valid = 0;
+    for (const a of flags)
+      for (const b of flags)
+        for (const c of flags) {
+          expect(readUsp(`1${a}${b}${c}`)).toBe(b === "Y" ? "optout" : "none");
+          expect(readUsp(`1${a}${b.toLowerCase()}${c}`)).toBe(b === "-" ? "none" : "bad");
+          valid++;
+        }
+    expect(valid).toBe(27);
+    expect(readUsp("1-y-")).toBe("bad");
+    expect(readUsp("1 Y ")).toBe("bad");
   });
 });
 
@@ -380,9 +397,15 @@ describe("consent strings longer than any real one", () => {
     expect(calls.tcf).toBe(1);
   });
 
-  it("a US Privacy string of any other length than 4 is ignored, as a malformed one is", () => {
-    expect(uspOptsOut("1YYN")).toBe(true);
-    expect(uspOptsOut(`1YYN${"Y".repeat(60_000)}`)).toBe(false);
-    expect(decideAccess(signals({ usPrivacy: `1YYN${"Y".repeat(60_000)}` }), POLICY).reasons).toEqual([]);
+  it("a US Privacy string of any other length than 4 is malformed: reported, and no opt-out", () => {
+    expect(readUsp("1YYN")).toBe("optout");
+    expect(readUsp(`1YYN${"Y".repeat(60_000)}`)).toBe("bad");
+    expect(decideAccess(signals({ usPrivacy: `1YYN${"Y".repeat(60_000)}` }), POLICY)).toEqual({
+      personal: true,
+      thirdParties: true,
+      useIfa: true,
+      useCaps: true,
+      reasons: ["usp_bad_string"],
+    });
   });
 });
