@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEMO_TCF_VENDOR_ID } from "../src/config.ts";
 import type { Json } from "../src/json-fields.ts";
+import { ReadWarnings } from "../src/openrtb/read-warnings.ts";
 import { DEFAULT_PRIVACY_POLICY } from "../src/privacy/privacy-config.ts";
 import { decideAccess, type PrivacyDecision } from "../src/privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../src/privacy/privacy-signals.ts";
@@ -13,7 +14,10 @@ export const BENCH_TCF_VENDOR_ID = String(DEMO_TCF_VENDOR_ID);
 
 /** What the service's privacy gate allows for a request, under the bench's configuration. */
 export function benchAccess(req: Json): PrivacyDecision {
-  return decideAccess(readPrivacySignals(req), { ...DEFAULT_PRIVACY_POLICY, vendorId: DEMO_TCF_VENDOR_ID });
+  return decideAccess(readPrivacySignals(req, new ReadWarnings()), {
+    ...DEFAULT_PRIVACY_POLICY,
+    vendorId: DEMO_TCF_VENDOR_ID,
+  });
 }
 
 type Obj = Record<string, unknown>;

@@ -4,6 +4,7 @@ import { personKeyOf } from "../src/capping/person-key.ts";
 import { typeOfKey } from "../src/identity/typed-id.ts";
 import type { Json } from "../src/json-fields.ts";
 import { readBidRequest } from "../src/openrtb/read-bid-request.ts";
+import { ReadWarnings } from "../src/openrtb/read-warnings.ts";
 import { benchAccess } from "./bodies.ts";
 
 /** The campaigns with cap rules; scenario (e) names them all as candidates in every lookup. */
@@ -34,7 +35,7 @@ const BATCHES_IN_FLIGHT = 8;
  */
 export function personOfBody(bytes: Buffer): string | null {
   const body = JSON.parse(bytes.toString("utf8")) as Json;
-  return personKeyOf(readBidRequest(body, "", IDS_PER_REQUEST, benchAccess(body)).keys);
+  return personKeyOf(readBidRequest(body, "", IDS_PER_REQUEST, benchAccess(body), new ReadWarnings()).keys);
 }
 
 /** The event fields that name a person: "eid:uidapi.com:abc" -> type "eid:uidapi.com", id "abc". */

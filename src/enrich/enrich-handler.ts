@@ -21,6 +21,7 @@ import {
   wantsExpansion,
 } from "../lookup/request-parts.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
+import { ReadWarnings } from "../openrtb/read-warnings.ts";
 import {
   enrichedRequest,
   enrichmentFragment,
@@ -79,14 +80,19 @@ export function createEnrichHandler(
     //    take would fail: deep bodies are refused before any work, whichever way the answer is written.
     refuseDeepJson(req.body, "");
     const { body, ends } = readEnrichBody(req.body);
-    const imps = readImps(body);
+    // Read leniently, as a lookup is: a malformed part is skipped and warned, and never dropped from the
+    // answer (what cannot take an insertion is left as the caller sent it).
+    const warnings = new ReadWarnings();
+    const imps = readImps(body, warnings);
+    const dataInsertable = userDataInsertable(body, warnings);
     // 3. Privacy gate, then 4. resolve the IDs it allows.
-    const access = decideAccess(readPrivacySignals(body), opts.privacy, opts.consent);
+    const access = decideAccess(readPrivacySignals(body, warnings), opts.privacy, opts.consent);
     const subject = readBidRequest(
       body,
       exchangeOf(req, opts.defaultExchange),
       opts.idsPerRequestLimit,
       access,
+      warnings,
     );
     const rules: LiveSegmentRules = {
       snapshot,
@@ -108,10 +114,14 @@ export function createEnrichHandler(
         access,
         opts.cache.holds ? opts.cache : null,
       );
-      const deals = imps.map((imp) => unlocked.filter((r) => impMatches(r.def, imp)).map((r) => r.def));
-      const plan = planEnrichment(body, userDataOf(visible, snapshot), deals);
+      const deals = imps.map((imp) =>
+        imp === null ? [] : unlocked.filter((r) => impMatches(r.def, imp)).map((r) => r.def),
+      );
+      const plan = planEnrichment(body, dataInsertable ? userDataOf(visible, snapshot) : [], deals);
       const headers: [string, string][] = [];
       if (subject.withheld.length > 0) headers.push(["x-audience-withheld", subject.withheld.join(",")]);
+      // Field names are our own paths and codes (ASCII, no line breaks): the array fits a header as JSON.
+      if (warnings.list !== null) headers.push(["x-audience-warnings", JSON.stringify(warnings.list)]);
       if (batch.degraded) headers.push(["x-audience-degraded", "1"]);
       let out: string | Buffer | null = null;
       if (format === "fragment") out = JSON.stringify(enrichmentFragment(body, plan));
@@ -132,26 +142,56 @@ function readFormat(req: HttpRequestData): Format {
   throw badField("format", "request, fragment or mutations");
 }
 
-function readImps(body: Json): Json[] {
+/**
+ * The impressions deals may be added to, by index in `imp` (null: none for that one, warned). A request
+ * without a usable `imp` gets no deals; past MAX_IMPS impressions the rest get none.
+ */
+function readImps(body: Json, warnings: ReadWarnings): (Json | null)[] {
   const imp = body.imp;
-  if (!Array.isArray(imp) || imp.length === 0) throw badField("imp", "a non-empty array of Imp objects");
-  if (imp.length > MAX_IMPS)
-    throw new ApiError("AUD_ERR_TOO_MANY", `imp has ${imp.length} entries; at most ${MAX_IMPS}`, "imp");
-  for (let i = 0; i < imp.length; i++) {
+  if (imp === undefined || imp === null) {
+    warnings.missing("imp");
+    return [];
+  }
+  if (!Array.isArray(imp)) {
+    warnings.bad("imp");
+    return [];
+  }
+  if (imp.length > MAX_IMPS) warnings.tooMany("imp");
+  const out = new Array<Json | null>(imp.length).fill(null);
+  for (let i = 0; i < Math.min(imp.length, MAX_IMPS); i++) {
     const it = imp[i];
-    if (!isObject(it)) throw badField(`imp[${i}]`, "an Imp object");
-    if (typeof it.id !== "string") throw badField(`imp[${i}].id`, "a string");
-    if (it.pmp !== undefined && it.pmp !== null) {
-      if (!isObject(it.pmp)) throw badField(`imp[${i}].pmp`, "a Pmp object");
-      if (it.pmp.deals !== undefined && !Array.isArray(it.pmp.deals))
-        throw badField(`imp[${i}].pmp.deals`, "an array");
+    if (!isObject(it)) {
+      warnings.bad(`imp[${i}]`);
+      continue;
     }
+    if (typeof it.id !== "string") {
+      warnings.bad(`imp[${i}].id`);
+      continue;
+    }
+    if (it.pmp !== undefined && it.pmp !== null) {
+      if (!isObject(it.pmp)) {
+        warnings.bad(`imp[${i}].pmp`);
+        continue;
+      }
+      if (it.pmp.deals !== undefined && it.pmp.deals !== null && !Array.isArray(it.pmp.deals)) {
+        warnings.bad(`imp[${i}].pmp.deals`);
+        continue;
+      }
+    }
+    out[i] = it;
   }
+  return out;
+}
+
+/** Whether `user.data` entries can be added: `user` and `user.data` absent, null or of their type. */
+function userDataInsertable(body: Json, warnings: ReadWarnings): boolean {
   const user = body.user;
-  if (isObject(user) && user.data !== undefined && user.data !== null && !Array.isArray(user.data)) {
-    throw badField("user.data", "an array of Data objects");
-  }
-  return imp as Json[];
+  if (user === undefined || user === null) return true;
+  // A `user` of the wrong type is warned by readPrivacySignals.
+  if (!isObject(user)) return false;
+  if (user.data === undefined || user.data === null || Array.isArray(user.data)) return true;
+  warnings.bad("user.data");
+  return false;
 }
 
 /** The segments this caller may receive: by provider, second-party data only to the partner named. */

@@ -72,6 +72,16 @@ export const OPENAPI = {
           withheld: { type: "array", items: { type: "string" } },
           remaining: { type: "object", additionalProperties: { type: ["integer", "null"] } },
           token: { type: "string" },
+          warnings: {
+            type: "array",
+            description:
+              "Only when a malformed optional part of the bid request was skipped (lenient reading): the part and the code an error about it would carry",
+            items: {
+              type: "object",
+              required: ["field", "code"],
+              properties: { field: { type: "string" }, code: { type: "string" } },
+            },
+          },
         },
       },
       BatchAnswer: {

@@ -20,6 +20,7 @@ import {
 import { typeOfKey } from "../identity/typed-id.ts";
 import { isObject, type Json } from "../json-fields.ts";
 import { readBidRequest } from "../openrtb/read-bid-request.ts";
+import { type ReadWarning, ReadWarnings } from "../openrtb/read-warnings.ts";
 import type { ConsentDecoder } from "../privacy/consent-decoder.ts";
 import type { PrivacyPolicy } from "../privacy/privacy-config.ts";
 import { decideAccess } from "../privacy/privacy-gate.ts";
@@ -79,6 +80,9 @@ export interface LookupAnswer {
    * the request named none), the bid request's imp count as uses, and an expiry.
    */
   token?: string;
+  /** Only when lenient reading skipped a malformed part of the bid request: each part and the code an error
+   * about it would carry. */
+  warnings?: readonly ReadWarning[];
 }
 
 const NO_COUNTERS: CounterRead = { counters: new CounterIndex(new Map()), failed: false, optedOut: false };
@@ -115,9 +119,18 @@ export function createLookupHandler(
     if (isBatch) subjects = readBatch(body, opts, gate);
     else if (body.ids !== undefined) subjects = [readCompact(body, "", opts.idsPerRequestLimit, gate)];
     else {
-      const access = gate(readPrivacySignals(body));
+      // A bid request is read leniently: malformed optional parts are skipped and warned (privacy signals
+      // failing closed), never a 400.
+      const warnings = new ReadWarnings();
+      const access = gate(readPrivacySignals(body, warnings));
       subjects = [
-        readBidRequest(body, exchangeOf(req, opts.defaultExchange), opts.idsPerRequestLimit, access),
+        readBidRequest(
+          body,
+          exchangeOf(req, opts.defaultExchange),
+          opts.idsPerRequestLimit,
+          access,
+          warnings,
+        ),
       ];
     }
     for (const s of subjects)
@@ -379,6 +392,7 @@ function merge(
     const person = personKeyOf(subject.keys);
     if (person !== null) answer.token = ctx.tokens.issue(person, ctx.bound, ctx.uses, nowSec);
   }
+  if (subject.warnings !== null) answer.warnings = subject.warnings;
   return answer;
 }
 
@@ -440,5 +454,6 @@ export function answerJson(a: LookupAnswer, segmentsJson: string): string {
   let out = `{"id":${a.id === null ? "null" : JSON.stringify(a.id)},"segments":${segmentsJson},"capped":${a.capped.length === 0 ? "[]" : heldJson(a.capped)},"degraded":${a.degraded},"matched":${stringList(a.matched)},"withheld":${stringList(a.withheld)}`;
   if (a.remaining !== undefined) out += `,"remaining":${heldJson(a.remaining)}`;
   if (a.token !== undefined) out += `,"token":"${a.token}"`;
+  if (a.warnings !== undefined) out += `,"warnings":${JSON.stringify(a.warnings)}`;
   return `${out}}`;
 }

@@ -1,4 +1,5 @@
 // Who a lookup is about, whatever form the request came in.
+import type { ReadWarning } from "../openrtb/read-warnings.ts";
 
 export interface LookupSubject {
   readonly requestId: string | null;
@@ -10,4 +11,6 @@ export interface LookupSubject {
   readonly thirdParties: boolean;
   /** Caps state keyed on the person may be read and handed out (false under COPPA or without GDPR consent). */
   readonly useCaps: boolean;
+  /** Parts of a bid request skipped as malformed (lenient reading); null when none (and for compact forms). */
+  readonly warnings: readonly ReadWarning[] | null;
 }

@@ -53,7 +53,8 @@ export function readCompact(body: Json, place: string, maxIds: number, gate: Pri
   }
   const requestId = typeof reqId === "string" ? reqId : null;
   const signals = readCompactSignals(body, place, ifa);
-  if (signals === null) return { requestId, keys, withheld: [], thirdParties: true, useCaps: true };
+  if (signals === null)
+    return { requestId, keys, withheld: [], thirdParties: true, useCaps: true, warnings: null };
   const access = gate(signals);
   // As for a bid request (read-bid-request.ts): no ID at all without personal data, no IFA when withheld.
   const allowed = !access.personal ? [] : access.useIfa ? keys : keys.filter((k) => !k.startsWith("ifa:"));
@@ -63,5 +64,7 @@ export function readCompact(body: Json, place: string, maxIds: number, gate: Pri
     withheld: access.reasons,
     thirdParties: access.thirdParties,
     useCaps: access.useCaps && access.personal,
+    // The compact form is read strictly: a malformed part is a 400, never a warning.
+    warnings: null,
   };
 }

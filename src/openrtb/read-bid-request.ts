@@ -5,9 +5,10 @@ import type { BidRequest as BidRequest25 } from "iab-openrtb/v25";
 import type { BidRequest as BidRequest26 } from "iab-openrtb/v26";
 import { badField, missingField } from "../errors.ts";
 import { toTypedId } from "../identity/typed-id.ts";
-import { isObject, type Json, optObject, optString } from "../json-fields.ts";
+import { isObject, type Json } from "../json-fields.ts";
 import type { LookupSubject } from "../lookup/lookup-subject.ts";
 import type { PrivacyDecision } from "../privacy/privacy-gate.ts";
+import { laxString, type ReadWarnings } from "./read-warnings.ts";
 
 /** The bid request shapes accepted at the edge. */
 export type IncomingBidRequest = BidRequest26 | BidRequest25;
@@ -28,23 +29,43 @@ class KeyCollector {
   }
 }
 
-function readEids(user: Json, key: string, place: string, out: KeyCollector): void {
+/** Every ID of an `eids` array; a malformed EID, UID or ID is skipped and warned, the others are taken. */
+function readEids(user: Json, key: string, place: string, out: KeyCollector, warnings: ReadWarnings): void {
   const eids = user[key];
   if (eids === undefined || eids === null) return;
-  if (!Array.isArray(eids)) throw badField(place, "an array of EID objects");
+  if (!Array.isArray(eids)) {
+    warnings.bad(place);
+    return;
+  }
   for (let i = 0; i < eids.length; i++) {
     const eid = eids[i];
     const f = `${place}[${i}]`;
-    if (!isObject(eid)) throw badField(f, "an EID object");
-    const source = optString(eid, "source", `${f}.source`);
-    if (source === undefined) throw missingField(`${f}.source`);
+    if (!isObject(eid)) {
+      warnings.bad(f);
+      continue;
+    }
+    const source = eid.source;
+    if (source === undefined || source === null) {
+      warnings.missing(`${f}.source`);
+      continue;
+    }
+    if (typeof source !== "string") {
+      warnings.bad(`${f}.source`);
+      continue;
+    }
     const uids = eid.uids;
     if (uids === undefined || uids === null) continue;
-    if (!Array.isArray(uids)) throw badField(`${f}.uids`, "an array of UID objects");
+    if (!Array.isArray(uids)) {
+      warnings.bad(`${f}.uids`);
+      continue;
+    }
     for (let j = 0; j < uids.length; j++) {
       const uid = uids[j];
-      if (!isObject(uid)) throw badField(`${f}.uids[${j}]`, "a UID object");
-      out.add(`eid:${source.toLowerCase()}`, optString(uid, "id", `${f}.uids[${j}].id`));
+      if (!isObject(uid)) {
+        warnings.bad(`${f}.uids[${j}]`);
+        continue;
+      }
+      out.add(`eid:${source.toLowerCase()}`, laxString(uid, "id", `${f}.uids[${j}].id`, warnings));
     }
   }
 }
@@ -54,34 +75,38 @@ function readEids(user: Json, key: string, place: string, out: KeyCollector): vo
  * @param maxIds most typed IDs taken from one request
  * @param access the privacy gate's decision: with nothing personal allowed no ID is taken at all, and
  *   device.ifa only when the device signals allow it
+ * @param warnings where skipped parts are named. Read leniently: only a missing or non-string `id` is refused.
+ *   A `user`, `user.ext` or `device` that is not an object, and a `device.ifa` that is not a string, are
+ *   skipped here and warned by readPrivacySignals, which reads them first.
  */
 export function readBidRequest(
   body: Json,
   exchange: string,
   maxIds: number,
   access: PrivacyDecision,
+  warnings: ReadWarnings,
 ): LookupSubject {
   const id = body.id;
   if (id === undefined || id === null) throw missingField("id");
   if (typeof id !== "string") throw badField("id", "a string");
 
-  // Fields are read (and so validated) whatever the decision: a malformed request is a 400 either way.
+  // Fields are read (and so warned about) whatever the decision.
   const out = new KeyCollector(access.personal ? maxIds : 0);
 
-  const user = optObject(body, "user", "user");
-  if (user !== undefined) {
-    out.add("bu", optString(user, "buyeruid", "user.buyeruid"));
-    const xuid = optString(user, "id", "user.id");
+  const user = body.user;
+  if (isObject(user)) {
+    out.add("bu", laxString(user, "buyeruid", "user.buyeruid", warnings));
+    const xuid = laxString(user, "id", "user.id", warnings);
     if (exchange !== "") out.add(`xu:${exchange}`, xuid);
-    readEids(user, "eids", "user.eids", out);
-    const ext = optObject(user, "ext", "user.ext");
-    if (ext !== undefined) readEids(ext, "eids", "user.ext.eids", out);
+    readEids(user, "eids", "user.eids", out, warnings);
+    const ext = user.ext;
+    if (isObject(ext)) readEids(ext, "eids", "user.ext.eids", out, warnings);
   }
 
-  const device = optObject(body, "device", "device");
-  if (device !== undefined) {
-    const ifa = optString(device, "ifa", "device.ifa");
-    if (access.useIfa) out.add("ifa", ifa);
+  const device = body.device;
+  if (isObject(device) && access.useIfa) {
+    const ifa = device.ifa;
+    if (typeof ifa === "string") out.add("ifa", ifa);
   }
 
   return {
@@ -91,5 +116,6 @@ export function readBidRequest(
     thirdParties: access.thirdParties,
     // With nothing personal there is no person whose caps state could be handed out.
     useCaps: access.useCaps && access.personal,
+    warnings: warnings.list,
   };
 }

@@ -74,7 +74,8 @@ export function planEnrichment(
   }
   const imps = Array.isArray(body.imp) ? (body.imp as Json[]) : [];
   const deals = imps.map((imp, i) => {
-    const pmp = isObject(imp.pmp) ? imp.pmp : null;
+    // Entries of any shape may be here (lenient reading): only an object's pmp is read.
+    const pmp = isObject(imp) && isObject(imp.pmp) ? imp.pmp : null;
     const held = new Set(
       (pmp !== null && Array.isArray(pmp.deals) ? (pmp.deals as unknown[]) : [])
         .map((d) => (isObject(d) ? d.id : undefined))
@@ -121,9 +122,14 @@ export function enrichedRequest(body: Json, e: Enrichment): Json {
   return out;
 }
 
+/** The request's impressions; deals are planned only for those that are objects (none otherwise). */
+function impsOf(body: Json): Json[] {
+  return Array.isArray(body.imp) ? (body.imp as Json[]) : [];
+}
+
 /** Only what to merge: `user.data` entries (new ones, or the added segments of the caller's) and each imp's new deals. */
 export function enrichmentFragment(body: Json, e: Enrichment): Json {
-  const imps = body.imp as Json[];
+  const imps = impsOf(body);
   return {
     user: { data: e.data.map((p) => p.entry) },
     imp: imps.flatMap((imp, i) =>
@@ -149,7 +155,7 @@ export function enrichmentMutations(body: Json, e: Enrichment): Json {
       data: { name: p.entry.name, ...(p.entry.ext === undefined ? {} : { ext: p.entry.ext }) },
     });
   }
-  const imps = body.imp as Json[];
+  const imps = impsOf(body);
   imps.forEach((imp, i) => {
     const deals = e.deals[i] ?? [];
     if (deals.length === 0) return;

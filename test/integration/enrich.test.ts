@@ -258,17 +258,49 @@ describe("POST /v1/enrich", () => {
     expect(validate(json).valid).toBe(true);
   });
 
-  it("answers 401 without a caller's key and 400 naming the field for bad input", async () => {
+  it("answers 401 without a caller's key and 400 naming the field for a bad format or id", async () => {
     const input = aboutUser(samples[0]?.body as Obj);
     expect((await enrich(input, null)).status).toBe(401);
     expect((await enrich(input, "not-a-known-key-at-all")).status).toBe(401);
-    const noImp = await enrich({ id: "r" }, PARTNER);
-    expect(noImp.status).toBe(400);
-    expect(noImp.json.error.field).toBe("imp");
     const badFormat = await enrich(input, PARTNER, "?format=xml");
     expect(badFormat.json.error.field).toBe("format");
-    const badData = await enrich({ ...input, user: { buyeruid: USER, data: {} } }, PARTNER);
-    expect(badData.json.error.field).toBe("user.data");
+    const noId = await enrich({ imp: [{ id: "1" }] }, PARTNER);
+    expect({ status: noId.status, field: noId.json.error.field }).toEqual({ status: 400, field: "id" });
+  });
+
+  it("reads a noisy request leniently: what cannot take an insertion is left as sent, and warned", async () => {
+    const warned = (r: { headers: Headers }) => JSON.parse(r.headers.get("x-audience-warnings") ?? "null");
+    const clean = await enrich(aboutUser(samples[0]?.body as Obj), PARTNER);
+    expect(clean.status).toBe(200);
+    expect(clean.headers.get("x-audience-warnings")).toBeNull();
+
+    // No imp: the user's segments still go into user.data; no deals, nowhere to put them.
+    const noImp = await enrich({ id: "r", user: { buyeruid: USER } }, PARTNER);
+    expect(noImp.status).toBe(200);
+    expect(noImp.json).toEqual({ id: "r", user: { buyeruid: USER, data: expectedData(true, true) } });
+    expect(warned(noImp)).toEqual([{ field: "imp", code: "AUD_ERR_MISSING_FIELD" }]);
+
+    // user.data not an array: kept as the caller sent it; the deals still go into the imps.
+    const input = aboutUser(samples.find((s) => s.file === "web-banner.json")?.body as Obj);
+    const badData = await enrich({ ...input, user: { buyeruid: USER, data: { x: 1 } } }, PARTNER);
+    expect(badData.status).toBe(200);
+    expect(badData.json.user).toEqual({ buyeruid: USER, data: { x: 1 } });
+    expect((badData.json.imp[0].pmp?.deals ?? []).length).toBeGreaterThan(0);
+    expect(warned(badData)).toEqual([{ field: "user.data", code: "AUD_ERR_BAD_FIELD" }]);
+
+    // An imp that is not an object, and one whose pmp is not an object: both kept as sent, no deals there.
+    const imps = await enrich(
+      { ...input, imp: [null, { id: "2", pmp: 5 }, ...(input.imp as Obj[])] },
+      PARTNER,
+    );
+    expect(imps.status).toBe(200);
+    expect(imps.json.imp.slice(0, 2)).toEqual([null, { id: "2", pmp: 5 }]);
+    expect(imps.json.imp.slice(2)).toEqual(badData.json.imp);
+    expect(imps.json.user.data).toEqual(expectedData(true, true));
+    expect(warned(imps)).toEqual([
+      { field: "imp[0]", code: "AUD_ERR_BAD_FIELD" },
+      { field: "imp[1].pmp", code: "AUD_ERR_BAD_FIELD" },
+    ]);
   });
 
   it("applies a deal rule change without a restart", async () => {

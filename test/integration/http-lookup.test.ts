@@ -151,25 +151,6 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
     ["a JSON array", "[1,2]", "AUD_ERR_BAD_FIELD", "body"],
     ["id of the wrong type", JSON.stringify({ id: 7, imp: [] }), "AUD_ERR_BAD_FIELD", "id"],
     ["no id", JSON.stringify({ imp: [] }), "AUD_ERR_MISSING_FIELD", "id"],
-    ["user as a string", JSON.stringify({ id: "a", user: "u" }), "AUD_ERR_BAD_FIELD", "user"],
-    [
-      "an eid uid of the wrong type",
-      JSON.stringify({ id: "a", user: { eids: [{ source: "x.com", uids: [{ id: "ok" }, { id: 5 }] }] } }),
-      "AUD_ERR_BAD_FIELD",
-      "user.eids[0].uids[1].id",
-    ],
-    [
-      "2.5 ext.eids not an array",
-      JSON.stringify({ id: "a", user: { ext: { eids: {} } } }),
-      "AUD_ERR_BAD_FIELD",
-      "user.ext.eids",
-    ],
-    [
-      "device.lmt out of range",
-      JSON.stringify({ id: "a", device: { lmt: 2 } }),
-      "AUD_ERR_BAD_FIELD",
-      "device.lmt",
-    ],
     [
       "unknown compact type",
       JSON.stringify({ ids: [{ type: "cookie", id: "1" }] }),
@@ -181,6 +162,52 @@ describe.each<HttpEngine>(["uws", "node"])("POST /v1/lookup over %s", (engine) =
     const { status, json } = await postJson(url, body);
     expect(status).toBe(400);
     expect(json).toEqual({ error: { code, message: expect.any(String), field } });
+  });
+
+  it.each<[string, unknown, { field: string; code: string }[]]>([
+    ["user as a string", { id: "a", user: "u" }, [{ field: "user", code: "AUD_ERR_BAD_FIELD" }]],
+    [
+      "an eid uid of the wrong type",
+      { id: "a", user: { eids: [{ source: "x.com", uids: [{ id: "ok" }, { id: 5 }] }] } },
+      [{ field: "user.eids[0].uids[1].id", code: "AUD_ERR_BAD_FIELD" }],
+    ],
+    [
+      "2.5 ext.eids not an array",
+      { id: "a", user: { ext: { eids: {} } } },
+      [{ field: "user.ext.eids", code: "AUD_ERR_BAD_FIELD" }],
+    ],
+    [
+      "device.lmt out of range",
+      { id: "a", device: { lmt: 2 } },
+      [{ field: "device.lmt", code: "AUD_ERR_BAD_FIELD" }],
+    ],
+  ])("200 with warnings for %s: the part is skipped, never the bid", async (_what, body, warnings) => {
+    const { status, json } = await postJson(url, body);
+    expect(status).toBe(200);
+    expect(json).toEqual({
+      id: "a",
+      segments: [],
+      capped: [],
+      degraded: false,
+      matched: [],
+      withheld: [],
+      warnings,
+    });
+  });
+
+  it("keeps a known buyeruid's segments when an EID has no source (as prebid-server accepts it)", async () => {
+    const body = sample("web-banner.json");
+    const user = (body.user ?? {}) as Record<string, unknown>;
+    body.user = { ...user, eids: [{ uids: [{ id: "x" }] }, { source: 7 }] };
+    const { status, json } = await postJson(url, body);
+    expect(status).toBe(200);
+    expect(json).toMatchObject({ segments: ["1001", "1002", "1003"], degraded: false });
+    expect(json.warnings).toEqual([
+      { field: "user.eids[0].source", code: "AUD_ERR_MISSING_FIELD" },
+      { field: "user.eids[1].source", code: "AUD_ERR_BAD_FIELD" },
+    ]);
+    // A clean request carries no warnings member at all.
+    expect((await postJson(url, sample("web-banner.json"))).json).not.toHaveProperty("warnings");
   });
 
   it("400 for an exchange name that is not a name", async () => {

@@ -227,21 +227,49 @@ describe("privacy gate through /v1/lookup", () => {
     expect(after.usp_optout - (before.usp_optout ?? 0)).toBe(1);
   });
 
-  it("answers 400 naming the field for wrongly typed signals, and keeps serving", async () => {
-    const cases: [Record<string, unknown>, string][] = [
-      [{ id: "r", regs: { coppa: "yes" } }, "regs.coppa"],
-      [{ id: "r", regs: { gdpr: 2 } }, "regs.gdpr"],
-      [{ id: "r", user: { consent: 5 } }, "user.consent"],
-      [{ id: "r", regs: { gpp_sid: "7" } }, "regs.gpp_sid"],
-      [{ id: "r", device: { ext: { atts: 9 } } }, "device.ext.atts"],
-    ];
-    for (const [body, field] of cases) {
-      const { status, json } = await postJson(`${svc.base}/v1/lookup`, body, AS_PARTNER);
-      expect(status).toBe(400);
-      expect(json.error.field).toBe(field);
-    }
-    const { json } = await postJson(`${svc.base}/v1/lookup`, withPerson({ id: "r" }), AS_PARTNER);
-    expect(json.segments.length).toBe(6);
+  const ALL = { personal: true, thirdParties: true, useIfa: true, useCaps: true, reasons: [] };
+  const NOTHING = { personal: false, thirdParties: false, useIfa: false, useCaps: false };
+  it.each<[string, Record<string, unknown>, string, CorpusCase["expect"]]>([
+    ["regs.coppa 'yes': COPPA", { regs: { coppa: "yes" } }, "regs.coppa", { ...NOTHING, reasons: ["coppa"] }],
+    [
+      "regs.gdpr 2: GDPR applies, no consent sent",
+      { regs: { gdpr: 2 } },
+      "regs.gdpr",
+      { ...NOTHING, reasons: ["gdpr_bad_consent"] },
+    ],
+    [
+      "user.consent 5 under GDPR: an undecodable consent",
+      { regs: { gdpr: 1 }, user: { consent: 5 } },
+      "user.consent",
+      { ...NOTHING, reasons: ["gdpr_bad_consent"] },
+    ],
+    [
+      "regs.gpp_sid '7': the GPP string judged undecodable, an opt-out",
+      { regs: { gpp_sid: "7" } },
+      "regs.gpp_sid",
+      { ...ALL, thirdParties: false, reasons: ["gpp_bad_string"] },
+    ],
+    [
+      "device.ext.atts 9: ATT not authorised, no IFA",
+      { device: { ifa: "sent", ext: { atts: 9 } } },
+      "device.ext.atts",
+      { ...ALL, useIfa: false, reasons: ["lmt"] },
+    ],
+    [
+      "regs.us_privacy 1: a malformed string, read as no signal",
+      { regs: { us_privacy: 1 } },
+      "regs.us_privacy",
+      { ...ALL, reasons: ["usp_bad_string"] },
+    ],
+  ])("a wrongly typed signal is warned and fails closed: %s", async (_name, part, field, want) => {
+    const { status, json } = await postJson(
+      `${svc.base}/v1/lookup?campaigns=camp-1`,
+      withPerson({ id: "r", ...part }),
+      AS_PARTNER,
+    );
+    expect(status).toBe(200);
+    expectAnswerFor(json, want);
+    expect(json.warnings).toEqual([{ field, code: "AUD_ERR_BAD_FIELD" }]);
   });
 });
 

@@ -2,6 +2,7 @@
 // memberships afresh gives, and the answer's JSON must equal JSON.stringify of the answer.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { ErrorCode } from "../../src/errors.ts";
 import {
   addProfile,
   type LiveSegmentRules,
@@ -133,6 +134,18 @@ describe("answerJson", () => {
           withheld: fc.array(str),
           remaining: fc.option(fc.dictionary(str, fc.option(fc.nat())), { nil: undefined }),
           token: fc.option(fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), { nil: undefined }),
+          warnings: fc.option(
+            fc.array(
+              fc.record({
+                field: str,
+                code: fc.constantFrom<ErrorCode>("AUD_ERR_BAD_FIELD", "AUD_ERR_MISSING_FIELD"),
+              }),
+              {
+                minLength: 1,
+              },
+            ),
+            { nil: undefined },
+          ),
         }),
         (a) => {
           const answer: LookupAnswer = {
@@ -145,6 +158,7 @@ describe("answerJson", () => {
           };
           if (a.remaining !== undefined) answer.remaining = a.remaining;
           if (a.token !== undefined) answer.token = a.token;
+          if (a.warnings !== undefined) answer.warnings = a.warnings;
           expect(answerJson(answer, JSON.stringify(a.segments))).toBe(JSON.stringify(answer));
         },
       ),

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Sections } from "@iabgpp/cmpapi";
 import { TCString } from "@iabtechlabtcf/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { ReadWarnings } from "../../src/openrtb/read-warnings.ts";
 import {
   createConsentDecoder,
   decodeGppString,
@@ -125,7 +126,7 @@ describe("readUsp", () => {
 describe("decideAccess on the corpus cases", () => {
   const decoder = createConsentDecoder({ maxEntries: 1000 });
   it.each(corpus.cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
-    const s = readPrivacySignals(c.request);
+    const s = readPrivacySignals(c.request, new ReadWarnings());
     const policy = policyFor(c.policy);
     expect(decideAccess(s, policy, decoder)).toEqual(c.expect);
     // The same answer from a cold decoder, from the cache, and from the shared default decoder.

@@ -3,13 +3,17 @@ import { ApiError, type ErrorCode } from "../../src/errors.ts";
 import type { Json } from "../../src/json-fields.ts";
 import { readCompact } from "../../src/lookup/read-compact.ts";
 import { readBidRequest } from "../../src/openrtb/read-bid-request.ts";
+import { ReadWarnings } from "../../src/openrtb/read-warnings.ts";
 import { DEFAULT_PRIVACY_POLICY } from "../../src/privacy/privacy-config.ts";
 import { decideAccess } from "../../src/privacy/privacy-gate.ts";
 import { readPrivacySignals } from "../../src/privacy/privacy-signals.ts";
 
 /** Reads a request as the lookup does: the privacy gate first, from the request's own signals. */
-const read = (body: Json, exchange: string, maxIds: number) =>
-  readBidRequest(body, exchange, maxIds, decideAccess(readPrivacySignals(body), DEFAULT_PRIVACY_POLICY));
+const read = (body: Json, exchange: string, maxIds: number) => {
+  const warnings = new ReadWarnings();
+  const access = decideAccess(readPrivacySignals(body, warnings), DEFAULT_PRIVACY_POLICY);
+  return readBidRequest(body, exchange, maxIds, access, warnings);
+};
 
 /** The gate the lookup gives the compact reader. */
 const gate = (signals: Parameters<typeof decideAccess>[0]) => decideAccess(signals, DEFAULT_PRIVACY_POLICY);
@@ -59,6 +63,7 @@ describe("readBidRequest: IDs", () => {
       withheld: [],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
@@ -82,6 +87,7 @@ describe("readBidRequest: IDs", () => {
       withheld: [],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
@@ -97,6 +103,7 @@ describe("readBidRequest: IDs", () => {
       withheld: [],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
     expect(read({ id: "r", user: null, device: null }, "", 64).keys).toEqual([]);
   });
@@ -122,6 +129,7 @@ describe("readBidRequest: IDs", () => {
       withheld: [],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
@@ -141,6 +149,7 @@ describe("readBidRequest: IDs", () => {
       withheld: ["lmt"],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
@@ -157,7 +166,7 @@ describe("readBidRequest: IDs", () => {
     ]);
   });
 
-  it("takes no ID at all when nothing personal may be used (COPPA), but still validates", () => {
+  it("takes no ID at all when nothing personal may be used (COPPA), but still reads (and warns)", () => {
     const body = { id: "r", regs: { coppa: 1 }, user: { buyeruid: "b" }, device: { ifa: IFA } };
     expect(read(body, "", 64)).toEqual({
       requestId: "r",
@@ -165,8 +174,11 @@ describe("readBidRequest: IDs", () => {
       withheld: ["coppa"],
       thirdParties: false,
       useCaps: false,
+      warnings: null,
     });
-    expect(() => read({ id: "r", regs: { coppa: 1 }, user: { buyeruid: 5 } }, "", 64)).toThrow(ApiError);
+    expect(read({ id: "r", regs: { coppa: 1 }, user: { buyeruid: 5 } }, "", 64).warnings).toEqual([
+      { field: "user.buyeruid", code: "AUD_ERR_BAD_FIELD" },
+    ]);
   });
 
   it("caps the number of IDs at maxIds, keeping the first found", () => {
@@ -192,82 +204,190 @@ describe("readBidRequest: IDs", () => {
   });
 });
 
-describe("readBidRequest: wrong types are 400s naming the field", () => {
-  const eids = (overrides: unknown): Json => ({ id: "r", user: { eids: overrides } });
+describe("readBidRequest: only a missing or non-string id is a 400", () => {
+  it.each<[string, Json, ErrorCode]>([
+    ["id missing", { user: {} }, "AUD_ERR_MISSING_FIELD"],
+    ["id null", { id: null }, "AUD_ERR_MISSING_FIELD"],
+    ["id a number", { id: 5 }, "AUD_ERR_BAD_FIELD"],
+  ])("%s", (_label, body, code) => {
+    apiError(() => read(body, "ssp", 64), code, "id");
+  });
 
-  it.each<[string, Json, ErrorCode, string]>([
-    ["id missing", { user: {} }, "AUD_ERR_MISSING_FIELD", "id"],
-    ["id null", { id: null }, "AUD_ERR_MISSING_FIELD", "id"],
-    ["id a number", { id: 5 }, "AUD_ERR_BAD_FIELD", "id"],
-    ["user a string", { id: "r", user: "u" }, "AUD_ERR_BAD_FIELD", "user"],
-    ["user an array", { id: "r", user: [] }, "AUD_ERR_BAD_FIELD", "user"],
-    ["user.buyeruid a number", { id: "r", user: { buyeruid: 1 } }, "AUD_ERR_BAD_FIELD", "user.buyeruid"],
-    ["user.id an object", { id: "r", user: { id: {} } }, "AUD_ERR_BAD_FIELD", "user.id"],
-    ["user.eids an object", eids({}), "AUD_ERR_BAD_FIELD", "user.eids"],
-    ["user.eids[0] a string", eids(["x"]), "AUD_ERR_BAD_FIELD", "user.eids[0]"],
+  it("says what was expected", () => {
+    const e = apiError(() => read({ id: 5 }, "", 64), "AUD_ERR_BAD_FIELD", "id");
+    expect(e.message).toBe("id must be a string");
+    const m = apiError(() => read({}, "", 64), "AUD_ERR_MISSING_FIELD", "id");
+    expect(m.message).toBe("id is required");
+  });
+});
+
+describe("readBidRequest: a malformed optional part is skipped and warned, the rest is read", () => {
+  const eids = (list: unknown): Json => ({ id: "r", user: { buyeruid: "b", eids: list } });
+  const bad = (field: string) => ({ field, code: "AUD_ERR_BAD_FIELD" });
+  const missing = (field: string) => ({ field, code: "AUD_ERR_MISSING_FIELD" });
+
+  it.each<[string, Json, { field: string; code: string }[], string[]]>([
     [
-      "user.eids[1].source missing",
-      eids([{ source: "a.com", uids: [] }, { uids: [{ id: "x" }] }]),
-      "AUD_ERR_MISSING_FIELD",
-      "user.eids[1].source",
+      "user a string",
+      { id: "r", user: "u", device: { ifa: IFA } },
+      [bad("user")],
+      [`ifa:${IFA.toLowerCase()}`],
     ],
-    ["user.eids[0].source a number", eids([{ source: 1 }]), "AUD_ERR_BAD_FIELD", "user.eids[0].source"],
+    ["user an array", { id: "r", user: [] }, [bad("user")], []],
+    [
+      "user.buyeruid a number",
+      { id: "r", user: { buyeruid: 1, id: "x" } },
+      [bad("user.buyeruid")],
+      ["xu:ssp:x"],
+    ],
+    ["user.id an object", { id: "r", user: { id: {}, buyeruid: "b" } }, [bad("user.id")], ["bu:b"]],
+    ["user.eids an object", eids({}), [bad("user.eids")], ["bu:b"]],
+    [
+      "user.eids[0] a string",
+      eids(["x", { source: "a.com", uids: [{ id: "1" }] }]),
+      [bad("user.eids[0]")],
+      ["bu:b", "eid:a.com:1"],
+    ],
+    [
+      "user.eids[1].source missing (prebid-server accepts it)",
+      eids([{ source: "a.com", uids: [{ id: "1" }] }, { uids: [{ id: "x" }] }]),
+      [missing("user.eids[1].source")],
+      ["bu:b", "eid:a.com:1"],
+    ],
+    [
+      "user.eids[0].source a number",
+      eids([{ source: 1, uids: [{ id: "x" }] }]),
+      [bad("user.eids[0].source")],
+      ["bu:b"],
+    ],
     [
       "user.eids[0].uids a string",
       eids([{ source: "a.com", uids: "x" }]),
-      "AUD_ERR_BAD_FIELD",
-      "user.eids[0].uids",
+      [bad("user.eids[0].uids")],
+      ["bu:b"],
     ],
     [
       "user.eids[0].uids[0] null",
-      eids([{ source: "a.com", uids: [null] }]),
-      "AUD_ERR_BAD_FIELD",
-      "user.eids[0].uids[0]",
+      eids([{ source: "a.com", uids: [null, { id: "2" }] }]),
+      [bad("user.eids[0].uids[0]")],
+      ["bu:b", "eid:a.com:2"],
     ],
     [
       "user.eids[0].uids[1].id a number",
       eids([{ source: "a.com", uids: [{ id: "ok" }, { id: 42 }] }]),
-      "AUD_ERR_BAD_FIELD",
-      "user.eids[0].uids[1].id",
+      [bad("user.eids[0].uids[1].id")],
+      ["bu:b", "eid:a.com:ok"],
     ],
-    ["user.ext a string", { id: "r", user: { ext: "x" } }, "AUD_ERR_BAD_FIELD", "user.ext"],
+    ["user.ext a string", { id: "r", user: { buyeruid: "b", ext: "x" } }, [bad("user.ext")], ["bu:b"]],
     [
       "user.ext.eids not an array",
       { id: "r", user: { ext: { eids: { a: 1 } } } },
-      "AUD_ERR_BAD_FIELD",
-      "user.ext.eids",
+      [bad("user.ext.eids")],
+      [],
     ],
     [
       "user.ext.eids[0].source missing",
       { id: "r", user: { ext: { eids: [{ uids: [] }] } } },
-      "AUD_ERR_MISSING_FIELD",
-      "user.ext.eids[0].source",
+      [missing("user.ext.eids[0].source")],
+      [],
     ],
-    ["device a number", { id: "r", device: 3 }, "AUD_ERR_BAD_FIELD", "device"],
-    ["device.ifa a number", { id: "r", device: { ifa: 7 } }, "AUD_ERR_BAD_FIELD", "device.ifa"],
-    ["device.lmt = 2", { id: "r", device: { ifa: IFA, lmt: 2 } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
-    ["device.lmt = '1'", { id: "r", device: { lmt: "1" } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
-    ["device.lmt = true", { id: "r", device: { lmt: true } }, "AUD_ERR_BAD_FIELD", "device.lmt"],
-  ])("%s", (_label, body, code, field) => {
-    apiError(() => read(body, "ssp", 64), code, field);
+    ["device a number", { id: "r", device: 3, user: { buyeruid: "b" } }, [bad("device")], ["bu:b"]],
+    ["device.ifa a number", { id: "r", device: { ifa: 7 } }, [bad("device.ifa")], []],
+    [
+      "several parts, each named once",
+      { id: "r", user: { buyeruid: 1, eids: [{ uids: [] }, 5] }, device: { ifa: [] } },
+      [bad("device.ifa"), bad("user.buyeruid"), missing("user.eids[0].source"), bad("user.eids[1]")],
+      [],
+    ],
+  ])("%s", (_label, body, warnings, keys) => {
+    const s = read(body, "ssp", 64);
+    expect({ warnings: s.warnings, keys: s.keys }).toEqual({ warnings, keys });
   });
 
-  it("says what was expected", () => {
-    const e = apiError(
-      () => read({ id: "r", device: { lmt: 2 } }, "", 64),
-      "AUD_ERR_BAD_FIELD",
-      "device.lmt",
-    );
-    expect(e.message).toBe("device.lmt must be 0 or 1");
-    expect(e.toJSON()).toEqual({
-      error: { code: "AUD_ERR_BAD_FIELD", message: "device.lmt must be 0 or 1", field: "device.lmt" },
+  it("a clean request has no warnings at all (null, not an empty list)", () => {
+    expect(read({ id: "r", user: { buyeruid: "b" } }, "", 64).warnings).toBeNull();
+  });
+});
+
+describe("readBidRequest: a malformed privacy signal fails closed", () => {
+  it.each<[string, Json, string]>([
+    ["device.lmt = 2", { device: { ifa: IFA, lmt: 2 } }, "device.lmt"],
+    ["device.lmt = '1'", { device: { ifa: IFA, lmt: "1" } }, "device.lmt"],
+    ["device.lmt = true", { device: { ifa: IFA, lmt: true } }, "device.lmt"],
+    ["device.ext.atts = '3'", { device: { ifa: IFA, ext: { atts: "3" } } }, "device.ext.atts"],
+    ["device.ext a number", { device: { ifa: IFA, ext: 1 } }, "device.ext"],
+  ])("%s: the IFA is not used, as under lmt", (_label, part, field) => {
+    const s = read({ id: "r", user: { buyeruid: "b" }, ...part }, "", 64);
+    expect(s).toEqual({
+      requestId: "r",
+      keys: ["bu:b"],
+      withheld: ["lmt"],
+      thirdParties: true,
+      useCaps: true,
+      warnings: [{ field, code: "AUD_ERR_BAD_FIELD" }],
     });
-    const m = apiError(() => read({}, "", 64), "AUD_ERR_MISSING_FIELD", "id");
-    expect(m.message).toBe("id is required");
   });
 
-  it("checks user.id's type even when no exchange is named", () => {
-    apiError(() => read({ id: "r", user: { id: 5 } }, "", 64), "AUD_ERR_BAD_FIELD", "user.id");
+  it.each<[string, Json, string]>([
+    ["regs.coppa = '1'", { regs: { coppa: "1" } }, "regs.coppa"],
+    ["regs.coppa = 2", { regs: { coppa: 2 } }, "regs.coppa"],
+    ["regs a string", { regs: "x" }, "regs"],
+  ])("%s: as COPPA, nothing personal", (_label, part, field) => {
+    const s = read({ id: "r", user: { buyeruid: "b" }, ...part }, "", 64);
+    expect({ keys: s.keys, useCaps: s.useCaps, warnings: s.warnings }).toEqual({
+      keys: [],
+      useCaps: false,
+      warnings: [{ field, code: "AUD_ERR_BAD_FIELD" }],
+    });
+    expect(s.withheld[0]).toBe("coppa");
+  });
+
+  it("regs.gdpr = 'yes': GDPR applies and the consent is judged as sent (none here: bad consent)", () => {
+    const s = read({ id: "r", regs: { gdpr: "yes" }, user: { buyeruid: "b" } }, "", 64);
+    expect({ keys: s.keys, withheld: s.withheld, warnings: s.warnings }).toEqual({
+      keys: [],
+      withheld: ["gdpr_bad_consent"],
+      warnings: [{ field: "regs.gdpr", code: "AUD_ERR_BAD_FIELD" }],
+    });
+  });
+
+  it("user.consent a number where GDPR applies: an undecodable consent", () => {
+    const s = read({ id: "r", regs: { gdpr: 1 }, user: { buyeruid: "b", consent: 5 } }, "", 64);
+    expect({ keys: s.keys, withheld: s.withheld, warnings: s.warnings }).toEqual({
+      keys: [],
+      withheld: ["gdpr_bad_consent"],
+      warnings: [{ field: "user.consent", code: "AUD_ERR_BAD_FIELD" }],
+    });
+  });
+
+  it("regs.us_privacy a number: a malformed US Privacy string, reported and read as no signal", () => {
+    const s = read({ id: "r", regs: { us_privacy: 1 }, user: { buyeruid: "b" } }, "", 64);
+    expect({
+      keys: s.keys,
+      withheld: s.withheld,
+      thirdParties: s.thirdParties,
+      warnings: s.warnings,
+    }).toEqual({
+      keys: ["bu:b"],
+      withheld: ["usp_bad_string"],
+      thirdParties: true,
+      warnings: [{ field: "regs.us_privacy", code: "AUD_ERR_BAD_FIELD" }],
+    });
+  });
+
+  it("regs.gpp_sid not an array of integers: GPP judged undecodable for a section that applies (an opt-out)", () => {
+    const s = read({ id: "r", regs: { gpp_sid: [7, "8"] }, user: { buyeruid: "b" } }, "", 64);
+    expect({
+      keys: s.keys,
+      withheld: s.withheld,
+      thirdParties: s.thirdParties,
+      warnings: s.warnings,
+    }).toEqual({
+      keys: ["bu:b"],
+      withheld: ["gpp_bad_string"],
+      thirdParties: false,
+      warnings: [{ field: "regs.gpp_sid", code: "AUD_ERR_BAD_FIELD" }],
+    });
   });
 });
 
@@ -299,6 +419,7 @@ describe("readCompact", () => {
       withheld: [],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
@@ -435,6 +556,7 @@ describe("readCompact: privacy signals", () => {
       withheld: [],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
@@ -445,6 +567,7 @@ describe("readCompact: privacy signals", () => {
       withheld: ["coppa"],
       thirdParties: false,
       useCaps: false,
+      warnings: null,
     });
   });
 
@@ -456,6 +579,7 @@ describe("readCompact: privacy signals", () => {
       withheld: ["gdpr_bad_consent"],
       thirdParties: false,
       useCaps: false,
+      warnings: null,
     });
     expect(readCompact({ ids, gdpr: 1, consent: "not-a-tc-string" }, "", 64, gate).keys).toEqual([]);
   });
@@ -467,6 +591,7 @@ describe("readCompact: privacy signals", () => {
       withheld: ["usp_optout"],
       thirdParties: false,
       useCaps: true,
+      warnings: null,
     });
     expect(readCompact({ ids, lmt: 1 }, "", 64, gate)).toEqual({
       requestId: null,
@@ -474,6 +599,7 @@ describe("readCompact: privacy signals", () => {
       withheld: ["lmt"],
       thirdParties: true,
       useCaps: true,
+      warnings: null,
     });
   });
 
