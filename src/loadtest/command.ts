@@ -302,7 +302,7 @@ export async function loadtest(args: string[], out: Out = process.stdout, err: O
 
   out.write(`audience loadtest\n${settings.map(([k, v]) => `  ${`${k}:`.padEnd(14)}${v}`).join("\n")}\n\n`);
   const tty = out.isTTY === true;
-  let drawn = false;
+  let progressShown = false;
   const started = new Date();
   const result = await runLoad(plan.settings, factory, (live) => {
     const line = progressLine(live);
@@ -311,16 +311,16 @@ export async function loadtest(args: string[], out: Out = process.stdout, err: O
       const fitted =
         width !== undefined && width > 1 && line.length >= width ? line.slice(0, width - 1) : line;
       out.write(`\r${fitted}\x1b[K`);
-      drawn = true;
+      progressShown = true;
     } else if (live.elapsedS > 0 && live.elapsedS % PLAIN_PROGRESS_EVERY_S === 0) {
       out.write(`${line}\n`);
+      progressShown = true;
     }
   });
-  if (drawn) out.write("\n");
+  if (progressShown) out.write(tty ? "\n\n" : "\n");
 
   const verdict = verdictOf(result, plan.maxErrors);
   const lines = [
-    "",
     `${result.elapsedS.toFixed(1)} s, ${result.sent} requests sent, ${result.tally.answers} answered`,
     ...latencyTable(result),
     "",
