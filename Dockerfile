@@ -17,6 +17,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY data ./data
+# The bid request templates of `audience loadtest`.
+COPY openrtb-samples ./openrtb-samples
 COPY bin ./bin
 USER node
 EXPOSE 8080

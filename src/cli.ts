@@ -1,4 +1,4 @@
-// The `audience` command: bulk data management against the Redis at REDIS_URL.
+// The `audience` command: bulk data management against the Redis at REDIS_URL, and the load test of a deployment.
 import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { readCapRules } from "./capping/cap-rules-file.ts";
@@ -16,6 +16,7 @@ import {
   taxonomyErrorWhere,
   taxonomyFormatOf,
 } from "./ingest/taxonomy-file.ts";
+import { LOADTEST_USAGE } from "./loadtest/usage.ts";
 import { RedisInvalidationBus } from "./profiles/invalidation-bus.ts";
 import { RedisProfileStore } from "./profiles/redis-profile-store.ts";
 import { RedisCatalogStore } from "./segments/catalog-store.ts";
@@ -29,7 +30,7 @@ const USAGE = `usage:
   audience ingest links <file>
   audience ingest deals <file.ndjson>
   audience optout <file>
-  Every command takes --max-line-bytes N: the longest line read (default INGEST_MAX_LINE_BYTES, 1 MiB); a
+  Every ingest and optout command takes --max-line-bytes N: the longest line read (default INGEST_MAX_LINE_BYTES, 1 MiB); a
   longer line is rejected with its line number and the rows after it are still read.
 
   Writes into the Redis at REDIS_URL. Files may be gzip-compressed (detected by content).
@@ -48,7 +49,9 @@ const USAGE = `usage:
     "bidfloorcur": "USD", "at": 1, "wseat": [...], "wadomain": [...], "formats": ["banner"], "sizes": ["300x250"]};
     all rules valid or nothing imported (a bad expression is reported with its column).
   optout: CSV header type,id (or NDJSON): erases the IDs and keeps them out of later loads.
-  Exit codes: 0 all rows applied; 1 some rows rejected; 2 usage, configuration or file error.`;
+  Exit codes: 0 all rows applied; 1 some rows rejected; 2 usage, configuration or file error.
+
+${LOADTEST_USAGE}`;
 
 /** A failure with the message the user sees and the exit code. */
 class CliError extends Error {
@@ -345,6 +348,17 @@ async function optOut(args: string[]): Promise<number> {
   }
 }
 
+/** Loaded only for this command: the others need neither autocannon nor the templates. */
+async function loadtest(args: string[]): Promise<number> {
+  const { loadtest: run, LoadTestInputError } = await import("./loadtest/command.ts");
+  try {
+    return await run(args);
+  } catch (err) {
+    if (err instanceof LoadTestInputError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
 const MAX_LINE_FLAG = "--max-line-bytes";
 
 /**
@@ -382,6 +396,7 @@ async function run(all: string[]): Promise<number> {
   if (command === "ingest" && what === "links") return ingestLinks(rest);
   if (command === "ingest" && what === "deals") return ingestDeals(rest);
   if (command === "optout") return optOut(what === undefined ? rest : [what, ...rest]);
+  if (command === "loadtest") return loadtest(what === undefined ? rest : [what, ...rest]);
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;

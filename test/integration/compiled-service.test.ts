@@ -1,5 +1,5 @@
-// What ships runs: `npm run build`'s output, laid out as the Docker image has it (dist/, data/, bin/, no src/), started
-// with plain `node` and no tsx. The other tests run the sources; only this one would see a compiled import that still
+// What ships runs: `npm run build`'s output, laid out as the Docker image has it (dist/, data/, openrtb-samples/, bin/,
+// no src/), started with plain `node` and no tsx. The other tests run the sources; only this one would see a compiled import that still
 // names a .ts file, a worker thread entry that is not the .js one, or data/ not found from dist/.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,6 +33,7 @@ beforeAll(async () => {
     { cwd: ROOT },
   );
   cpSync(join(ROOT, "data"), join(image, "data"), { recursive: true });
+  cpSync(SAMPLES, join(image, "openrtb-samples"), { recursive: true });
   cpSync(join(ROOT, "bin"), join(image, "bin"), { recursive: true });
 }, 180_000);
 
@@ -122,6 +123,29 @@ describe("the compiled service (node dist/main.js)", () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/<html/i);
 
+    expect(await stopCompiled(compiled)).toBe(0);
+  }, 60_000);
+
+  it("is loaded by the compiled `audience loadtest`, with the samples shipped beside dist/", async () => {
+    compiled = await startCompiled({});
+    const report = join(image, "loadtest-report.html");
+    const run = await promisify(execFile)(
+      process.execPath,
+      [
+        join(image, "bin", "audience.mjs"),
+        ...["loadtest", `http://127.0.0.1:${compiled.port}`, "--duration", "1", "--connections", "2"],
+      ],
+      { cwd: image, env: { PATH: process.env.PATH ?? "" } },
+    );
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toContain(
+      `  bodies:       13 of 13 templates in ${join(image, "openrtb-samples")}/\n`,
+    );
+    expect(run.stdout).toMatch(/^latency from send +\d+ /m);
+    expect(run.stdout).toContain(
+      `report: ${report}\nPASS: 0 non-2xx answers and 0 errors (--max-errors 0)\n`,
+    );
+    expect(readFileSync(report, "utf8")).toContain("<svg ");
     expect(await stopCompiled(compiled)).toBe(0);
   }, 60_000);
 });
