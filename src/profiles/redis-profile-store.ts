@@ -118,38 +118,51 @@ const STORE_ROWS_LUA = `
 /**
  * The merge rules of profile-codec.ts `applyOps`, in Lua, so that concurrent loaders never lose each
  * other's writes. Redis' bundled cmsgpack reads and writes the same plain arrays as msgpackr.
- * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[2] = msgpack list with, for
- * each ID in KEYS order, its ops [[op (1 add, 0 remove), segment, expiresAt, source, generation, minGeneration], ...].
- * Several IDs per call amortise the script's fixed cost in bulk loads. Each key expires with its last
- * membership; a linked ID (format 2) keeps its person, gets its own version bumped and does not expire.
+ * KEYS = profile key, opt-out key, for each ID; ARGV[1] = now (epoch s); ARGV[2] = one flat msgpack array
+ * holding, for each ID in KEYS order, its number of ops then each op's op (1 add, 0 remove), segment,
+ * expiresAt, source, generation, minGeneration (profile-codec.ts encodeOpsByKey).
+ * Several IDs per call amortise the script's fixed cost in bulk loads. Measured on 200,000 IDs, flat ops
+ * (not a table per op) merged into the rows in place (not into a new table per op) cost a fifth less CPU per
+ * ID with 4 ops (8.3 to 6.5 us) and a tenth less with 1 op on a held profile (4.2 to 3.8 us); reading the
+ * call's profiles and opt-out markers in one MGET rather than a GET and an EXISTS per ID took about 6% off
+ * Redis' CPU for a shuffled 2M-row load. Each key expires with its last membership; a linked ID
+ * (format 2) keeps its person, gets its own version bumped and does not expire.
  * Returns, per ID, two numbers: the membership count left, or -1 when the ID opted out (nothing written);
  * then 1 when the ID is linked (its person's copies are to be updated), else 0.
  */
 const APPLY_MEMBERSHIPS_LUA = `
 local now = tonumber(ARGV[1])
-local opsById = cmsgpack.unpack(ARGV[2])
+local ops = cmsgpack.unpack(ARGV[2])
+local held = redis.call('MGET', unpack(KEYS))
 local out = {}
+local at = 1
 for k = 1, #KEYS, 2 do
-  local pkey, okey = KEYS[k], KEYS[k + 1]
-  if redis.call('EXISTS', okey) == 1 then
+  local pkey = KEYS[k]
+  local first = at + 1
+  at = first + ops[at] * 6
+  if held[k + 1] then
     out[#out + 1] = -1
     out[#out + 1] = 0
   else
     local rows, ver, members = {}, 0, nil
-    local cur = redis.call('GET', pkey)
+    local cur = held[k]
     if cur then
       ${READ_ROWS_LUA}
       if p[1] == 2 and type(p[4]) == 'table' and #p[4] > 0 then ver, members = p[3], p[4] end
     end
-    for _, o in ipairs(opsById[(k + 1) / 2]) do
-      local seg, exp, gen, mingen = o[2], o[3], o[5], o[6]
-      local kept = {}
-      for _, m in ipairs(rows) do
+    for o = first, at - 1, 6 do
+      local add, seg, exp, gen, mingen = ops[o] == 1, ops[o + 1], ops[o + 2], ops[o + 4], ops[o + 5]
+      local kept = 0
+      for i = 1, #rows do
+        local m = rows[i]
         local mgen = m[4] or 0
-        if m[1] ~= seg or (o[1] == 1 and mgen >= mingen and mgen ~= gen) then kept[#kept + 1] = m end
+        if m[1] ~= seg or (add and mgen >= mingen and mgen ~= gen) then
+          kept = kept + 1
+          rows[kept] = m
+        end
       end
-      if o[1] == 1 and (exp == 0 or exp > now) then kept[#kept + 1] = {seg, exp, o[4], gen} end
-      rows = kept
+      for i = #rows, kept + 1, -1 do rows[i] = nil end
+      if add and (exp == 0 or exp > now) then rows[kept + 1] = {seg, exp, ops[o + 3], gen} end
     end
     if members then
       redis.call('SET', pkey, cmsgpack.pack({2, rows, ver + 1, members}))
