@@ -8,6 +8,7 @@ import {
   IngestFileError,
   type RowResult,
   readMembershipRows,
+  readMembershipRowsInto,
   toRow,
 } from "../../src/ingest/membership-rows.ts";
 import { splitCsvLine } from "../../src/ingest/record-reader.ts";
@@ -21,10 +22,33 @@ const TTL_REASON = "ttl must be whole seconds from 1 to 315360000";
 
 const input = (text: string): Readable => Readable.from([text]);
 
+/**
+ * The rows of a file as readMembershipRows gives them; the loader's reader, which hands rows on as it parses
+ * them (readMembershipRowsInto), must give exactly the same, or fail the same way.
+ */
 async function rows(text: string, format: FileFormat): Promise<RowResult[]> {
-  const out: RowResult[] = [];
-  for await (const r of readMembershipRows(input(text), format, NOW)) out.push(r);
-  return out;
+  const read = async (): Promise<RowResult[]> => {
+    const out: RowResult[] = [];
+    for await (const r of readMembershipRows(input(text), format, NOW)) out.push(r);
+    return out;
+  };
+  const pushed = async (): Promise<RowResult[]> => {
+    const out: RowResult[] = [];
+    await readMembershipRowsInto(input(text), format, NOW, {
+      row: (row, line) => out.push({ line, row }),
+      rejected: (line, error) => out.push({ line, error }),
+    });
+    return out;
+  };
+  const [a, b] = await Promise.allSettled([read(), pushed()]);
+  if (a.status === "rejected") {
+    expect(b.status).toBe("rejected");
+    expect((b as PromiseRejectedResult).reason).toEqual(a.reason);
+    expect((b as PromiseRejectedResult).reason).toBeInstanceOf((a.reason as Error).constructor);
+    throw a.reason;
+  }
+  expect(b).toEqual(a);
+  return a.value;
 }
 
 const byLine = (a: { line: number }, b: { line: number }): number => a.line - b.line;
@@ -178,6 +202,24 @@ describe("readMembershipRows: CSV", () => {
   it("yields rows in file order when a malformed row is skipped", async () => {
     const csv = ["type,id,segment", "bu,a,s1", "bu,b,s2,extra", "bu,c,s3"].join("\n");
     expect((await rows(csv, "csv")).map((r) => r.line)).toEqual([2, 3, 4]);
+  });
+
+  it("reads quoted fields, CRLF, a byte-order mark, blank lines, a column named twice and a too-long line", async () => {
+    const long = `bu,${"x".repeat(1024 * 1024)},s`;
+    const csv = [
+      "\ufefftype,id,segment,segment", // 1: the later "segment" column is the one read, as in a record
+      'bu,"a,1",ignored,"s ""q"""', // 2: a quote inside quotes is refused by the segment's pattern
+      "", // 3
+      'bu , "b" ,x, s2 \r', // 4
+      long, // 5
+      "bu,c,x,s3", // 6
+    ].join("\n");
+    expect(await rows(csv, "csv")).toEqual([
+      { line: 2, error: SEGMENT_REASON },
+      { line: 4, row: { key: "bu:b", op: "add", segment: "s2", expiresAt: null, source: "" } },
+      { line: 5, error: "line longer than 1048576 bytes" },
+      { line: 6, row: { key: "bu:c", op: "add", segment: "s3", expiresAt: null, source: "" } },
+    ]);
   });
 
   it("throws IngestFileError for a header missing segment", async () => {
