@@ -46,7 +46,13 @@ import {
   verifyPixelEvents,
 } from "./events.ts";
 import { runFaultBench } from "./fault.ts";
-import { type IngestFigures, ingestLines, runIngestBench } from "./ingest-bench.ts";
+import {
+  DEFAULT_INGEST_ROWS,
+  type IngestFigures,
+  ingestLines,
+  ingestOrders,
+  runIngestBench,
+} from "./ingest-bench.ts";
 import {
   clean,
   DEGRADED_MAX_SHARE,
@@ -84,8 +90,9 @@ const DURATION_S = intEnv("BENCH_DURATION_S", 10, 1, 600);
 const CONNECTIONS = intEnv("BENCH_CONNECTIONS", 64, 1, 1_000);
 const WARMUP_S = intEnv("BENCH_WARMUP_S", 3, 0, 60);
 const ROUNDS = intEnv("BENCH_ROUNDS", 5, 1, 20);
-const INGEST_ROWS = intEnv("BENCH_INGEST_ROWS", 5_000_000, 0, 100_000_000);
-const INGEST_ORDER = process.env.BENCH_INGEST_ORDER === "random" ? "random" : "grouped";
+const INGEST_ROWS = intEnv("BENCH_INGEST_ROWS", DEFAULT_INGEST_ROWS, 0, 100_000_000);
+/** Both orders unless BENCH_INGEST_ORDER names one. */
+const INGEST_ORDERS = ingestOrders(process.env.BENCH_INGEST_ORDER);
 /** BENCH_ONLY=c,m: run only these scenarios (the ratios of the others read n/a). */
 const ONLY =
   process.env.BENCH_ONLY === undefined || process.env.BENCH_ONLY === ""
@@ -994,12 +1001,14 @@ async function main(): Promise<number> {
   log("\nsizing: bytes per profile in Redis and in the LRU cache");
   const sizing = await measureSizing(mainRedis.server.url);
 
-  let ingest: IngestFigures | null = null;
+  const ingest: IngestFigures[] = [];
   if (INGEST_ROWS > 0) {
-    log(
-      `\ningest: loading ${INGEST_ROWS.toLocaleString("en-US")} generated rows with \`audience ingest memberships\``,
-    );
-    ingest = await runIngestBench(mainRedis.server.url, INGEST_ROWS, INGEST_ORDER, log);
+    for (const order of INGEST_ORDERS) {
+      log(
+        `\ningest: loading ${INGEST_ROWS.toLocaleString("en-US")} generated rows (${order}) with \`audience ingest memberships\``,
+      );
+      ingest.push(await runIngestBench(mainRedis.server.url, INGEST_ROWS, order, log));
+    }
   }
 
   const rows = scenarios.map((s) => {
@@ -1010,7 +1019,7 @@ async function main(): Promise<number> {
   const sections: Section[] = [
     { title: "Caps", lines: capsLines(runOf("e"), runOf("b")) },
     { title: "Impression events", lines: eventLines(runOf("f")) },
-    { title: "Ingest", lines: ingest === null ? [] : ingestLines(ingest) },
+    { title: "Ingest", lines: ingest.flatMap(ingestLines) },
     { title: "Sizing", lines: [...sizingLines(sizing), ...redisCostLines([runOf("c"), runOf("m")])] },
   ];
   log("");
@@ -1057,7 +1066,7 @@ async function main(): Promise<number> {
     sections,
   );
   log(`\nwrote ${join("loadtest", "RESULTS.md")}`);
-  const allClean = rows.every(clean) && (ingest === null || ingest.exitCode === 0);
+  const allClean = rows.every(clean) && ingest.every((f) => f.exitCode === 0);
   const degradedKeys = rows.filter(tooDegraded).map((r) => `(${r.key})`);
   if (degradedKeys.length > 0) {
     log(
@@ -1078,7 +1087,7 @@ const budgetS =
   Math.ceil(USERS / 20_000) +
   Math.ceil((HOT_USERS * CAP_CAMPAIGNS.length * IMPRESSIONS_TO_CAP) / 3_000) +
   Math.ceil(EVENT_POOL / 10_000) +
-  Math.ceil(INGEST_ROWS / 20_000);
+  Math.ceil((INGEST_ROWS * INGEST_ORDERS.length) / 20_000);
 const watchdog = setTimeout(() => {
   process.stderr.write(`load test exceeded ${budgetS} s: stopping\n`);
   void cleanup().finally(() => process.exit(1));

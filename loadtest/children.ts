@@ -147,7 +147,8 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 let ticksPerSecond: number | null = null;
 
-function clockTicks(): number {
+/** Clock ticks per second of proc(5)'s CPU times (getconf CLK_TCK). */
+export function clockTicks(): number {
   if (ticksPerSecond === null) {
     try {
       ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;

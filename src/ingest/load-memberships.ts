@@ -4,7 +4,13 @@ import type { Readable } from "node:stream";
 import type { MembershipOp } from "../profiles/profile-codec.ts";
 import type { ProfileStore } from "../profiles/profile-store.ts";
 import type { CatalogSnapshot } from "../segments/catalog.ts";
-import { type FileFormat, type MembershipRow, readMembershipRowBatches } from "./membership-rows.ts";
+import {
+  type FileFormat,
+  IngestFileError,
+  type MembershipRow,
+  readMembershipRowsInto,
+} from "./membership-rows.ts";
+import { MembershipWindow } from "./membership-window.ts";
 
 export interface RejectedRow {
   readonly line: number;
@@ -40,8 +46,13 @@ export interface LoadOptions {
   /** Reject rows naming segments absent from the taxonomy (otherwise: loaded, counted as warnings). */
   readonly strict?: boolean;
   readonly replace?: ReplaceTarget;
-  /** Ops per store call; bounds memory whatever the file size. */
+  /** Rows per store call (each ID's rows whole, so a call may hold a few more). */
   readonly batchSize?: number;
+  /**
+   * Rows held back to be merged with later rows of their IDs (MembershipWindow); 1 writes each batch as
+   * soon as it is full. Bounds memory whatever the file size, as batchSize does.
+   */
+  readonly windowRows?: number;
   readonly onRejected?: (row: RejectedRow) => void;
   /** Keys written by each applied batch (to invalidate caches). */
   readonly onApplied?: (keys: readonly string[]) => void | Promise<void>;
@@ -54,7 +65,19 @@ export interface LoadOptions {
 }
 
 const KEPT_ERRORS = 100;
+/**
+ * Batches written while the next ones are read. Every script call of a batch is sent at once, so this bounds
+ * the calls in flight (a batch of 5,000 rows is 100 calls of 50 IDs at most) and the memory they hold.
+ */
 const MAX_BATCHES_IN_FLIGHT = 4;
+const DEFAULT_BATCH_ROWS = 5_000;
+/**
+ * Rows held back for later rows of their IDs (MembershipWindow) unless the caller says otherwise: a few MiB,
+ * as an admin upload runs inside a serving process. The command, alone in its process, holds far more
+ * (cli.ts). A file whose rows of an ID lie far apart gains in proportion to the window's share of it; a
+ * file sorted by ID gains nothing and loses nothing but the memory.
+ */
+export const DEFAULT_WINDOW_ROWS = 50_000;
 
 export async function loadMemberships(
   store: ProfileStore,
@@ -63,7 +86,8 @@ export async function loadMemberships(
   opts: LoadOptions,
 ): Promise<IngestSummary> {
   const started = performance.now();
-  const batchSize = opts.batchSize ?? 5_000;
+  const batchRows = opts.batchSize ?? DEFAULT_BATCH_ROWS;
+  const window = new MembershipWindow(Math.max(opts.windowRows ?? DEFAULT_WINDOW_ROWS, batchRows));
   const summary: IngestSummary = {
     read: 0,
     loaded: 0,
@@ -80,52 +104,71 @@ export async function loadMemberships(
     if (summary.errors.length < KEPT_ERRORS) summary.errors.push(rejected);
     opts.onRejected?.(rejected);
   };
-  let batch: MembershipOp[] = [];
-  // Up to this many batches are written while the next ones are parsed. They go out in order on one
-  // connection, so a later batch's change to an ID still lands after an earlier one's.
+  // Batches are handed to the store in the order their IDs came in, and it applies them in that order, so
+  // a later batch's change to an ID lands after an earlier one's even while both are in flight.
   const inFlight: Promise<void>[] = [];
-  const apply = async (ops: MembershipOp[]): Promise<void> => {
-    const { skippedKeys, linkedKeys } = await store.applyMemberships(ops, opts.nowSec);
+  const apply = async (groups: Map<string, MembershipOp[]>, rows: number): Promise<void> => {
+    const { skippedKeys, linkedKeys } = await store.applyMembershipGroups(groups, opts.nowSec);
     if (linkedKeys.length > 0) await opts.onLinked?.(linkedKeys);
     let skipped = 0;
-    if (skippedKeys.length > 0) {
-      const optedOut = new Set(skippedKeys);
-      for (const op of ops) if (optedOut.has(op.key)) skipped++;
-    }
+    for (const key of skippedKeys) skipped += (groups.get(key) as MembershipOp[]).length;
     summary.skipped += skipped;
-    summary.loaded += ops.length - skipped;
-    await opts.onApplied?.([...new Set(ops.map((o) => o.key))]);
+    summary.loaded += rows - skipped;
+    await opts.onApplied?.([...groups.keys()]);
   };
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
-    inFlight.push(apply(batch));
-    batch = [];
-    if (inFlight.length >= MAX_BATCHES_IN_FLIGHT) await inFlight.shift();
+  const send = (): void => {
+    const { groups, rows } = window.take(batchRows);
+    const applied = apply(groups, rows);
+    // Awaited in turn (settle); until then a failure must not count as unhandled.
+    applied.catch(() => {});
+    inFlight.push(applied);
   };
-  for await (const results of readMembershipRowBatches(input, format, opts.nowSec, {
-    ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }),
-  })) {
-    for (const result of results) {
+  const settle = async (max: number): Promise<void> => {
+    while (inFlight.length > max) await inFlight.shift();
+  };
+  const rowSink = {
+    row(row: MembershipRow, line: number): void {
       summary.read++;
-      if ("error" in result) {
-        reject(result.line, result.error);
-        continue;
-      }
-      const op = toStoreOp(result.row, opts, summary);
+      const op = toStoreOp(row, opts, summary);
       if (typeof op === "string") {
-        reject(result.line, op);
-        continue;
+        reject(line, op);
+        return;
       }
-      batch.push(op);
-      if (batch.length >= batchSize) await flush();
-    }
-    opts.onProgress?.(summary.read);
+      // A full window sends its oldest IDs first; the batches sent within one chunk of input are few.
+      while (!window.push(op)) {
+        if (window.ids === 0) throw new Error(`a key of ${op.key.length} characters does not fit the window`);
+        send();
+      }
+    },
+    rejected(line: number, reason: string): void {
+      summary.read++;
+      reject(line, reason);
+    },
+  };
+  let fileError: IngestFileError | null = null;
+  try {
+    await readMembershipRowsInto(input, format, opts.nowSec, rowSink, {
+      ...(opts.maxLineBytes === undefined ? {} : { maxLineBytes: opts.maxLineBytes }),
+      afterChunk: async () => {
+        opts.onProgress?.(summary.read);
+        await settle(MAX_BATCHES_IN_FLIGHT - 1);
+      },
+    });
+  } catch (err) {
+    // An unusable file (a bad header, truncated gzip) still has its rows before that point loaded, as the
+    // command says; any other failure (the store's) stops here.
+    if (!(err instanceof IngestFileError)) throw err;
+    fileError = err;
   }
-  await flush();
+  while (window.rows > 0) {
+    send();
+    await settle(MAX_BATCHES_IN_FLIGHT - 1);
+  }
   // Settle every write before answering, and let the first failure (if any) surface.
   const results = await Promise.allSettled(inFlight);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed !== undefined) throw failed.reason;
+  if (fileError !== null) throw fileError;
   summary.elapsedMs = Math.round(performance.now() - started);
   summary.rowsPerSec =
     summary.elapsedMs > 0 ? Math.round((summary.read * 1000) / summary.elapsedMs) : summary.read;

@@ -191,7 +191,7 @@ export async function* readRecordBatches(
 ): AsyncGenerator<RecordResult[]> {
   const parse = format === "csv" ? csvParser(shape) : ndjsonLine;
   const maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-  const tooLong = `line longer than ${maxLineBytes} bytes`;
+  const tooLong = tooLongReason(maxLineBytes);
   let out: RecordResult[] = [];
   const lines = new LineSplitter(
     maxLineBytes,
@@ -209,11 +209,55 @@ export async function* readRecordBatches(
       yield batch;
     }
   } catch (err) {
-    if (err instanceof IngestFileError) throw err;
-    throw new IngestFileError((err as Error).message);
+    throw asFileError(err);
   }
   lines.end();
   yield out;
+}
+
+/** The row error of a line longer than the maximum. */
+export const tooLongReason = (maxLineBytes: number): string => `line longer than ${maxLineBytes} bytes`;
+
+function asFileError(err: unknown): IngestFileError {
+  return err instanceof IngestFileError ? err : new IngestFileError((err as Error).message);
+}
+
+/**
+ * Feeds the input to `lines` chunk by chunk, then ends it. After each chunk (and after the end) it awaits
+ * `afterChunk`, where the caller hands on what the chunk's lines gave: a reader that pushes rows to its
+ * caller as they are parsed, with no batch of results per chunk. A failure of the input is an
+ * IngestFileError; a failure of `afterChunk` is the caller's own and passes as it is.
+ */
+export async function pumpLines(
+  input: Readable,
+  lines: LineSplitter,
+  afterChunk: () => void | Promise<void>,
+): Promise<void> {
+  const chunks = input[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      let next: IteratorResult<unknown>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        done = true;
+        throw asFileError(err);
+      }
+      if (next.done) {
+        done = true;
+        break;
+      }
+      const chunk = next.value;
+      lines.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+      await afterChunk();
+    }
+  } finally {
+    // Stopping early (a bad header, the caller failing) must still release the input.
+    if (!done) await chunks.return?.();
+  }
+  lines.end();
+  await afterChunk();
 }
 
 /** One record at a time, for callers that are not on a hot loop. */
@@ -226,7 +270,8 @@ export async function* readRecords(
   for await (const batch of readRecordBatches(input, format, shape, opts)) yield* batch;
 }
 
-function ndjsonLine(text: string, line: number): RecordResult | null {
+/** One NDJSON line as a record; null for a blank line. */
+export function ndjsonLine(text: string, line: number): RecordResult | null {
   if (text.trim() === "") return null;
   let v: unknown;
   try {
@@ -238,35 +283,62 @@ function ndjsonLine(text: string, line: number): RecordResult | null {
   return { line, record: v as Record<string, unknown> };
 }
 
-/** A CSV line parser bound to the file's header, which it reads from the first non-empty line. */
-function csvParser(shape: RecordShape): (text: string, line: number) => RecordResult | null {
-  let columns: string[] | null = null;
-  return (text, line) => {
+/**
+ * The lines of a CSV file against its header, which it reads from the first non-empty line. A data line
+ * gives its fields, trimmed, in the header's order: no record object per row, for readers on a hot loop
+ * that look fields up by column number.
+ */
+export class CsvLines {
+  #columns: string[] | null = null;
+
+  constructor(private readonly shape: RecordShape) {}
+
+  /** The header's column names (trimmed, lower-cased), once it has been read. */
+  get columns(): readonly string[] | null {
+    return this.#columns;
+  }
+
+  /**
+   * A data line's fields, or the reason it cannot be read (a string); null for the header and blank lines.
+   * Throws IngestFileError when the header is unusable.
+   */
+  fields(text: string): string[] | string | null {
     if (text.trim() === "") return null;
     const fields = splitCsvLine(text);
+    const columns = this.#columns;
     if (columns === null) {
       if (fields === null)
         throw new IngestFileError("not a readable CSV file: the header has an unbalanced quote");
-      columns = checkHeader(
+      this.#columns = checkHeader(
         fields.map((h) =>
           h
             .trim()
             .toLowerCase()
             .replace(/^\ufeff/, ""),
         ),
-        shape,
+        this.shape,
       );
       return null;
     }
-    if (fields === null) return { line, error: "malformed CSV row: unbalanced quote" };
+    if (fields === null) return "malformed CSV row: unbalanced quote";
     if (fields.length !== columns.length) {
-      return {
-        line,
-        error: `malformed CSV row: ${fields.length} fields where the header has ${columns.length}`,
-      };
+      return `malformed CSV row: ${fields.length} fields where the header has ${columns.length}`;
     }
+    for (let i = 0; i < fields.length; i++) fields[i] = (fields[i] as string).trim();
+    return fields;
+  }
+}
+
+/** A CSV line parser bound to the file's header, which it reads from the first non-empty line. */
+function csvParser(shape: RecordShape): (text: string, line: number) => RecordResult | null {
+  const csv = new CsvLines(shape);
+  return (text, line) => {
+    const fields = csv.fields(text);
+    if (fields === null) return null;
+    if (typeof fields === "string") return { line, error: fields };
+    const columns = csv.columns as readonly string[];
     const record: Record<string, string> = {};
-    for (let i = 0; i < columns.length; i++) record[columns[i] as string] = (fields[i] as string).trim();
+    for (let i = 0; i < columns.length; i++) record[columns[i] as string] = fields[i] as string;
     return { line, record };
   };
 }

@@ -32,6 +32,8 @@ export interface LoadRequest {
   readonly replaceProvider?: string;
   readonly onRejected?: (row: RejectedRow) => void;
   readonly onProgress?: (rowsRead: number) => void;
+  /** Rows held back to be merged with later rows of their IDs (load-memberships.ts DEFAULT_WINDOW_ROWS). */
+  readonly windowRows?: number;
 }
 
 export interface LoadResult extends IngestSummary {
@@ -165,6 +167,7 @@ export class SegmentData {
       onLinked: async (keys) => this.#keysChanged(await this.graph.propagate(keys)),
       ...(req.onRejected === undefined ? {} : { onRejected: req.onRejected }),
       ...(req.onProgress === undefined ? {} : { onProgress: req.onProgress }),
+      ...(req.windowRows === undefined ? {} : { windowRows: req.windowRows }),
     });
     // A replace with rejected rows would make an incomplete membership live: it stays unpublished instead.
     if (replace === undefined || summary.rejected > 0) return { ...summary, activatedGeneration: null };

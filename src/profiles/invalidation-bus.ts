@@ -67,12 +67,18 @@ export class RedisInvalidationBus implements InvalidationBus {
   async publish(msg: Invalidation): Promise<void> {
     const channel = msg.t === "counters" ? COUNTERS_CHANNEL : INVALIDATION_CHANNEL;
     if (msg.t !== "catalog" && msg.keys.length > KEYS_PER_MESSAGE) {
+      // Sent together, in order on the one connection: one after another, each would wait for a round trip
+      // behind the load's queued writes.
+      const sent: Promise<number>[] = [];
       for (let i = 0; i < msg.keys.length; i += KEYS_PER_MESSAGE) {
-        await this.publisher.publish(
-          channel,
-          JSON.stringify({ t: msg.t, keys: msg.keys.slice(i, i + KEYS_PER_MESSAGE) }),
+        sent.push(
+          this.publisher.publish(
+            channel,
+            JSON.stringify({ t: msg.t, keys: msg.keys.slice(i, i + KEYS_PER_MESSAGE) }),
+          ),
         );
       }
+      await Promise.all(sent);
       return;
     }
     await this.publisher.publish(channel, JSON.stringify(msg));

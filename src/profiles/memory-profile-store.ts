@@ -65,10 +65,17 @@ export class MemoryProfileStore implements ProfileStore {
     return out;
   }
 
-  async applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult> {
+  applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult> {
+    return this.applyMembershipGroups(groupByKey(ops), nowSec);
+  }
+
+  async applyMembershipGroups(
+    groups: ReadonlyMap<string, readonly MembershipOp[]>,
+    nowSec: number,
+  ): Promise<ApplyResult> {
     const skippedKeys: string[] = [];
     const linkedKeys: string[] = [];
-    for (const [key, keyOps] of groupByKey(ops)) {
+    for (const [key, keyOps] of groups) {
       if (this.#optedOut.has(key)) {
         skippedKeys.push(key);
         continue;

@@ -386,9 +386,28 @@ export function encodeOps(ops: readonly MembershipOp[]): Buffer {
   return packr.pack(ops.map(opRow));
 }
 
-/** The op lists of several IDs in one buffer (one script call merges many IDs): `[[ops of ID 1], ...]`. */
+/**
+ * The op lists of several IDs in one buffer (one script call merges many IDs), flat:
+ * `[n1, op, segment, expiresAt, source, gen, minGen, ... (n1 ops), n2, ...]`. A table per ID and per op
+ * cost the script more to unpack than merging the ops did.
+ */
 export function encodeOpsByKey(opsByKey: readonly (readonly MembershipOp[])[]): Buffer {
-  return packr.pack(opsByKey.map((ops) => ops.map(opRow)));
+  let size = 0;
+  for (const ops of opsByKey) size += 1 + ops.length * 6;
+  const flat = new Array<string | number>(size);
+  let i = 0;
+  for (const ops of opsByKey) {
+    flat[i++] = ops.length;
+    for (const o of ops) {
+      flat[i++] = o.op === "add" ? 1 : 0;
+      flat[i++] = o.segment;
+      flat[i++] = o.expiresAt;
+      flat[i++] = o.source;
+      flat[i++] = o.generation;
+      flat[i++] = o.minGeneration;
+    }
+  }
+  return packr.pack(flat);
 }
 
 /**

@@ -80,6 +80,15 @@ export interface ProfileStore {
   /** Applies membership changes; each key's changes are applied atomically. Opted-out IDs are skipped. */
   applyMemberships(ops: readonly MembershipOp[], nowSec: number): Promise<ApplyResult>;
   /**
+   * The same for ops already grouped by ID, each ID's in the order they apply: a bulk load groups its rows as
+   * it reads them. Calls apply in the order they are made, also while earlier ones are still in flight, so a
+   * later call's change to an ID always lands after an earlier call's.
+   */
+  applyMembershipGroups(
+    groups: ReadonlyMap<string, readonly MembershipOp[]>,
+    nowSec: number,
+  ): Promise<ApplyResult>;
+  /**
    * Erases these IDs' memberships, counters, links, impression markers and notice-token uses (exact keys, never
    * a pattern) and records their opt-out, atomically per ID, so that later loads skip them. Resolves the number of IDs that had a profile.
    * (Removing the ID from its person's other IDs is the identity graph's part.)

@@ -1,8 +1,9 @@
 // The store contract on a real local Redis Cluster (3 masters, 1 replica each), and the service end to end
 // on it: ingest, lookup, capping, identity links and erasure across slots and nodes.
+import calculateSlot from "cluster-key-slot";
 import type { Cluster } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
+import { profileKey, RedisProfileStore } from "../../src/profiles/redis-profile-store.ts";
 import { add, describeProfileStoreContract } from "../contract/profile-store-contract.ts";
 import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.ts";
 import { postJson, startService, type TestService } from "../helpers/service.ts";
@@ -176,6 +177,52 @@ describe("two instances on one Cluster", () => {
       await a.stop();
       await b.stop();
     }
+  });
+});
+
+describe("membership writes on a Cluster", () => {
+  /** Script calls the masters have run (EVAL and EVALSHA), from their command statistics. */
+  async function scriptCalls(store: RedisProfileStore): Promise<number> {
+    let calls = 0;
+    for (const node of (store.redis as Cluster).nodes("master")) {
+      const stats = await node.info("commandstats");
+      for (const m of stats.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)) calls += Number(m[1]);
+    }
+    return calls;
+  }
+
+  it("merges the IDs of one slot in one script call, each with its own outcome", async () => {
+    const store = await openStore();
+    await flushAll(store);
+    // Three IDs of one slot (found by searching), and three of slots of their own.
+    const bySlot = new Map<number, string[]>();
+    let shared: string[] = [];
+    for (let i = 0; shared.length < 3; i++) {
+      const id = `bu:slot-${i}`;
+      const slot = calculateSlot(profileKey(id));
+      const list = [...(bySlot.get(slot) ?? []), id];
+      bySlot.set(slot, list);
+      if (list.length === 3) shared = list;
+    }
+    const sharedSlot = calculateSlot(profileKey(shared[0] as string));
+    const alone = ["bu:alone-a", "bu:alone-b", "bu:alone-c"];
+    expect(new Set([sharedSlot, ...alone.map((id) => calculateSlot(profileKey(id)))]).size).toBe(4);
+    const t = Math.floor(Date.now() / 1000);
+    await store.optOut([shared[1] as string], t);
+    const groups = new Map([...shared, ...alone].map((id) => [id, [add(id, "1"), add(id, "2")]]));
+    const before = await scriptCalls(store);
+    const result = await store.applyMembershipGroups(groups, t);
+    expect((await scriptCalls(store)) - before).toBe(4);
+    expect(result).toEqual({ skippedKeys: [shared[1]], linkedKeys: [] });
+    const read = await store.readProfiles([...shared, ...alone], t);
+    expect(read.map((p) => p?.memberships.map((m) => m.segment).sort() ?? null)).toEqual([
+      ["1", "2"],
+      null,
+      ["1", "2"],
+      ["1", "2"],
+      ["1", "2"],
+      ["1", "2"],
+    ]);
   });
 });
 

@@ -120,6 +120,45 @@ export function describeProfileStoreContract(name: string, harness: StoreHarness
       expect(await store.readProfiles(["bu:r"], t)).toEqual([null]);
     });
 
+    it("applies calls in the order made while earlier ones are still in flight", async () => {
+      const t = now();
+      // 3,000 IDs before bu:late in the first call: it lands far down that call's script calls. The second
+      // call, made before the first settles, must still land after it.
+      const groups = new Map<string, MembershipOp[]>();
+      for (let i = 0; i < 3_000; i++) groups.set(`bu:pad-${i}`, [add(`bu:pad-${i}`, "1")]);
+      groups.set("bu:late", [add("bu:late", "1"), add("bu:late", "2")]);
+      const first = store.applyMembershipGroups(groups, t);
+      const second = store.applyMembershipGroups(
+        new Map([
+          ["bu:late", [remove("bu:late", "1"), add("bu:late", "3")]],
+          ["bu:pad-2999", [remove("bu:pad-2999", "1")]],
+        ]),
+        t,
+      );
+      expect(await first).toEqual({ skippedKeys: [], linkedKeys: [] });
+      expect(await second).toEqual({ skippedKeys: [], linkedKeys: [] });
+      const [late, last, pad] = await store.readProfiles(["bu:late", "bu:pad-2999", "bu:pad-1500"], t);
+      expect(segmentsOf(late ?? null)).toEqual(["2", "3"]);
+      expect(last).toBeNull();
+      expect(segmentsOf(pad ?? null)).toEqual(["1"]);
+    });
+
+    it("reports each opted-out ID of a grouped call, whatever IDs share its writes", async () => {
+      const t = now();
+      await store.optOut(["bu:gone-7", "bu:gone-120"], t);
+      const groups = new Map<string, MembershipOp[]>();
+      for (let i = 0; i < 200; i++) {
+        const key = i === 7 || i === 120 ? `bu:gone-${i}` : `bu:kept-${i}`;
+        groups.set(key, [add(key, "1"), add(key, "2")]);
+      }
+      const result = await store.applyMembershipGroups(groups, t);
+      expect([...result.skippedKeys].sort()).toEqual(["bu:gone-120", "bu:gone-7"]);
+      expect(result.linkedKeys).toEqual([]);
+      const read = await store.readProfiles(["bu:gone-7", "bu:kept-6", "bu:kept-8", "bu:gone-120"], t);
+      expect(read.map((p) => segmentsOf(p ?? null))).toEqual([null, ["1", "2"], ["1", "2"], null]);
+      expect(await store.isOptedOut("bu:gone-7")).toBe(true);
+    });
+
     it("applies a key's ops in order within one batch", async () => {
       const t = now();
       await store.applyMemberships(

@@ -3,6 +3,7 @@
 // the stored format with its measured mean.
 import { describe, expect, it } from "vitest";
 import type { LoadResult } from "../../loadtest/cannon.ts";
+import { type IngestFigures, ingestLines } from "../../loadtest/ingest-bench.ts";
 import {
   clean,
   type FixedRate,
@@ -245,5 +246,49 @@ describe("the stored format's size targets", () => {
     expect(lines).toHaveLength(6);
     expect(lines[4]).toMatch(/^4 segments per ID .*Redis 90 B per profile/);
     expect(lines[5]).toMatch(/^20 segments per ID .*Redis 300 B per profile/);
+  });
+});
+
+describe("ingest lines", () => {
+  const figures = (order: "grouped" | "random", rowsPerS: number, rss: number[]): IngestFigures => ({
+    rows: 2_000_000,
+    rowsPerId: 4,
+    order,
+    fileBytes: 108 * 2 ** 20,
+    elapsedS: 2_000_000 / rowsPerS,
+    rowsPerS,
+    peakRssMiB: Math.max(...rss),
+    rssAtQuartersMiB: rss,
+    commandCpuS: 4,
+    redisCpuS: 3,
+    cores: 2,
+    exitCode: 0,
+    summaryLine: "memberships.csv: read 2000000, loaded 2000000, rejected 0",
+  });
+
+  it("judges each order against its own target, at the boundary", () => {
+    expect(ingestLines(figures("grouped", 300_000, [200, 200, 200, 200]))[0]).toBe(
+      "ingest, 2M rows, 4 per ID, rows of an ID adjacent, whole command: 300,000 rows/s, target >= 300,000: met (6.7 s wall, 108 MiB CSV)",
+    );
+    expect(ingestLines(figures("grouped", 299_999, [200, 200, 200, 200]))[0]).toMatch(/: MISSED \(/);
+    expect(ingestLines(figures("random", 150_000, [200, 200, 200, 200]))[0]).toBe(
+      "ingest, 2M rows, 4 per ID, rows in random order, whole command: 150,000 rows/s, target >= 150,000: met (13.3 s wall, 108 MiB CSV)",
+    );
+    expect(ingestLines(figures("random", 149_999, [200, 200, 200, 200]))[0]).toMatch(/: MISSED \(/);
+  });
+
+  it("calls memory flat while RSS at 50, 75 and 100% stays within 32 MiB of RSS at 25%", () => {
+    const flat = (rss: number[]) => ingestLines(figures("random", 200_000, rss))[1];
+    expect(flat([200, 232, 180, 231])).toBe(
+      "ingest, 2M rows, 4 per ID, rows in random order, memory flat (RSS at 50/75/100% within 32 MiB of RSS at 25%): met; RSS at 25/50/75/100% of the run: 200 / 232 / 180 / 231 MiB, peak 232 MiB",
+    );
+    expect(flat([200, 200, 233, 200])).toMatch(/: MISSED; /);
+    expect(flat([0, 0, 0, 0])).toMatch(/: n\/a \(no RSS sample\); /);
+  });
+
+  it("says where the time went: the command's CPU, Redis', and the wall time", () => {
+    expect(ingestLines(figures("grouped", 400_000, [200, 200, 200, 200]))[2]).toBe(
+      "ingest, 2M rows, 4 per ID, rows of an ID adjacent, where the time went: command CPU 4.0 s, Redis CPU 3.0 s, of 5.0 s wall on 2 cores (140% of one core busy on average)",
+    );
   });
 });

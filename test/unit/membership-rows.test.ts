@@ -8,6 +8,7 @@ import {
   IngestFileError,
   type RowResult,
   readMembershipRows,
+  readMembershipRowsInto,
   toRow,
 } from "../../src/ingest/membership-rows.ts";
 import { splitCsvLine } from "../../src/ingest/record-reader.ts";
@@ -21,10 +22,33 @@ const TTL_REASON = "ttl must be whole seconds from 1 to 315360000";
 
 const input = (text: string): Readable => Readable.from([text]);
 
+/**
+ * The rows of a file as readMembershipRows gives them; the loader's reader, which hands rows on as it parses
+ * them (readMembershipRowsInto), must give exactly the same, or fail the same way.
+ */
 async function rows(text: string, format: FileFormat): Promise<RowResult[]> {
-  const out: RowResult[] = [];
-  for await (const r of readMembershipRows(input(text), format, NOW)) out.push(r);
-  return out;
+  const read = async (): Promise<RowResult[]> => {
+    const out: RowResult[] = [];
+    for await (const r of readMembershipRows(input(text), format, NOW)) out.push(r);
+    return out;
+  };
+  const pushed = async (): Promise<RowResult[]> => {
+    const out: RowResult[] = [];
+    await readMembershipRowsInto(input(text), format, NOW, {
+      row: (row, line) => out.push({ line, row }),
+      rejected: (line, error) => out.push({ line, error }),
+    });
+    return out;
+  };
+  const [a, b] = await Promise.allSettled([read(), pushed()]);
+  if (a.status === "rejected") {
+    expect(b.status).toBe("rejected");
+    expect((b as PromiseRejectedResult).reason).toEqual(a.reason);
+    expect((b as PromiseRejectedResult).reason).toBeInstanceOf((a.reason as Error).constructor);
+    throw a.reason;
+  }
+  expect(b).toEqual(a);
+  return a.value;
 }
 
 const byLine = (a: { line: number }, b: { line: number }): number => a.line - b.line;
@@ -180,6 +204,24 @@ describe("readMembershipRows: CSV", () => {
     expect((await rows(csv, "csv")).map((r) => r.line)).toEqual([2, 3, 4]);
   });
 
+  it("reads quoted fields, CRLF, a byte-order mark, blank lines, a column named twice and a too-long line", async () => {
+    const long = `bu,${"x".repeat(1024 * 1024)},s`;
+    const csv = [
+      "\ufefftype,id,segment,segment", // 1: the later "segment" column is the one read, as in a record
+      'bu,"a,1",ignored,"s ""q"""', // 2: a quote inside quotes is refused by the segment's pattern
+      "", // 3
+      'bu , "b" ,x, s2 \r', // 4
+      long, // 5
+      "bu,c,x,s3", // 6
+    ].join("\n");
+    expect(await rows(csv, "csv")).toEqual([
+      { line: 2, error: SEGMENT_REASON },
+      { line: 4, row: { key: "bu:b", op: "add", segment: "s2", expiresAt: null, source: "" } },
+      { line: 5, error: "line longer than 1048576 bytes" },
+      { line: 6, row: { key: "bu:c", op: "add", segment: "s3", expiresAt: null, source: "" } },
+    ]);
+  });
+
   it("throws IngestFileError for a header missing segment", async () => {
     const err = await rows("type,id,ttl\nbu,a,60\n", "csv").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IngestFileError);
@@ -329,6 +371,7 @@ describe("loadMemberships", () => {
       nowSec: NOW,
       catalog: EMPTY,
       batchSize: 2,
+      windowRows: 2,
       onApplied: (keys) => {
         batches.push([...keys]);
       },
@@ -337,6 +380,86 @@ describe("loadMemberships", () => {
     expect(batches).toEqual([["bu:a", "bu:b"], ["bu:a", "bu:c"], ["bu:d"]]);
     expect(await segmentsOf(store, "bu:a")).toBeNull();
     expect(store.size).toBe(3);
+  });
+
+  it("merges an ID's rows held in the window into one write, in file order, and reports bad rows at once by line", async () => {
+    const store = new MemoryProfileStore();
+    await store.optOut(["bu:out"], NOW);
+    const batches: string[][] = [];
+    const reported: { line: number; atBatch: number }[] = [];
+    const csv = [
+      "type,id,segment,op", // 1
+      "bu,a,s1,", // 2
+      "bu,out,s1,", // 3
+      "bu,b,s1,", // 4
+      "nope,a,s1,", // 5 bad
+      "bu,a,s1,remove", // 6
+      "bu,out,s2,", // 7
+      "bu,a,s2,", // 8
+      "bu,c,s1,", // 9
+      "bu,a,s3,", // 10
+      "bu,b,s2,", // 11
+      "bu,d,s1,", // 12
+    ].join("\n");
+    const summary = await loadMemberships(store, input(csv), "csv", {
+      nowSec: NOW,
+      catalog: EMPTY,
+      batchSize: 2,
+      windowRows: 6,
+      onRejected: (r) => reported.push({ line: r.line, atBatch: batches.length }),
+      onApplied: (keys) => {
+        batches.push([...keys]);
+      },
+    });
+    // Rows 2-8 fill the window (6 rows); row 9 sends its oldest IDs, at least 2 rows: a with rows 2, 6 and 8.
+    // Row 12 sends out (rows 3, 7); the end sends b (4, 11), then c and a (9, 10), then d.
+    expect(batches).toEqual([["bu:a"], ["bu:out"], ["bu:b"], ["bu:c", "bu:a"], ["bu:d"]]);
+    expect(reported).toEqual([{ line: 5, atBatch: 0 }]);
+    expect(summary).toMatchObject({ read: 11, loaded: 8, rejected: 1, skipped: 2 });
+    expect(await segmentsOf(store, "bu:a")).toEqual(["s2", "s3"]);
+    expect(await segmentsOf(store, "bu:b")).toEqual(["s1", "s2"]);
+    expect(await segmentsOf(store, "bu:out")).toBeNull();
+    expect(await store.isOptedOut("bu:out")).toBe(true);
+  });
+
+  it("loads the rows read before the file turns unreadable, then reports the file error", async () => {
+    const store = new MemoryProfileStore();
+    const applied: string[] = [];
+    async function* cut(): AsyncGenerator<Buffer> {
+      yield Buffer.from("type,id,segment\nbu,a,s1\nbu,b,s1\nbu,a,s2\n");
+      throw new Error("gzip data is truncated or corrupt: unexpected end of file");
+    }
+    const err = await loadMemberships(store, Readable.from(cut(), { objectMode: false }), "csv", {
+      nowSec: NOW,
+      catalog: EMPTY,
+      onApplied: (keys) => {
+        applied.push(...keys);
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IngestFileError);
+    expect((err as Error).message).toBe("gzip data is truncated or corrupt: unexpected end of file");
+    // Held in the window when the input failed: written all the same, as the command says.
+    expect(applied).toEqual(["bu:a", "bu:b"]);
+    expect(await segmentsOf(store, "bu:a")).toEqual(["s1", "s2"]);
+    expect(await segmentsOf(store, "bu:b")).toEqual(["s1"]);
+  });
+
+  it("stops at the store's failure and reports it, not a file error", async () => {
+    const store = new MemoryProfileStore();
+    const failing = Object.assign(Object.create(store) as MemoryProfileStore, {
+      applyMembershipGroups: () => Promise.reject(new Error("connection lost")),
+    });
+    const lines = ["type,id,segment"];
+    for (let i = 0; i < 50; i++) lines.push(`bu,u${i},s`);
+    const err = await loadMemberships(failing, input(lines.join("\n")), "csv", {
+      nowSec: NOW,
+      catalog: EMPTY,
+      batchSize: 2,
+      windowRows: 2,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(IngestFileError);
+    expect((err as Error).message).toBe("connection lost");
   });
 
   it("keeps only the first 100 errors but counts them all", async () => {

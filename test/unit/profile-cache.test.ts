@@ -55,6 +55,8 @@ class CountingStore implements ProfileStore {
     return this.inner.applyMemberships(ops, nowSec);
   }
 
+  readonly applyMembershipGroups = this.inner.applyMembershipGroups.bind(this.inner);
+
   ping(): Promise<boolean> {
     return this.inner.ping();
   }

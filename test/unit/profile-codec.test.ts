@@ -489,14 +489,12 @@ describe("encodeOps", () => {
 });
 
 describe("encodeOpsByKey", () => {
-  it("writes one op list per ID, in order", () => {
+  it("writes each ID's op count then its ops, flat, in order", () => {
     const other: MembershipOp = { ...remove("x"), key: "bu:other" };
-    expect(unpack(encodeOpsByKey([[add("a", 0, "s", 2, 1)], [other, add("b", NOW, "")]]))).toEqual([
-      [[1, "a", 0, "s", 2, 1]],
-      [
-        [0, "x", 0, "", 0, 0],
-        [1, "b", NOW, "", 0, 0],
-      ],
-    ]);
+    const ops = unpack(encodeOpsByKey([[add("a", 0, "s", 2, 1)], [other, add("b", NOW, "")], []]));
+    const first = [1, 1, "a", 0, "s", 2, 1];
+    const second = [2, 0, "x", 0, "", 0, 0, 1, "b", NOW, "", 0, 0];
+    const none = [0];
+    expect(ops).toEqual([...first, ...second, ...none]);
   });
 });
