@@ -68,8 +68,11 @@ const KEPT_ERRORS = 100;
 /**
  * Batches written while the next ones are read. Every script call of a batch is sent at once, so this bounds
  * the calls in flight (a batch of 5,000 rows is 100 calls of 50 IDs at most) and the memory they hold.
+ * 8 rather than 4: with 4 the command and Redis waited on each other (neither busy all the time); 8 loaded
+ * 2M adjacent rows at 333–342k rows/s against 296–327k, and shuffled ones at 167k against 164k (four runs
+ * each, alternating, on 2 cores).
  */
-const MAX_BATCHES_IN_FLIGHT = 4;
+const MAX_BATCHES_IN_FLIGHT = 8;
 const DEFAULT_BATCH_ROWS = 5_000;
 /**
  * Rows held back for later rows of their IDs (MembershipWindow) unless the caller says otherwise: a few MiB,
