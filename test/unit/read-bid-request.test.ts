@@ -360,8 +360,23 @@ describe("readBidRequest: a malformed privacy signal fails closed", () => {
     });
   });
 
-  it("regs.us_privacy a number: a malformed US Privacy string, reported and read as no signal", () => {
-    const s = read({ id: "r", regs: { us_privacy: 1 }, user: { buyeruid: "b" } }, "", 64);
+  it.each<[string, Json, string, string, boolean]>([
+    [
+      "regs.us_privacy a number: a malformed US Privacy string, reported and read as no signal",
+      { us_privacy: 1 },
+      "regs.us_privacy",
+      "usp_bad_string",
+      true,
+    ],
+    [
+      "regs.gpp_sid not an array of integers: GPP judged undecodable for a section that applies (an opt-out)",
+      { gpp_sid: [7, "8"] },
+      "regs.gpp_sid",
+      "gpp_bad_string",
+      false,
+    ],
+  ])("%s", (_label, regs, field, reason, thirdParties) => {
+    const s = read({ id: "r", regs, user: { buyeruid: "b" } }, "", 64);
     expect({
       keys: s.keys,
       withheld: s.withheld,
@@ -369,24 +384,9 @@ describe("readBidRequest: a malformed privacy signal fails closed", () => {
       warnings: s.warnings,
     }).toEqual({
       keys: ["bu:b"],
-      withheld: ["usp_bad_string"],
-      thirdParties: true,
-      warnings: [{ field: "regs.us_privacy", code: "AUD_ERR_BAD_FIELD" }],
-    });
-  });
-
-  it("regs.gpp_sid not an array of integers: GPP judged undecodable for a section that applies (an opt-out)", () => {
-    const s = read({ id: "r", regs: { gpp_sid: [7, "8"] }, user: { buyeruid: "b" } }, "", 64);
-    expect({
-      keys: s.keys,
-      withheld: s.withheld,
-      thirdParties: s.thirdParties,
-      warnings: s.warnings,
-    }).toEqual({
-      keys: ["bu:b"],
-      withheld: ["gpp_bad_string"],
-      thirdParties: false,
-      warnings: [{ field: "regs.gpp_sid", code: "AUD_ERR_BAD_FIELD" }],
+      withheld: [reason],
+      thirdParties,
+      warnings: [{ field, code: "AUD_ERR_BAD_FIELD" }],
     });
   });
 });
