@@ -56,9 +56,14 @@ export function planEnrichment(
   const planned: { entry: Data; existing: number | null }[] = [];
   for (const d of data) {
     const segtax = (d.ext as { segtax?: number } | undefined)?.segtax ?? null;
+    // Only an entry whose `segment` is absent or a list is extended: one of another type (a noisy request) is
+    // left as sent, and ours goes beside it.
     const at = theirs.findIndex(
       (t) =>
-        isObject(t) && t.name === d.name && ((isObject(t.ext) ? t.ext.segtax : undefined) ?? null) === segtax,
+        isObject(t) &&
+        t.name === d.name &&
+        ((isObject(t.ext) ? t.ext.segtax : undefined) ?? null) === segtax &&
+        (t.segment === undefined || t.segment === null || Array.isArray(t.segment)),
     );
     if (at < 0) {
       planned.push({ entry: d, existing: null });

@@ -125,6 +125,19 @@ describe("splicedRequest", () => {
     }
   });
 
+  it("never replaces a caller's user.data entry whose segment is not a list: its own entry goes beside it", () => {
+    const input = '{"id":"r","imp":[{"id":"1"}],"user":{"data":[{"name":"audience","segment":"1001"}]}}';
+    const bytes = Buffer.from(input);
+    const { body } = readEnrichBody(bytes);
+    const plan = planEnrichment(body, [DATA[0] as Data], [[]]);
+    expect(plan.data).toEqual([{ entry: DATA[0], existing: null }]);
+    expect(expectSame(bytes, [DATA[0] as Data], [[]])).toBe(true);
+    expect(JSON.parse(JSON.stringify(enrichedRequest(parseJsonObject(bytes), plan))).user.data).toEqual([
+      { name: "audience", segment: "1001" },
+      DATA[0],
+    ]);
+  });
+
   it("never sends a byte that is not UTF-8: such a request is written whole, with replacement characters", () => {
     const bytes = Buffer.concat([
       Buffer.from('{"imp":[{"id":"1"}],"site":{"name":"a'),
