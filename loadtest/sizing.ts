@@ -11,6 +11,7 @@ import { decodeProfile, encodeProfile, type Membership } from "../src/profiles/p
 import type { ProfileStore } from "../src/profiles/profile-store.ts";
 import { profileKey } from "../src/profiles/redis-profile-store.ts";
 import { CatalogSnapshot } from "../src/segments/catalog.ts";
+import { segmentDef } from "../test/helpers/segment-def.ts";
 import { typedId } from "./users.ts";
 
 /** Profiles written per class: enough that the heap measurement is not noise. */
@@ -80,17 +81,7 @@ const heapBytes = (cache: ProfileCache): number => process.memoryUsage().heapUse
 
 /** Every segment the sizing profiles name, third-party and not sensitive: each membership is usable. */
 const SIZING_SNAPSHOT = new CatalogSnapshot(
-  Array.from({ length: 9000 }, (_, i) => ({
-    id: String(1000 + i),
-    name: `segment ${1000 + i}`,
-    parent: null,
-    party: "third" as const,
-    provider: null,
-    sensitive: false,
-    ttlSec: null,
-    segtax: null,
-    segtaxId: null,
-  })),
+  Array.from({ length: 9000 }, (_, i) => segmentDef(String(1000 + i), { name: `segment ${1000 + i}` })),
   new Map(),
 );
 

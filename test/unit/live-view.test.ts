@@ -15,18 +15,10 @@ import { type CachedProfile, MembershipKinds, packMemberships } from "../../src/
 import type { Membership } from "../../src/profiles/profile-codec.ts";
 import { CatalogSnapshot } from "../../src/segments/catalog.ts";
 import type { SegmentDef } from "../../src/segments/segment-def.ts";
+import { segmentDef } from "../helpers/segment-def.ts";
 
-const def = (id: string, parent: string | null = null, sensitive = false): SegmentDef => ({
-  id,
-  name: id,
-  parent,
-  party: "third",
-  provider: null,
-  sensitive,
-  ttlSec: null,
-  segtax: null,
-  segtaxId: null,
-});
+const def = (id: string, parent: string | null = null, sensitive = false): SegmentDef =>
+  segmentDef(id, { parent, sensitive });
 
 const snapshot = new CatalogSnapshot(
   [def("10"), def("11", "10"), def("12"), def("99", null, true)],

@@ -15,6 +15,7 @@ import {
 import { ProfileCache } from "../../src/profiles/profile-cache.ts";
 import type { Membership, Profile } from "../../src/profiles/profile-codec.ts";
 import { CatalogSnapshot } from "../../src/segments/catalog.ts";
+import { segmentDef } from "../helpers/segment-def.ts";
 
 const membership = fc.record({
   segment: fc.string({ unit: "binary", maxLength: 8 }),
@@ -75,22 +76,7 @@ describe("packed memberships", () => {
     const wide = packMemberships(late, kinds);
     expect(wide.length).toBe(4);
     expect(unpackMemberships(wide, kinds)).toEqual(late);
-    const snapshot = new CatalogSnapshot(
-      [
-        {
-          id: "late",
-          name: "late",
-          parent: null,
-          party: "first",
-          provider: null,
-          sensitive: false,
-          ttlSec: null,
-          segtax: null,
-          segtaxId: null,
-        },
-      ],
-      new Map(),
-    );
+    const snapshot = new CatalogSnapshot([segmentDef("late", { party: "first" })], new Map());
     const rules: LiveSegmentRules = {
       snapshot,
       nowSec: 1_700_000_000,
