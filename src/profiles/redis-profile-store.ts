@@ -594,12 +594,14 @@ export class RedisProfileStore implements ProfileStore {
   readonly redis: Redis | Cluster;
   readonly #impressionReplicas: number;
   readonly #impressionWaitMs: number;
+  readonly #connectTimeoutMs: number;
   /** Profile reads of this turn of the event loop, not yet sent (#read). */
   #queued: QueuedRead[] = [];
 
   constructor(opts: RedisStoreOptions) {
     this.#impressionReplicas = opts.impressionReplicas ?? 0;
     this.#impressionWaitMs = opts.impressionWaitMs ?? 100;
+    this.#connectTimeoutMs = opts.connectTimeoutMs;
     const options = {
       // Commands issued in the same tick (many requests, a batch of writes) leave in one write per node:
       // fewer syscalls, one round trip per node. On a Cluster this also groups keys per node.
@@ -652,9 +654,31 @@ export class RedisProfileStore implements ProfileStore {
     this.redis.on("error", () => {});
   }
 
-  /** Connects, resolving once Redis answers; rejects with the connection error otherwise. */
-  async connect(): Promise<void> {
-    await this.redis.connect();
+  /**
+   * Connects, resolving once Redis answers; rejects with the connection error otherwise, or when the client
+   * is not ready within two connect timeouts. Readiness is also taken from the client's 'ready' event:
+   * ioredis' Cluster client, when its ready check (CLUSTER INFO) runs past the command timeout, reconnects
+   * by itself and never settles the first connect() (ioredis 5.11: the service then never started).
+   */
+  connect(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        this.redis.off("ready", onReady);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onReady = (): void => done();
+      const timer = setTimeout(
+        () => done(new Error(`Redis not ready within ${2 * this.#connectTimeoutMs} ms`)),
+        2 * this.#connectTimeoutMs,
+      );
+      this.redis.once("ready", onReady);
+      this.redis.connect().then(
+        () => done(),
+        (err: Error) => done(err),
+      );
+    });
   }
 
   async readProfiles(keys: readonly string[], nowSec: number): Promise<(Profile | null)[]> {
