@@ -1,0 +1,89 @@
+// Runs load-child.ts in its own process against a service, running the faults at their offsets from the
+// moment the load began, and returns every answer with its time.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export interface Sample {
+  /** Milliseconds since the load began. */
+  readonly t: number;
+  readonly status: number;
+  /** As the caller saw it: from sending the request to reading the whole answer. */
+  readonly ms: number;
+  readonly degraded: boolean | null;
+  readonly segments: string[];
+  /** Which of the looked-up users this was (an index into `users`). */
+  readonly user: number;
+}
+
+export interface LoadPlan {
+  readonly base: string;
+  /** bu IDs, looked up in turn. */
+  readonly users: readonly string[];
+  readonly durationMs: number;
+  /** Concurrent lookup callers. */
+  readonly callers: number;
+  /**
+   * Lookups a second, all callers together. A fixed rate, as bidders send, that leaves the machine's two
+   * cores room: a load sent flat out from a second process takes the CPU the service needs to meet its
+   * 15 ms budget, and the test would measure the contention instead of the service.
+   */
+  readonly rate: number;
+  /** An impression caller for this person and campaign, alongside the lookups. */
+  readonly impressions?: { id: string; campaign: string };
+}
+
+export interface LoadResult {
+  readonly samples: Sample[];
+  readonly impressions: {
+    /** Impressions the service acknowledged (204), each once. */
+    acked: number;
+    /** Answers 503 or no answer, each retried until stored. */
+    refused: number;
+    /** Any other status an impression got (none expected). */
+    unexpected: number[];
+  } | null;
+}
+
+const CHILD = fileURLToPath(new URL("./load-child.ts", import.meta.url));
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The load of `plan`, from its own process; `at` runs faults meanwhile, each at its offset in ms. */
+export async function loadFromProcess(
+  plan: Omit<LoadPlan, "callers" | "rate"> & { callers?: number; rate?: number },
+  at: [number, () => unknown][] = [],
+): Promise<LoadResult> {
+  const full: LoadPlan = { callers: 8, rate: 400, ...plan };
+  const child = spawn(process.execPath, ["--import", "tsx", CHILD, JSON.stringify(full)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const lines = createInterface({ input: child.stdout });
+  let faults: Promise<unknown> = Promise.resolve();
+  let result: LoadResult | null = null;
+  for await (const line of lines) {
+    if (line === "start")
+      faults = Promise.all(
+        at.map(async ([ms, f]) => {
+          await sleep(ms);
+          await f();
+        }),
+      );
+    else result = JSON.parse(line) as LoadResult;
+  }
+  await faults;
+  const code = await exited;
+  if (result === null || code !== 0) throw new Error(`the load process ended with ${code} and no result`);
+  return result;
+}
+
+export function summarise(samples: readonly Sample[], from: number, to: number, user?: number) {
+  const window = samples.filter((s) => s.t >= from && s.t < to && (user === undefined || s.user === user));
+  return {
+    n: window.length,
+    errors: window.filter((s) => s.status !== 200).length,
+    degraded: window.filter((s) => s.degraded === true).length,
+    slowest: Math.max(0, ...window.map((s) => s.ms)),
+  };
+}
