@@ -1,7 +1,7 @@
 // Reads a taxonomy file (CSV or JSON) into segment definitions, each bad row reported with its line.
 import { extname } from "node:path";
 import { Readable } from "node:stream";
-import { parse as parseCsv } from "csv-parse";
+import { CsvError, parse as parseCsv } from "csv-parse";
 import { shownInput } from "../privacy/log-redaction.ts";
 import { type Party, SEGMENT_ID_RE, type SegmentDef } from "../segments/segment-def.ts";
 import { COLUMN_SHAPE, DEFAULT_MAX_LINE_BYTES, type ReadOptions } from "./record-reader.ts";
@@ -282,9 +282,17 @@ function findCycles(byId: ReadonlyMap<string, { def: SegmentDef }>): string[][] 
   return cycles;
 }
 
+/**
+ * Malformed places a taxonomy CSV may have before its read is given up (the import is refused either way).
+ * csv-parse reports one per stray quote, each with a copy of its record so far: a 64 KiB line of quotes took
+ * seconds of one synchronous stretch (quadratic in the line), stalling every request of the process.
+ */
+export const MAX_MALFORMED_CSV = 100;
+
 async function readCsvRows(input: Readable, maxLineBytes: number): Promise<RowResult[]> {
   const rows: RowResult[] = [];
   let sawHeader = false;
+  let malformed = 0;
   const parser = parseCsv({
     columns: (header: string[]) => {
       sawHeader = true;
@@ -314,6 +322,9 @@ async function readCsvRows(input: Readable, maxLineBytes: number): Promise<RowRe
   });
   parser.on("skip", (err: Error & { lines?: number }) => {
     rows.push({ line: err.lines ?? 0, error: `malformed CSV row: ${err.message}` });
+    // csv-parse reads this option at each error: the next one ends the read (destroying the parser would
+    // only take effect after the rest of the chunk at hand, each of its quotes an error).
+    if (++malformed === MAX_MALFORMED_CSV) parser.options.skip_records_with_error = false;
   });
   const bounded = Readable.from(boundLines(input, maxLineBytes), { objectMode: false });
   bounded.on("error", (err) => parser.destroy(err));
@@ -329,6 +340,11 @@ async function readCsvRows(input: Readable, maxLineBytes: number): Promise<RowRe
     }
   } catch (err) {
     if (err instanceof TaxonomyFileError) throw err;
+    if (malformed >= MAX_MALFORMED_CSV && err instanceof CsvError) {
+      throw new TaxonomyFileError(
+        `taxonomy CSV is malformed in more than ${MAX_MALFORMED_CSV} places: not read further`,
+      );
+    }
     // csv-parse's own errors carry a CSV_* code; anything else (a read error) is not about the format.
     if (String((err as { code?: unknown }).code).startsWith("CSV_")) {
       throw new TaxonomyFileError(`not a readable CSV file: ${(err as Error).message}`);

@@ -1,19 +1,19 @@
 // What ships runs: `npm run build`'s output, laid out as the Docker image has it (dist/, data/, openrtb-samples/, bin/,
 // no src/), started with plain `node` and no tsx. The other tests run the sources; only this one would see a compiled import that still
 // names a .ts file, a worker thread entry that is not the .js one, or data/ not found from dist/.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fresh } from "../helpers/fresh-request.ts";
-import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
+import { type MainProcess, startMainProcess } from "../helpers/main-process.ts";
+import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { startService, type TestService } from "../helpers/service.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SAMPLES = join(ROOT, "openrtb-samples");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The image's layout in a folder of its own, so that the test neither reads nor rewrites the checkout's dist/. It
@@ -41,51 +41,13 @@ afterAll(() => {
   if (image !== undefined) rmSync(image, { recursive: true, force: true });
 });
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly logs: string[];
-  readonly exited: Promise<number | null>;
-}
-
 /** `node dist/main.js` with only the environment given (none inherited: no REDIS_URL from the caller's shell). */
-async function startCompiled(env: Record<string, string>): Promise<Running> {
-  const port = await freePort();
-  const logs: string[] = [];
-  const child = spawn(process.execPath, [join(image, "dist", "main.js")], {
-    cwd: image,
-    env: { PATH: process.env.PATH ?? "", PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let buffered = "";
-  const keep = (chunk: Buffer): void => {
-    buffered += chunk.toString();
-    const lines = buffered.split("\n");
-    buffered = lines.pop() ?? "";
-    logs.push(...lines);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  // The pool logs that it listens once every worker does; a single instance once it does.
-  for (let i = 0; i < 600 && !logs.some((l) => l.includes("service listening")); i++) {
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  if (!logs.some((l) => l.includes("service listening"))) {
-    child.kill("SIGKILL");
-    throw new Error(`node dist/main.js did not start:\n${logs.join("\n")}`);
-  }
-  return { child, port, logs, exited };
-}
-
-async function stopCompiled(r: Running): Promise<number | null> {
-  r.child.kill("SIGTERM");
-  return r.exited;
+function startCompiled(env: Record<string, string>): Promise<MainProcess> {
+  return startMainProcess([join(image, "dist", "main.js")], image, { PATH: process.env.PATH ?? "", ...env });
 }
 
 describe("the compiled service (node dist/main.js)", () => {
-  let compiled: Running | undefined;
+  let compiled: MainProcess | undefined;
   let source: TestService | undefined;
   afterAll(async () => {
     compiled?.child.kill("SIGKILL");
@@ -123,7 +85,7 @@ describe("the compiled service (node dist/main.js)", () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/<html/i);
 
-    expect(await stopCompiled(compiled)).toBe(0);
+    expect(await compiled.stop()).toBe(0);
   }, 60_000);
 
   it("is loaded by the compiled `audience loadtest`, with the samples shipped beside dist/", async () => {
@@ -146,13 +108,13 @@ describe("the compiled service (node dist/main.js)", () => {
       `report: ${report}\nPASS: 0 non-2xx answers and 0 errors (--max-errors 0)\n`,
     );
     expect(readFileSync(report, "utf8")).toContain("<svg ");
-    expect(await stopCompiled(compiled)).toBe(0);
+    expect(await compiled.stop()).toBe(0);
   }, 60_000);
 });
 
 describe("the compiled service with WORKERS=2 on Redis, loaded by the compiled `audience` command", () => {
   let redis: RedisServer | undefined;
-  let compiled: Running | undefined;
+  let compiled: MainProcess | undefined;
   beforeAll(async () => {
     redis = await startRedis();
   });
@@ -192,6 +154,6 @@ describe("the compiled service with WORKERS=2 on Redis, loaded by the compiled `
     }
     expect([...seen].sort()).toEqual([0, 1]);
 
-    expect(await stopCompiled(compiled)).toBe(0);
+    expect(await compiled.stop()).toBe(0);
   }, 60_000);
 });

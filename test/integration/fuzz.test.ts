@@ -1,20 +1,17 @@
 // Hostile input, generated (fast-check): random JSON, deep nesting, huge arrays, wrong types in every field
 // the service reads, invalid UTF-8, truncated bodies. Every public and admin route answers a 2xx or 4xx,
 // never a 5xx, never a hang, never a crash. In-process through the route handlers (fast: 10,000 bodies and
-// more), and a share over real HTTP through uWebSockets.js. FUZZ_RUNS raises the count for a longer run.
-import { readdirSync, readFileSync } from "node:fs";
+// more), and a share over real HTTP through uWebSockets.js (fuzz-http-redis.test.ts sends 10,000 over HTTP to
+// the service in its own process on Redis). FUZZ_RUNS raises the count for a longer run.
 import { Readable } from "node:stream";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HttpAnswer, HttpRequestData, Route } from "../../src/http/http-types.ts";
+import { body, query, samples } from "../helpers/fuzz-bodies.ts";
 import { startService, type TestService } from "../helpers/service.ts";
 
 const ADMIN = "fuzz-admin-token-00000001";
 const SCALE = Math.max(1, Number(process.env.FUZZ_RUNS ?? 1));
-const SAMPLES_DIR = new URL("../../openrtb-samples/", import.meta.url);
-const samples = readdirSync(SAMPLES_DIR)
-  .filter((f) => f.endsWith(".json"))
-  .map((f) => readFileSync(new URL(f, SAMPLES_DIR), "utf8"));
 
 let svc: TestService;
 const handlers = new Map<string, Route>();
@@ -63,108 +60,6 @@ async function answer(route: Route, req: HttpRequestData): Promise<{ status: num
 
 const hang = (): Promise<never> =>
   new Promise((_, reject) => setTimeout(() => reject(new Error("no answer within 2 s")), 2_000).unref());
-
-// --- generators ---------------------------------------------------------------------------------------
-
-const anyJson = fc.jsonValue({ maxDepth: 6 });
-const wrongValue = fc.oneof(
-  fc.constant(null),
-  fc.boolean(),
-  fc.integer(),
-  fc.double(),
-  fc.string({ maxLength: 20 }),
-  fc.array(fc.anything({ maxDepth: 2 }), { maxLength: 4 }),
-  fc.dictionary(fc.string({ maxLength: 8 }), fc.anything({ maxDepth: 2 }), { maxKeys: 4 }),
-  fc.constant("x".repeat(2_000)),
-  fc.constant(Number.MAX_SAFE_INTEGER),
-);
-
-/** A sample with one field (at any depth) replaced by a value of another type, or removed. */
-const mutatedSample = fc
-  .tuple(
-    fc.constantFrom(...samples),
-    fc.array(fc.nat(), { minLength: 1, maxLength: 5 }),
-    wrongValue,
-    fc.boolean(),
-  )
-  .map(([text, path, value, remove]) => {
-    const root = JSON.parse(text) as Record<string, unknown>;
-    let node: unknown = root;
-    for (let i = 0; i < path.length; i++) {
-      if (typeof node !== "object" || node === null) break;
-      const keys = Object.keys(node);
-      if (keys.length === 0) break;
-      const key = keys[(path[i] as number) % keys.length] as string;
-      const last = i === path.length - 1 || typeof (node as Record<string, unknown>)[key] !== "object";
-      if (last) {
-        if (remove) delete (node as Record<string, unknown>)[key];
-        else (node as Record<string, unknown>)[key] = value;
-        break;
-      }
-      node = (node as Record<string, unknown>)[key];
-    }
-    return Buffer.from(JSON.stringify(root));
-  });
-
-const deepNesting = fc
-  .tuple(fc.integer({ min: 100, max: 20_000 }), fc.constantFrom("[", '{"a":'))
-  .map(([n, open]) => Buffer.from(open.repeat(n)));
-const hugeArray = fc
-  .tuple(fc.integer({ min: 1_000, max: 15_000 }), fc.constantFrom("ids", "batch", "imp", "campaigns"))
-  .map(([n, key]) =>
-    Buffer.from(
-      JSON.stringify({
-        id: "r",
-        [key]: Array.from({ length: n }, (_, i) => ({ type: "bu", id: String(i) })),
-      }),
-    ),
-  );
-const invalidUtf8 = fc.uint8Array({ minLength: 1, maxLength: 300 }).map((b) => Buffer.from(b));
-const truncated = fc
-  .tuple(fc.constantFrom(...samples), fc.double({ min: 0, max: 1, noNaN: true }))
-  .map(([t, f]) => Buffer.from(t.slice(0, Math.floor(t.length * f))));
-const jsonBody = anyJson.map((v) => Buffer.from(JSON.stringify(v)));
-const compactish = fc
-  .record(
-    {
-      ids: fc.oneof(wrongValue, fc.array(fc.record({ type: wrongValue, id: wrongValue }), { maxLength: 5 })),
-    },
-    { requiredKeys: [] },
-  )
-  .map((v) => Buffer.from(JSON.stringify(v)));
-
-const body = fc.oneof(
-  { weight: 4, arbitrary: mutatedSample },
-  { weight: 2, arbitrary: jsonBody },
-  { weight: 1, arbitrary: deepNesting },
-  { weight: 1, arbitrary: hugeArray },
-  { weight: 1, arbitrary: invalidUtf8 },
-  { weight: 1, arbitrary: truncated },
-  { weight: 1, arbitrary: compactish },
-);
-const query = fc
-  .array(
-    fc.tuple(
-      fc.constantFrom(
-        "type",
-        "id",
-        "campaign",
-        "imp",
-        "ts",
-        "token",
-        "format",
-        "expand",
-        "min_confidence",
-        "campaigns",
-        "exchange",
-        "strict",
-        "replace_segment",
-      ),
-      fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom("bu", "ifa", "1", "gif", "%ZZ", "-1", "1e999")),
-    ),
-    { maxLength: 6 },
-  )
-  .map((pairs) => pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&"));
 
 // --- properties ---------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import {
+  MAX_MALFORMED_CSV,
   parseTaxonomyJson,
   readTaxonomy,
   TaxonomyFileError,
@@ -126,6 +127,27 @@ describe("readTaxonomy CSV", () => {
     const read = await readTaxonomy(input(long), "csv", new Set(), { maxLineBytes: 4096 });
     expect(ids(read.segments)).toEqual(["a", "c"]);
     expect(read.errors.map((e) => e.line)).toEqual([3]);
+  });
+
+  it(`lists up to ${MAX_MALFORMED_CSV} malformed places, each with its line`, async () => {
+    const rows = Array.from({ length: MAX_MALFORMED_CSV }, (_, i) => `s${i},12" screens`);
+    const r = await csv(`id,name\n${rows.join("\n")}\nok,OK\n`);
+    expect(ids(r.segments)).toEqual(["ok"]);
+    expect(r.errors.map((e) => e.line)).toEqual(rows.map((_, i) => i + 2));
+    expect(r.errors[0]?.reason).toBe(
+      'malformed CSV row: Invalid Opening Quote: a quote is found on field "name" at line 2, value is "12"',
+    );
+  });
+
+  it(`gives up at once past ${MAX_MALFORMED_CSV} malformed places, even within one line`, async () => {
+    const past = Array.from({ length: MAX_MALFORMED_CSV + 1 }, (_, i) => `s${i},12" screens`);
+    const refused = new TaxonomyFileError(
+      `taxonomy CSV is malformed in more than ${MAX_MALFORMED_CSV} places: not read further`,
+    );
+    await expect(csv(`id,name\n${past.join("\n")}\n`)).rejects.toThrow(refused);
+    // A quarter MiB line of stray quotes arrives as one chunk: each quote was an error carrying a copy of
+    // the line so far, minutes of one synchronous stretch before the whole chunk was read.
+    await expect(csv(`id,name\na,${'x"'.repeat(128 * 1024)}\n`)).rejects.toThrow(refused);
   });
 
   it("rejects a header without id or name", async () => {
