@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fresh } from "../helpers/fresh-request.ts";
+import { serviceAt } from "../helpers/openapi-check.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { startService, type TestService } from "../helpers/service.ts";
 
@@ -67,6 +68,7 @@ async function startCompiled(env: Record<string, string>): Promise<Running> {
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.once("exit", serviceAt(`http://127.0.0.1:${port}`));
   // The pool logs that it listens once every worker does; a single instance once it does.
   for (let i = 0; i < 600 && !logs.some((l) => l.includes("service listening")); i++) {
     if (child.exitCode !== null) break;
