@@ -51,7 +51,7 @@ describe("slow clients", () => {
     const answers = await Promise.all(slow.map((s) => s.closed));
     expect(performance.now() - started).toBeLessThan(3_000);
     for (const a of answers) {
-      expect(a).toMatch(/^HTTP\/1\.1 408/);
+      expect(a).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       expect(a).toContain("AUD_ERR_REQUEST_TIMEOUT");
     }
   });
