@@ -135,12 +135,20 @@ export const OPENAPI = {
   // Answers that depend on no route: which one applies is decided before any handler runs.
   "x-any-path": {
     description:
-      "Answers any request may get whatever its path: a framing the server refuses (any path), a path no route has (404), a route's path with a method it does not take (405).",
+      "Answers any request may get whatever its path: a framing the server refuses, and with HTTP_SERVER=node a request node:http cannot parse or that is too slow (any path); a path no route has (404); a route's path with a method it does not take (405).",
     responses: {
       "400": error(
         ["AUD_ERR_BAD_FIELD"],
-        "Transfer-Encoding other than plain chunked, or with Content-Length (field transfer-encoding); the connection is closed",
+        "Transfer-Encoding other than plain chunked, or with Content-Length (field transfer-encoding); the connection is closed. With HTTP_SERVER=node, a request node:http cannot parse gets a 400 with no body",
       ),
+      "408": {
+        description:
+          "HTTP_SERVER=node only: the request's headers did not arrive within BODY_TIMEOUT_MS; no body, the connection is closed",
+      },
+      "431": {
+        description:
+          "HTTP_SERVER=node only: the request's headers are too large; no body, the connection is closed",
+      },
       "404": error(["AUD_ERR_NOT_FOUND"], "No route has this path"),
       "405": error(["AUD_ERR_METHOD"], "The path is a route's, the method is not one it takes", {
         Allow: { description: "The methods the path takes", required: true, schema: text },

@@ -75,10 +75,13 @@ export class AnswerChecker {
     const anyPath = this.#doc["x-any-path"].responses;
     const status = String(a.status);
     const matched = this.#paths.filter((p) => p.re.test(url.pathname));
+    // x-any-path's 404 is for a path no route has, its 405 for a route's path and another method; the rest
+    // (a refused framing, node:http's own answers) for any request.
+    const anyRequest = (s: string) => (s === "404" || s === "405" ? undefined : anyPath[s]);
     let doc: ResponseDoc | undefined;
     let allow: string[] | null = null;
     if (matched.length === 0) {
-      doc = status === "404" || status === "400" ? anyPath[status] : undefined;
+      doc = status === "404" ? anyPath[status] : anyRequest(status);
       if (doc === undefined)
         return [
           `${where}: the path is no documented route's, and ${status} is not a status any path answers`,
@@ -95,11 +98,11 @@ export class AnswerChecker {
             ),
           ),
         ];
-        doc = status === "405" || status === "400" ? anyPath[status] : undefined;
+        doc = status === "405" ? anyPath[status] : anyRequest(status);
         if (doc === undefined)
           return [`${where}: the route has no ${method}, and ${status} is not what it answers then`];
       } else {
-        doc = op.responses[status] ?? (status === "400" ? anyPath[status] : undefined);
+        doc = op.responses[status] ?? anyRequest(status);
         if (doc === undefined) return [`${where}: status ${status} is not documented for this route`];
       }
     }
