@@ -213,7 +213,12 @@ export const OPENAPI = {
         ["remaining", "token", "warnings"],
       ),
       BatchAnswer: closed({ results: list(ref("LookupAnswer")), degraded: flag }),
-      BidRequest: { type: "object", required: ["id"], description: "An OpenRTB 2.5 or 2.6 BidRequest" },
+      BidRequest: {
+        type: "object",
+        required: ["id"],
+        properties: { id: text },
+        description: "An OpenRTB 2.5 or 2.6 BidRequest",
+      },
       EnrichmentData: {
         ...closed({ name: text, segment: { ...list(closed({ id: text })), minItems: 1 }, ext: dataExt }, [
           "ext",
@@ -462,6 +467,8 @@ export const OPENAPI = {
               type: "object",
               required: ["ids"],
               properties: {
+                id: text,
+                ids: list({ type: "object", required: ["type", "id"], properties: { type: text, id: text } }),
                 coppa: { enum: [0, 1] },
                 gdpr: { enum: [0, 1] },
                 lmt: { enum: [0, 1] },
@@ -471,7 +478,13 @@ export const OPENAPI = {
                 gpp_sid: list({ type: "integer" }),
               },
             },
-            { type: "object", required: ["batch"] },
+            {
+              type: "object",
+              required: ["batch"],
+              properties: {
+                batch: { ...list({ type: "object" }), description: "Entries of the compact form" },
+              },
+            },
           ],
         }),
         responses: {

@@ -22,7 +22,16 @@ interface ResponseDoc {
 }
 type Responses = Record<string, ResponseDoc>;
 interface Description {
-  readonly paths: Record<string, Record<string, { readonly responses: Responses }>>;
+  readonly paths: Record<
+    string,
+    Record<
+      string,
+      {
+        readonly responses: Responses;
+        readonly requestBody?: { readonly content: Record<string, MediaType> };
+      }
+    >
+  >;
   readonly components: { readonly schemas: Record<string, object> };
   readonly "x-any-path": { readonly responses: Responses };
 }
@@ -65,6 +74,28 @@ export class AnswerChecker {
         };
       })
       .sort((a, b) => b.statics - a.statics);
+  }
+
+  /** Compiles every schema of the description, request bodies' included; throws at the first one that is not valid. */
+  compileAll(): number {
+    const schemas: object[] = Object.keys(this.#doc.components.schemas).map((name) => ({
+      $ref: `#/components/schemas/${name}`,
+    }));
+    const responses = (r: Responses) => {
+      for (const doc of Object.values(r)) {
+        for (const media of Object.values(doc.content ?? {})) if (media.schema) schemas.push(media.schema);
+        schemas.push(...Object.values(doc["x-schema-by-query"]?.schemas ?? {}));
+      }
+    };
+    responses(this.#doc["x-any-path"].responses);
+    for (const item of Object.values(this.#doc.paths))
+      for (const op of Object.values(item)) {
+        responses(op.responses);
+        for (const media of Object.values(op.requestBody?.content ?? {}))
+          if (media.schema) schemas.push(media.schema);
+      }
+    for (const schema of schemas) this.#validator(schema);
+    return schemas.length;
   }
 
   /** What is wrong with the answer; [] when it is as described. */

@@ -4,6 +4,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OPENAPI } from "../../src/http/openapi.ts";
 import { type Answer, AnswerChecker, serviceAt, takeViolations } from "../helpers/openapi-check.ts";
 import { startService, type TestService } from "../helpers/service.ts";
 
@@ -34,6 +35,13 @@ const withJson = (a: Answer, change: (body: Record<string, unknown>) => void): A
 };
 
 describe("the answer check", () => {
+  it("compiles every schema of the description strictly: a misspelt keyword is an error, not a pass", () => {
+    expect(checker.compileAll()).toBeGreaterThan(90);
+    const misspelt = JSON.parse(JSON.stringify(OPENAPI));
+    misspelt.components.schemas.Segment.additionalProperty = false;
+    expect(() => new AnswerChecker(misspelt).compileAll()).toThrow(/unknown keyword: "additionalProperty"/);
+  });
+
   it("passes the service's own answers", async () => {
     const lookup = await answer("/v1/lookup", {
       method: "POST",
