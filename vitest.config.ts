@@ -8,6 +8,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 20_000,
     reporters: ["default", "./test/helpers/summary-reporter.ts"],
+    // Every answer of the service a test receives is held to /openapi.json (test/helpers/openapi-check.ts).
+    setupFiles: ["./test/helpers/openapi-setup.ts"],
     hookTimeout: 30_000,
   },
 });

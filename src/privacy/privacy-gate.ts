@@ -29,15 +29,19 @@ import { GPP_TCFEUV2_ID, GPP_US_SECTION_NAME_BY_ID } from "./gpp-sections.ts";
 import type { PrivacyPolicy } from "./privacy-config.ts";
 import type { PrivacySignals } from "./privacy-signals.ts";
 
-export type PrivacyReason =
-  | "coppa"
-  | "gdpr_bad_consent"
-  | "gdpr_no_consent"
-  | "usp_optout"
-  | "usp_bad_string"
-  | "gpp_bad_string"
-  | "gpp_optout"
-  | "lmt";
+/** Every reason an answer may give for what it withheld (its `withheld`, and /healthz's counts). */
+export const PRIVACY_REASONS = [
+  "coppa",
+  "gdpr_bad_consent",
+  "gdpr_no_consent",
+  "usp_optout",
+  "usp_bad_string",
+  "gpp_bad_string",
+  "gpp_optout",
+  "lmt",
+] as const;
+
+export type PrivacyReason = (typeof PRIVACY_REASONS)[number];
 
 export interface PrivacyDecision {
   /** Person-keyed data may be used at all (first-party segments). */

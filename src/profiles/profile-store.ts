@@ -68,9 +68,13 @@ export interface CounterState {
   readonly optedOut: boolean;
 }
 
+/** What a store is: shown in /healthz, /readyz, /status.json and the start-up log. */
+export const STORE_KINDS = ["memory", "redis", "redis-cluster"] as const;
+
+export type StoreKind = (typeof STORE_KINDS)[number];
+
 export interface ProfileStore {
-  /** "memory" or "redis": shown in /healthz and the start-up log. */
-  readonly kind: string;
+  readonly kind: StoreKind;
   /**
    * Reads the profiles of many typed IDs in one round trip, in the order asked.
    * null where the ID has no profile. Memberships expired at `nowSec` are left out.

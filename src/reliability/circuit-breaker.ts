@@ -3,7 +3,9 @@
 // let through as a probe, and its outcome closes the breaker or opens it again. A dead or paused Redis then
 // costs each request nothing, instead of a command timeout each.
 
-export type BreakerState = "closed" | "open" | "half-open";
+export const BREAKER_STATES = ["closed", "open", "half-open"] as const;
+
+export type BreakerState = (typeof BREAKER_STATES)[number];
 
 export interface BreakerOptions {
   /** Consecutive failures that open the breaker. */

@@ -1,6 +1,7 @@
 // One HTTP request on a new connection of its own (no keep-alive agent), so that with WORKERS the kernel may
 // hand each request to any worker thread.
 import { request } from "node:http";
+import { checkServiceAnswer } from "./openapi-check.ts";
 
 export function fresh(
   port: number,
@@ -14,13 +15,19 @@ export function fresh(
     const req = request(
       { host: "127.0.0.1", port, method, path, agent: false, headers: { connection: "close", ...headers } },
       (res) => {
-        let text = "";
+        const parts: Buffer[] = [];
         res.on("data", (c: Buffer) => {
-          text += c.toString();
+          parts.push(c);
         });
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, json: text === "" ? null : JSON.parse(text) }),
-        );
+        res.on("end", () => {
+          const body = Buffer.concat(parts);
+          const status = res.statusCode ?? 0;
+          const headers = new Map<string, string>();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") headers.set(k, v);
+          checkServiceAnswer({ method, url: `http://127.0.0.1:${port}${path}`, status, headers, body });
+          const text = body.toString();
+          resolve({ status, json: text === "" ? null : JSON.parse(text) });
+        });
       },
     );
     req.on("error", reject);

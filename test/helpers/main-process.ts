@@ -1,6 +1,7 @@
 // The service's entry point in a process of its own, as a supervisor runs it: on a free port, its log lines
 // kept, ready once it logs that it listens (the pool does so once every worker thread listens).
 import { type ChildProcess, spawn } from "node:child_process";
+import { serviceAt } from "./openapi-check.ts";
 import { freePort } from "./redis-server.ts";
 
 export interface MainProcess {
@@ -44,6 +45,8 @@ export async function startMainProcess(
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // Its answers are held to /openapi.json, like those of a service started in the test process.
+  child.once("exit", serviceAt(`http://127.0.0.1:${port}`));
   const listening = (): boolean => logs.some((l) => l.includes("service listening"));
   for (let i = 0; i < 600 && !listening(); i++) {
     if (child.exitCode !== null) break;

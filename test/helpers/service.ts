@@ -4,6 +4,7 @@ import { startHttpServer } from "../../src/http/start-server.ts";
 import { detectUwsBackend, type RunningServer } from "../../src/http/uws-server.ts";
 import { createLogger } from "../../src/logger.ts";
 import { createService, type Service } from "../../src/service.ts";
+import { serviceAt } from "./openapi-check.ts";
 
 export interface TestService {
   readonly base: string;
@@ -36,11 +37,14 @@ export async function startService(
       : createLogger(config.logLevel, { write: (line: string) => void logLines.push(line) });
   const service = await createService(config, log, { backend: detectUwsBackend() });
   const server = await startHttpServer(config, service.routes, () => {});
+  const base = `http://127.0.0.1:${server.port}`;
+  const forget = serviceAt(base);
   return {
-    base: `http://127.0.0.1:${server.port}`,
+    base,
     service,
     server,
     stop: async () => {
+      forget();
       server.close();
       await service.close();
     },

@@ -4,6 +4,7 @@
 import { connect } from "node:net";
 import { encode } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkServiceAnswer } from "../helpers/openapi-check.ts";
 import { type HttpEngine, startService, type TestService } from "../helpers/service.ts";
 
 const LOOKUP = JSON.stringify({ ids: [{ type: "bu", id: "5f0c8e7a-d3b1-4c29-a6e4-9b2f71d08c35" }] });
@@ -27,7 +28,17 @@ function exchange(port: number, request: string): Promise<{ lines: string[]; bod
       if (got.length < end + 4 + length) return;
       clearTimeout(timer);
       sock.destroy();
-      resolve({ lines, body: got.subarray(end + 4, end + 4 + length) });
+      const body = got.subarray(end + 4, end + 4 + length);
+      // Held to /openapi.json as every fetched answer is (openapi-setup.ts).
+      const [method = "", path = ""] = request.split(" ", 2);
+      const headers = new Map(
+        lines
+          .slice(1)
+          .map((l) => [l.slice(0, l.indexOf(":")).trim().toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+      );
+      const status = Number(lines[0]?.split(" ")[1]);
+      checkServiceAnswer({ method, url: `http://127.0.0.1:${port}${path}`, status, headers, body });
+      resolve({ lines, body });
     });
     sock.write(request);
   });

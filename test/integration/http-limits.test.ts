@@ -204,7 +204,7 @@ describe.each<HttpEngine>(["uws", "node"])("limits over %s", (engine) => {
       const answers = await Promise.all(uploads.map((u) => u.closed.then(() => u.got())));
       const waited = performance.now() - sentAt;
       for (const a of answers) {
-        expect(a).toMatch(/^HTTP\/1\.1 408\b/);
+        expect(a).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
         expect(bodyOf(a).error.code).toBe("AUD_ERR_REQUEST_TIMEOUT");
       }
       expect(waited).toBeGreaterThanOrEqual(4_900);

@@ -1,8 +1,8 @@
 // What operators see: Prometheus metrics that move with known requests, an OpenAPI description that matches
 // the router and real answers, the status page's figures.
-import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPENAPI } from "../../src/http/openapi.ts";
+import { AnswerChecker } from "../helpers/openapi-check.ts";
 import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
 
 const ADMIN = "operator-admin-token-00001";
@@ -106,113 +106,89 @@ describe("/openapi.json", () => {
   });
 
   it("describes the real answers of each route", async () => {
-    const ajv = new Ajv2020({ strict: false });
-    ajv.addSchema({ $id: "openapi", components: OPENAPI.components });
-    const check = async (method: string, path: string, res: Response) => {
-      const op = (
-        OPENAPI.paths as Record<
-          string,
-          Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>
-        >
-      )[path]?.[method];
-      expect(op, `${method} ${path} documented`).toBeDefined();
-      const doc = op?.responses[String(res.status)];
-      expect(doc, `${method} ${path} documents status ${res.status}`).toBeDefined();
-      const schema = doc?.content?.["application/json"]?.schema;
-      if (schema === undefined) return;
-      const body = await res.json();
-      const text = JSON.stringify(schema).replaceAll('"#/components/', '"openapi#/components/');
-      const validate = ajv.compile(JSON.parse(text));
-      expect(validate(body), `${method} ${path}: ${ajv.errorsText(validate.errors)}`).toBe(true);
-    };
+    // The description the checker holds every test's answers to is the one served.
+    expect((await getJson(`${svc.base}/openapi.json`)).json).toEqual(JSON.parse(JSON.stringify(OPENAPI)));
+    const checker = new AnswerChecker();
     const auth = { authorization: `Bearer ${ADMIN}` };
+    const csv = { ...auth, "content-type": "text/csv" };
     const sample =
       '{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250}}],"user":{"buyeruid":"5f0c8e7a-d3b1-4c29-a6e4-9b2f71d08c35"}}';
-    const calls: [string, string, string, RequestInit][] = [
-      ["post", "/v1/lookup", "/v1/lookup", { method: "POST", body: sample }],
-      ["post", "/v1/lookup", "/v1/lookup", { method: "POST", body: "{" }],
-      ["post", "/v1/enrich", "/v1/enrich", { method: "POST", body: sample }],
-      ["get", "/v1/events/imp", "/v1/events/imp?type=bu&id=a&campaign=c&imp=i", {}],
+    // Each route at least once, with the status it must answer; each answer as the description says.
+    const calls: [number, string, RequestInit][] = [
+      [200, "/v1/lookup", { method: "POST", body: sample }],
+      [200, "/v1/lookup", { method: "POST", body: sample, headers: { accept: "application/msgpack" } }],
+      [400, "/v1/lookup", { method: "POST", body: "{" }],
+      [405, "/v1/lookup", { method: "GET" }],
+      [200, "/v1/enrich", { method: "POST", body: sample }],
+      [200, "/v1/enrich?format=fragment", { method: "POST", body: sample }],
+      [200, "/v1/enrich?format=mutations", { method: "POST", body: sample }],
+      [400, "/v1/enrich?format=xml", { method: "POST", body: sample }],
+      [204, "/v1/events/imp?type=bu&id=a&campaign=c&imp=i", {}],
+      [200, "/v1/events/imp?type=bu&id=a&campaign=c&imp=i&format=gif", {}],
+      [400, "/v1/events/imp?type=bu&id=a&campaign=c", {}],
       [
-        "post",
+        200,
         "/v1/events",
-        "/v1/events",
-        { method: "POST", body: '{"type":"bu","id":"a","campaign":"c","imp":"j"}\n' },
+        { method: "POST", body: '{"type":"bu","id":"a","campaign":"c","imp":"j"}\n{"id":1}\n' },
       ],
-      ["get", "/healthz", "/healthz", {}],
-      ["get", "/readyz", "/readyz", {}],
-      ["get", "/metrics", "/metrics", {}],
-      ["get", "/status", "/status", {}],
-      ["get", "/status.json", "/status.json", {}],
-      ["get", "/openapi.json", "/openapi.json", {}],
-      ["get", "/v1/admin/taxonomy", "/v1/admin/taxonomy", { headers: auth }],
-      ["get", "/v1/admin/taxonomy", "/v1/admin/taxonomy", {}],
+      [200, "/healthz", {}],
+      [200, "/readyz", {}],
+      [200, "/metrics", {}],
+      [200, "/status", {}],
+      [200, "/status.json", {}],
+      [200, "/openapi.json", {}],
+      [404, "/v1/no-such-route", {}],
+      [200, "/v1/admin/taxonomy", { headers: auth }],
+      [401, "/v1/admin/taxonomy", {}],
+      [200, "/v1/admin/taxonomy/9999", { method: "PUT", headers: auth, body: '{"id":"9999","name":"Test"}' }],
+      [400, "/v1/admin/taxonomy/9999", { method: "PUT", headers: auth, body: '{"id":"9999","name":""}' }],
+      [200, "/v1/admin/taxonomy/9999", { headers: auth }],
+      [400, "/v1/admin/taxonomy/%zz", { headers: auth }],
+      [200, "/v1/admin/taxonomy/9999", { method: "DELETE", headers: auth }],
+      [404, "/v1/admin/taxonomy/9999", { headers: auth }],
+      [200, "/v1/admin/taxonomy", { method: "PUT", headers: auth, body: '[{"id":"9998","name":"T"}]' }],
       [
-        "put",
-        "/v1/admin/taxonomy/{id}",
-        "/v1/admin/taxonomy/9999",
-        { method: "PUT", headers: auth, body: '{"id":"9999","name":"Test"}' },
-      ],
-      ["get", "/v1/admin/taxonomy/{id}", "/v1/admin/taxonomy/9999", { headers: auth }],
-      ["delete", "/v1/admin/taxonomy/{id}", "/v1/admin/taxonomy/9999", { method: "DELETE", headers: auth }],
-      [
-        "put",
-        "/v1/admin/taxonomy",
-        "/v1/admin/taxonomy",
-        { method: "PUT", headers: auth, body: '[{"id":"9998","name":"T"}]' },
-      ],
-      [
-        "post",
+        200,
         "/v1/admin/memberships",
-        "/v1/admin/memberships",
-        {
-          method: "POST",
-          headers: { ...auth, "content-type": "text/csv" },
-          body: "type,id,segment\nbu,op-2,1001\n",
-        },
+        { method: "POST", headers: csv, body: "type,id,segment\nbu,op-2,1001\n" },
       ],
+      [400, "/v1/admin/memberships?format=xml", { method: "POST", headers: csv, body: "type,id,segment\n" }],
       [
-        "post",
+        200,
         "/v1/admin/links",
-        "/v1/admin/links",
-        {
-          method: "POST",
-          headers: { ...auth, "content-type": "text/csv" },
-          body: "type_a,id_a,type_b,id_b\nbu,op-2,bu,op-3\n",
-        },
+        { method: "POST", headers: csv, body: "type_a,id_a,type_b,id_b\nbu,op-2,bu,op-3\n" },
       ],
+      [200, "/v1/admin/deals", { method: "PUT", headers: auth, body: '{"id":"op-deal","when":"1001"}\n' }],
       [
-        "put",
+        400,
         "/v1/admin/deals",
-        "/v1/admin/deals",
-        { method: "PUT", headers: auth, body: '{"id":"op-deal","when":"1001"}\n' },
+        { method: "PUT", headers: auth, body: '{"id":"op-deal","when":"1001 AND"}\n' },
       ],
-      ["get", "/v1/admin/deals", "/v1/admin/deals", { headers: auth }],
-      ["get", "/v1/admin/deals/{id}", "/v1/admin/deals/op-deal", { headers: auth }],
-      ["delete", "/v1/admin/deals/{id}", "/v1/admin/deals/op-deal", { method: "DELETE", headers: auth }],
-      [
-        "put",
-        "/v1/admin/caps",
-        "/v1/admin/caps",
-        {
-          method: "PUT",
-          headers: { ...auth, "content-type": "text/csv" },
-          body: "campaign,window,max\nop-c2,1h,2\n",
-        },
-      ],
-      ["get", "/v1/admin/caps", "/v1/admin/caps", { headers: auth }],
-      ["get", "/v1/admin/caps/{campaign}", "/v1/admin/caps/op-c2", { headers: auth }],
-      ["delete", "/v1/admin/caps/{campaign}", "/v1/admin/caps/op-c2", { method: "DELETE", headers: auth }],
-      ["get", "/v1/admin/users/{type}/{id}", "/v1/admin/users/bu/op-2", { headers: auth }],
-      [
-        "delete",
-        "/v1/admin/users/{type}/{id}",
-        "/v1/admin/users/bu/op-3",
-        { method: "DELETE", headers: auth },
-      ],
+      [200, "/v1/admin/deals", { headers: auth }],
+      [200, "/v1/admin/deals/op-deal", { headers: auth }],
+      [200, "/v1/admin/deals/op-deal", { method: "DELETE", headers: auth }],
+      [200, "/v1/admin/caps", { method: "PUT", headers: csv, body: "campaign,window,max\nop-c2,1h,2\n" }],
+      [200, "/v1/admin/caps", { headers: auth }],
+      [200, "/v1/admin/caps/op-c2", { headers: auth }],
+      [200, "/v1/admin/caps/op-c2", { method: "DELETE", headers: auth }],
+      [404, "/v1/admin/caps/op-c2", { method: "DELETE", headers: auth }],
+      [200, "/v1/admin/users/bu/op-2", { headers: auth }],
+      [400, "/v1/admin/users/nope/op-2", { headers: auth }],
+      [200, "/v1/admin/users/bu/op-3", { method: "DELETE", headers: auth }],
     ];
-    for (const [method, path, url, init] of calls)
-      await check(method, path, await fetch(`${svc.base}${url}`, init));
+    for (const [status, url, init] of calls) {
+      const res = await fetch(`${svc.base}${url}`, init);
+      const answer = {
+        method: init.method ?? "GET",
+        url: res.url,
+        status: res.status,
+        headers: new Map(res.headers),
+        body: Buffer.from(await res.arrayBuffer()),
+      };
+      const where = `${answer.method} ${url}`;
+      expect(answer.status, `${where}: ${answer.body.toString().slice(0, 200)}`).toBe(status);
+      expect(checker.violations(answer), where).toEqual([]);
+    }
   });
 });
 

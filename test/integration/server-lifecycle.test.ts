@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serviceAt } from "../helpers/openapi-check.ts";
 import { freePort } from "../helpers/redis-server.ts";
 import { postJson, startService, type TestService } from "../helpers/service.ts";
 
@@ -50,7 +51,7 @@ describe("slow clients", () => {
     const answers = await Promise.all(slow.map((s) => s.closed));
     expect(performance.now() - started).toBeLessThan(3_000);
     for (const a of answers) {
-      expect(a).toMatch(/^HTTP\/1\.1 408/);
+      expect(a).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       expect(a).toContain("AUD_ERR_REQUEST_TIMEOUT");
     }
   });
@@ -108,6 +109,7 @@ describe("graceful shutdown", () => {
     });
     const exited = new Promise<number | null>((resolve) => child?.once("exit", (code) => resolve(code)));
     const base = `http://127.0.0.1:${port}`;
+    child.once("exit", serviceAt(base));
     for (let i = 0; i < 200; i++) {
       const ok = await fetch(`${base}/readyz`).then(
         (r) => r.status === 200,

@@ -7,6 +7,7 @@ import { request } from "node:http";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fresh } from "../helpers/fresh-request.ts";
+import { serviceAt } from "../helpers/openapi-check.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -38,6 +39,7 @@ async function startMain(env: Record<string, string>): Promise<Running> {
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const base = `http://127.0.0.1:${port}`;
+  child.once("exit", serviceAt(base));
   for (let i = 0; i < 300; i++) {
     if ((await fresh(port, "GET", "/readyz").catch(() => ({ status: 0 }))).status === 200) break;
     await sleep(50);

@@ -31,7 +31,7 @@ function deferred(): Deferred {
 
 /** A MemoryProfileStore that records each readProfiles call and can be made to hang or fail. */
 class CountingStore implements ProfileStore {
-  readonly kind = "counting";
+  readonly kind = "memory";
   readonly inner = new MemoryProfileStore();
   readonly calls: { keys: string[]; nowSec: number }[] = [];
   /** While set, reads wait for it (resolve lets them answer, reject fails them). */
