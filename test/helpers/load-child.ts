@@ -5,7 +5,24 @@
 import type { LoadPlan, LoadResult, Sample } from "./load-process.ts";
 
 const plan = JSON.parse(process.argv[2] as string) as LoadPlan;
+/** Rounds of one lookup per caller before the load begins. */
+const WARM_UP_LOOKUPS = 20;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// Warm-up, not recorded: the first answers a fresh load process saw took 150-240 ms (its own module
+// loading and first connections, and the service's first run of its lookup code), which is neither a fault
+// nor the service under load.
+const warmBodies = plan.users.map((id) => JSON.stringify({ ids: [{ type: "bu", id }] }));
+for (let i = 0; i < WARM_UP_LOOKUPS; i++) {
+  // Every user: on a Cluster each one's first read also opens its node's connection.
+  await Promise.all(
+    Array.from({ length: plan.callers }, async (_, k) => {
+      const body = warmBodies[(i * plan.callers + k) % warmBodies.length];
+      const r = await fetch(`${plan.base}/v1/lookup`, { method: "POST", body });
+      await r.arrayBuffer();
+    }),
+  );
+}
 
 const samples: Sample[] = [];
 const start = performance.now();
@@ -75,7 +92,8 @@ async function impressions(id: string, campaign: string): Promise<LoadResult["im
   };
   for (;;) {
     const stopping = performance.now() >= end;
-    const imp = pending.shift() ?? (stopping ? null : `imp-${next++}`);
+    // Named by this process, so that a later load on the same person is not taken for duplicates.
+    const imp = pending.shift() ?? (stopping ? null : `imp-${process.pid}-${next++}`);
     if (imp === null) break;
     const status = await pixel(imp);
     if (status === 204) {

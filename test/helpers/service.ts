@@ -26,9 +26,6 @@ export async function startService(
     HOST: "127.0.0.1",
     LOG_LEVEL: "silent",
     HTTP_SERVER: engine,
-    // Tests run side by side on a small machine: a store read is given room, unless a test is about that.
-    LOOKUP_BUDGET_MS: "500",
-    REDIS_COMMAND_TIMEOUT_MS: "500",
     ...env,
   });
   const log =

@@ -2,18 +2,27 @@
 // stays a 200 within its deadline, degraded while Redis is away, and normal again within 2 s of its return;
 // impressions are counted exactly once across the outage. Also: load shedding, start-up with no Redis.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LoadResult, loadFromProcess, type Sample, sleep, summarise } from "../helpers/load-process.ts";
+import { type MainProcess, startMainProcess } from "../helpers/main-process.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
-import { getJson, postJson, startService, type TestService } from "../helpers/service.ts";
-import { impressionCaller, sleep, stray, summarise, underLoad } from "../helpers/under-load.ts";
+import { getJson, postJson, startService } from "../helpers/service.ts";
 
+const ROOT = new URL("../../", import.meta.url).pathname;
 const ADMIN = "faults-admin-token-000001";
-/** Roomy enough that a loaded CI machine does not miss it in the normal phases; the faults must hit it. */
-const BUDGET_MS = 100;
-/** Scheduling room on top of the deadline: a loaded 2-core machine, the client in the same process. */
-const MARGIN_MS = 150;
+/** The shipped LOOKUP_BUDGET_MS: every answer waits for the store this long at most. */
+const BUDGET_MS = 15;
+/** The load's concurrent callers: at most this many answers are in flight at any moment. */
+const CALLERS = 8;
+/**
+ * Time past the budget an answer may take, as its caller measures it. Measured cause: the service's own
+ * garbage collection. `--trace-gc-nvp` on the service under this load showed young-generation collections
+ * (scavenges) of 5-45 ms every second or so, each one stopping the event loop, so a deadline that expires
+ * during one is served only when it ends; the caller's own process and loopback add a few ms on top.
+ */
+const MARGIN_MS = 70;
 
 let redis: RedisServer;
-let svc: TestService;
+let svc: MainProcess;
 const USERS = ["fault-user"];
 
 beforeAll(async () => {
@@ -23,17 +32,20 @@ beforeAll(async () => {
   // 8 degraded answers after recovery, as many as the load has loops, which is one stall past
   // REDIS_COMMAND_TIMEOUT_MS failing every lookup in flight, on a disk shared with other tests' writes.
   redis = await startRedis(["--appendonly", "yes", "--appendfsync", "everysec"]);
-  svc = await startService({
+  // The service in a process of its own, as it runs in production: inside the test's process it shared a
+  // heap several times larger (the test runner, the OpenAPI checker) whose collections paused it for
+  // 10-26 ms every few hundred ms, past the 15 ms budget. The shipped deadlines (LOOKUP_BUDGET_MS 15,
+  // REDIS_COMMAND_TIMEOUT_MS 25), breaker and worker count. Two settings differ, so that every lookup and
+  // every bid-time counter read reaches Redis: with the profile and counter caches on, a fault would be
+  // answered from cache and not be seen (the caches' own behaviour is tested elsewhere).
+  svc = await startMainProcess(["--import", "tsx", "src/main.ts"], ROOT, {
+    PATH: process.env.PATH ?? "",
     REDIS_URL: redis.url,
     ADMIN_TOKENS: `${ADMIN}=*`,
     CACHE_TTL_MS: "0",
-    LOOKUP_BUDGET_MS: String(BUDGET_MS),
-    REDIS_COMMAND_TIMEOUT_MS: "50",
+    CAP_COUNTERS_CACHE_MS: "0",
     // Impressions named by type and id, as a closed network sends them (the notice token is capping.test.ts's).
     EVENTS_OPEN: "true",
-    BREAKER_FAILURES: "3",
-    BREAKER_OPEN_MS: "200",
-    CAP_COUNTERS_CACHE_MS: "0",
   });
   const up = await fetch(`${svc.base}/v1/admin/memberships`, {
     method: "POST",
@@ -47,65 +59,114 @@ beforeAll(async () => {
     body: "campaign,window,max\ncamp-f,lifetime,100000\n",
   });
   expect(caps.status).toBe(200);
-});
+}, 60_000);
 afterAll(async () => {
   await svc?.stop();
   await redis?.close();
 });
 
+/**
+ * Answers of a window in which Redis was healthy that may be degraded: those in flight during one stall of
+ * the service's event loop past the budget, at most one per caller. Measured cause: the service's garbage
+ * collection (see MARGIN_MS), about once a second per worker, so a window of half a second sees one at
+ * most. Anything else that degrades them (a flapping breaker, a slow Redis) fails the test.
+ */
+const STALL_ALLOWANCE = CALLERS;
+
 describe("a paused Redis (SIGSTOP) under load", () => {
-  it("answers 200 within the deadline, degraded while paused, normal within 2 s of its return", async () => {
-    const samples = await underLoad(svc.base, USERS, 3_500, [
-      [500, () => redis.pause()],
-      [1_200, () => redis.resume()],
-    ]);
+  it("answers 200 within the deadline, degraded while paused, normal within 2 s of its return; counts every impression once", async () => {
+    const countedBefore = await counted();
+    const { samples, impressions } = await loadFromProcess(
+      {
+        base: svc.base,
+        users: USERS,
+        durationMs: 3_500,
+        callers: CALLERS,
+        impressions: { id: "fault-user", campaign: "camp-f" },
+      },
+      [
+        [500, () => redis.pause()],
+        [1_200, () => redis.resume()],
+      ],
+    );
     const before = summarise(samples, 0, 450);
     const paused = summarise(samples, 600, 1_150);
     // Resumed at 1.2 s: from 3.2 s on (2 s later) every answer must be whole again.
     const after = summarise(samples, 3_200, 3_500);
-    expect(before.errors + paused.errors + after.errors).toBe(0);
-    expect(samples.every((s) => s.status === 200)).toBe(true);
-    expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(BUDGET_MS + MARGIN_MS);
-    expect(before.degraded).toBeLessThanOrEqual(stray(before.n));
-    expect(paused.n).toBeGreaterThan(20);
+    expect(samples.filter((s) => s.status !== 200)).toEqual([]);
+    expect(Math.max(...samples.map((s) => s.ms)), slowest(samples)).toBeLessThan(BUDGET_MS + MARGIN_MS);
+    expect(before.n).toBeGreaterThan(150);
+    expect(before.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
+    expect(paused.n).toBeGreaterThan(150);
     expect(paused.degraded).toBe(paused.n);
-    // Back within 2 s: every answer of the last half second is complete again.
-    expect(after.n).toBeGreaterThan(10);
-    expect(after.degraded).toBeLessThanOrEqual(stray(after.n));
-    const whole = samples.filter((s) => s.t >= 3_200 && !s.degraded);
-    expect(whole.length).toBeGreaterThan(10);
+    // Back within 2 s: every answer of the last 300 ms is complete again.
+    expect(after.n).toBeGreaterThan(100);
+    expect(after.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
+    const whole = samples.filter((s) => s.t >= 3_200 && s.degraded === false);
+    expect(whole.length).toBeGreaterThan(100 - CALLERS);
     expect(whole.every((s) => s.segments.join() === "1001")).toBe(true);
+    await expectCountedOnce(impressions, countedBefore);
   });
 });
 
 describe("a stopped and restarted Redis under load", () => {
   it("keeps answering, recovers within 2 s, and counts every impression exactly once across the outage", async () => {
-    const caller = impressionCaller(svc.base, "fault-user", "camp-f");
-    const samples = await underLoad(svc.base, USERS, 4_000, [
-      [500, () => redis.stop()],
-      [1_500, () => redis.restart()],
-    ]);
-    await caller.stop();
-
+    const countedBefore = await counted();
+    const { samples, impressions } = await loadFromProcess(
+      {
+        base: svc.base,
+        users: USERS,
+        durationMs: 4_000,
+        callers: CALLERS,
+        impressions: { id: "fault-user", campaign: "camp-f" },
+      },
+      [
+        [500, () => redis.stop()],
+        [1_500, () => redis.restart()],
+      ],
+    );
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
-    expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(BUDGET_MS + MARGIN_MS);
+    expect(Math.max(...samples.map((s) => s.ms)), slowest(samples)).toBeLessThan(BUDGET_MS + MARGIN_MS);
+    const before = summarise(samples, 0, 450);
+    expect(before.n).toBeGreaterThan(150);
+    expect(before.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
     const down = summarise(samples, 700, 1_450);
-    expect(down.n).toBeGreaterThan(20);
+    expect(down.n).toBeGreaterThan(250);
     expect(down.degraded).toBe(down.n);
     // Restarted at 1.5 s (plus its own start-up): normal again within 2 s of that.
     const recovered = summarise(samples, 3_600, 4_000);
-    expect(recovered.n).toBeGreaterThan(10);
-    expect(recovered.degraded).toBeLessThanOrEqual(stray(recovered.n));
-    expect(caller.refused).toBeGreaterThan(0);
-
-    const { json } = await postJson(`${svc.base}/v1/lookup`, {
-      ids: [{ type: "bu", id: "fault-user" }],
-      campaigns: ["camp-f"],
-    });
-    expect(json.degraded).toBe(false);
-    expect(100_000 - json.remaining["camp-f"]).toBe(caller.acked.size);
+    expect(recovered.n).toBeGreaterThan(140);
+    expect(recovered.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
+    expect(impressions?.refused).toBeGreaterThan(0);
+    await expectCountedOnce(impressions, countedBefore);
   });
 });
+
+/** Impressions counted so far: the lifetime cap's remaining is 100,000 less them. */
+async function counted(): Promise<number> {
+  const { json } = await postJson(`${svc.base}/v1/lookup`, {
+    ids: [{ type: "bu", id: "fault-user" }],
+    campaigns: ["camp-f"],
+  });
+  expect(json.degraded).toBe(false);
+  return 100_000 - json.remaining["camp-f"];
+}
+
+/** Every acknowledged impression counted exactly once since `before`. */
+async function expectCountedOnce(impressions: LoadResult["impressions"], before: number): Promise<void> {
+  expect(impressions?.unexpected).toEqual([]);
+  expect((await counted()) - before).toBe(impressions?.acked);
+}
+
+/** The slowest answers, with their times, to say where a slow one fell. */
+function slowest(samples: readonly Sample[]): string {
+  return JSON.stringify(
+    [...samples]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5)
+      .map((s) => ({ t: Math.round(s.t), ms: Math.round(s.ms), degraded: s.degraded })),
+  );
+}
 
 describe("load shedding", () => {
   it("answers past MAX_IN_FLIGHT at once with 503 and Retry-After, and keeps /healthz answering", async () => {
@@ -113,6 +174,9 @@ describe("load shedding", () => {
       REDIS_URL: redis.url,
       CACHE_TTL_MS: "0",
       MAX_IN_FLIGHT: "2",
+      // Not the shipped deadlines: the two lookups let in must still be waiting on the paused Redis when the
+      // other ten arrive, and twelve connections opened at once from this process can take longer than 15 ms
+      // to land. The deadlines themselves are held to the shipped values by the tests above.
       LOOKUP_BUDGET_MS: "300",
       REDIS_COMMAND_TIMEOUT_MS: "1000",
       BREAKER_FAILURES: "1000",

@@ -216,7 +216,6 @@ describe("a Redis that goes away", () => {
     const local = await startService({
       REDIS_URL: own.url,
       CACHE_TTL_MS: "60000",
-      REDIS_COMMAND_TIMEOUT_MS: "100",
     });
     try {
       const path = file("d.csv", "type,id,segment\nbu,cached-user,6001\nbu,other-user,6002\n");

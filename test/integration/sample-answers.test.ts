@@ -8,9 +8,8 @@
 // demo has no cap rules, so no answer carries a notice token (the one field made of time and randomness), and
 // the demo memberships that expire do so 30 days or more after they are loaded.
 //
-// The services run as shipped but for startService's store budgets (LOOKUP_BUDGET_MS, REDIS_COMMAND_TIMEOUT_MS),
-// given room as in every test on a shared machine: a read past the shipped 15 ms would answer `degraded`,
-// which says how busy the machine was, not what the answer is.
+// The services run at the settings that ship, deadlines included: an answer must be whole (not degraded)
+// within the shipped 15 ms budget.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_TCF_VENDOR_ID } from "../../src/config.ts";
