@@ -87,3 +87,13 @@ export function summarise(samples: readonly Sample[], from: number, to: number, 
     slowest: Math.max(0, ...window.map((s) => s.ms)),
   };
 }
+
+/** The slowest answers, with their times and users, to say where a slow one fell. */
+export function slowest(samples: readonly Sample[]): string {
+  return JSON.stringify(
+    [...samples]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5)
+      .map((s) => ({ t: Math.round(s.t), ms: Math.round(s.ms), user: s.user, degraded: s.degraded })),
+  );
+}

@@ -2,7 +2,7 @@
 // stays a 200 within its deadline, degraded while Redis is away, and normal again within 2 s of its return;
 // impressions are counted exactly once across the outage. Also: load shedding, start-up with no Redis.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LoadResult, loadFromProcess, type Sample, sleep, summarise } from "../helpers/load-process.ts";
+import { type LoadResult, loadFromProcess, sleep, slowest, summarise } from "../helpers/load-process.ts";
 import { type MainProcess, startMainProcess } from "../helpers/main-process.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { getJson, postJson, startService } from "../helpers/service.ts";
@@ -156,16 +156,6 @@ async function counted(): Promise<number> {
 async function expectCountedOnce(impressions: LoadResult["impressions"], before: number): Promise<void> {
   expect(impressions?.unexpected).toEqual([]);
   expect((await counted()) - before).toBe(impressions?.acked);
-}
-
-/** The slowest answers, with their times, to say where a slow one fell. */
-function slowest(samples: readonly Sample[]): string {
-  return JSON.stringify(
-    [...samples]
-      .sort((a, b) => b.ms - a.ms)
-      .slice(0, 5)
-      .map((s) => ({ t: Math.round(s.t), ms: Math.round(s.ms), degraded: s.degraded })),
-  );
 }
 
 describe("load shedding", () => {
