@@ -656,11 +656,23 @@ export class RedisProfileStore implements ProfileStore {
 
   /**
    * Connects, resolving once Redis answers; rejects with the connection error otherwise, or when the client
-   * is not ready within two connect timeouts. Readiness is also taken from the client's 'ready' event:
-   * ioredis' Cluster client, when its ready check (CLUSTER INFO) runs past the command timeout, reconnects
-   * by itself and never settles the first connect() (ioredis 5.11: the service then never started).
+   * is not ready within two connect timeouts. On a Cluster it then opens a connection to every master: the
+   * client opens a node's only on its first command, which then waits for the connection and its ready
+   * check, and the first lookups after a start missed the 25 ms command timeout that way (answered degraded).
    */
-  connect(): Promise<void> {
+  async connect(): Promise<void> {
+    await this.#ready();
+    if (this.redis instanceof Cluster)
+      // A node that does not connect now is connected on its first command, as before.
+      await Promise.all(this.redis.nodes("master").map((node) => node.connect().catch(() => {})));
+  }
+
+  /**
+   * Readiness is also taken from the client's 'ready' event: ioredis' Cluster client, when its ready check
+   * (CLUSTER INFO) runs past the command timeout, reconnects by itself and never settles the first
+   * connect() (ioredis 5.11: the service then never started).
+   */
+  #ready(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
