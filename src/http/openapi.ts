@@ -99,7 +99,48 @@ const admin = (scope: string, summary: string, responses: Record<string, object>
   ...rest,
   responses: { ...shed, ...keyRefused, ...responses },
 });
+/**
+ * An admin operation on one item named in the path (a segment, a deal rule, a campaign's cap rules): its
+ * 200, a 404 when there is no such item, a 400 for a malformed path, and the store's 500 when it writes.
+ */
+const adminOne = (
+  scope: string,
+  summary: string,
+  item: { readonly what: string; readonly param: string },
+  ok: object,
+  writes = false,
+) =>
+  admin(
+    scope,
+    summary,
+    {
+      ...notFound(item.what),
+      ...(writes ? internal : {}),
+      "200": ok,
+      "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
+    },
+    { parameters: [pathParam(item.param)] },
+  );
+/** An admin bulk import, all or nothing: what it imported, or the rows it refused. */
+const adminImport = (scope: string, summary: string, rest: object) =>
+  admin(
+    scope,
+    summary,
+    {
+      ...bodyLimits,
+      ...internal,
+      "200": json(ref("Imported"), "Imported"),
+      "400": importRefused(
+        ["AUD_ERR_BAD_FILE"],
+        "A file that cannot be read, or rows refused: nothing imported",
+      ),
+    },
+    rest,
+  );
 const body = (type: string, schema: object = text) => ({ required: true, content: { [type]: { schema } } });
+const SEGMENT = { what: "segment", param: "id" };
+const DEAL = { what: "deal rule", param: "id" };
+const CAMPAIGN = { what: "campaign with cap rules", param: "campaign" };
 const pathParam = (name: string) => ({ name, in: "path", required: true, schema: text });
 const query = (name: string, description: string, schema: object = text) => ({
   name,
@@ -725,16 +766,7 @@ export const OPENAPI = {
       ),
     },
     "/v1/admin/taxonomy/{id}": {
-      get: admin(
-        "taxonomy:read",
-        "One segment",
-        {
-          ...notFound("segment"),
-          "200": json(ref("Segment"), "The segment"),
-          "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
-        },
-        { parameters: [pathParam("id")] },
-      ),
+      get: adminOne("taxonomy:read", "One segment", SEGMENT, json(ref("Segment"), "The segment")),
       put: admin(
         "taxonomy:write",
         "Insert or replace one segment",
@@ -749,16 +781,12 @@ export const OPENAPI = {
         },
         { parameters: [pathParam("id")], requestBody: body("application/json", ref("SegmentInput")) },
       ),
-      delete: admin(
+      delete: adminOne(
         "taxonomy:write",
         "Delete one segment",
-        {
-          ...notFound("segment"),
-          ...internal,
-          "200": json(closed({ deleted: text }), "Deleted"),
-          "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
-        },
-        { parameters: [pathParam("id")] },
+        SEGMENT,
+        json(closed({ deleted: text }), "Deleted"),
+        true,
       ),
     },
     "/v1/admin/memberships": {
@@ -805,87 +833,42 @@ export const OPENAPI = {
       get: admin("deals:read", "Every deal rule", {
         "200": json(closed({ rules: list(ref("DealRule")) }), "Deal rules"),
       }),
-      put: admin(
-        "deals:write",
-        "Import deal rules (NDJSON), all or nothing",
-        {
-          ...bodyLimits,
-          ...internal,
-          "200": json(ref("Imported"), "Imported"),
-          "400": importRefused(
-            ["AUD_ERR_BAD_FILE"],
-            "A file that cannot be read, or rows refused: nothing imported",
-          ),
-        },
-        { requestBody: body("application/x-ndjson") },
-      ),
+      put: adminImport("deals:write", "Import deal rules (NDJSON), all or nothing", {
+        requestBody: body("application/x-ndjson"),
+      }),
     },
     "/v1/admin/deals/{id}": {
-      get: admin(
-        "deals:read",
-        "One deal rule",
-        {
-          ...notFound("deal rule"),
-          "200": json(ref("DealRule"), "The rule"),
-          "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
-        },
-        { parameters: [pathParam("id")] },
-      ),
-      delete: admin(
+      get: adminOne("deals:read", "One deal rule", DEAL, json(ref("DealRule"), "The rule")),
+      delete: adminOne(
         "deals:write",
         "Remove a deal rule",
-        {
-          ...notFound("deal rule"),
-          ...internal,
-          "200": json(closed({ deleted: text }), "Deleted"),
-          "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
-        },
-        { parameters: [pathParam("id")] },
+        DEAL,
+        json(closed({ deleted: text }), "Deleted"),
+        true,
       ),
     },
     "/v1/admin/caps": {
       get: admin("caps:read", "Every frequency-cap rule", {
         "200": json(closed({ rules: list(ref("CapRule")) }), "Cap rules"),
       }),
-      put: admin(
-        "caps:write",
-        "Import cap rules (CSV or NDJSON), all or nothing",
-        {
-          ...bodyLimits,
-          ...internal,
-          "200": json(ref("Imported"), "Imported"),
-          "400": importRefused(
-            ["AUD_ERR_BAD_FILE"],
-            "A file that cannot be read, or rows refused: nothing imported",
-          ),
-        },
-        {
-          parameters: [query("format", "ndjson, else CSV unless the content type says NDJSON")],
-          requestBody: upload,
-        },
-      ),
+      put: adminImport("caps:write", "Import cap rules (CSV or NDJSON), all or nothing", {
+        parameters: [query("format", "ndjson, else CSV unless the content type says NDJSON")],
+        requestBody: upload,
+      }),
     },
     "/v1/admin/caps/{campaign}": {
-      get: admin(
+      get: adminOne(
         "caps:read",
         "One campaign's cap rules",
-        {
-          ...notFound("campaign with cap rules"),
-          "200": json(closed({ rules: { ...list(ref("CapRule")), minItems: 1 } }), "Cap rules"),
-          "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
-        },
-        { parameters: [pathParam("campaign")] },
+        CAMPAIGN,
+        json(closed({ rules: { ...list(ref("CapRule")), minItems: 1 } }), "Cap rules"),
       ),
-      delete: admin(
+      delete: adminOne(
         "caps:write",
         "Remove a campaign's cap rules",
-        {
-          ...notFound("campaign with cap rules"),
-          ...internal,
-          "200": json(closed({ deleted: { type: "integer", minimum: 1 } }), "How many rules were removed"),
-          "400": error(["AUD_ERR_BAD_FIELD"], `Bad input: ${PATH_ESCAPE}`),
-        },
-        { parameters: [pathParam("campaign")] },
+        CAMPAIGN,
+        json(closed({ deleted: { type: "integer", minimum: 1 } }), "How many rules were removed"),
+        true,
       ),
     },
     "/v1/admin/users/{type}/{id}": {
