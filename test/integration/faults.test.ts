@@ -32,9 +32,9 @@ beforeAll(async () => {
   // 8 degraded answers after recovery, as many as the load has loops, which is one stall past
   // REDIS_COMMAND_TIMEOUT_MS failing every lookup in flight, on a disk shared with other tests' writes.
   redis = await startRedis(["--appendonly", "yes", "--appendfsync", "everysec"]);
-  // The service in a process of its own, as it runs in production: inside the test's process it shared a
-  // heap several times larger (the test runner, the OpenAPI checker) whose collections paused it for
-  // 10-26 ms every few hundred ms, past the 15 ms budget. The shipped deadlines (LOOKUP_BUDGET_MS 15,
+  // The service in a process of its own, as it runs in production: its heap, garbage collection and event
+  // loop are its own, not shared with the test runner's (where collections of 10-26 ms every few hundred
+  // ms were measured, past the 15 ms budget). The shipped deadlines (LOOKUP_BUDGET_MS 15,
   // REDIS_COMMAND_TIMEOUT_MS 25), breaker and worker count. Two settings differ, so that every lookup and
   // every bid-time counter read reaches Redis: with the profile and counter caches on, a fault would be
   // answered from cache and not be seen (the caches' own behaviour is tested elsewhere).
