@@ -70,7 +70,9 @@ beforeAll(async () => {
     ADMIN_TOKENS: `${ADMIN}=*`,
     // Impressions named by type and id, as a closed network sends them.
     EVENTS_OPEN: "true",
-    // The shipped deadlines (LOOKUP_BUDGET_MS 15, REDIS_COMMAND_TIMEOUT_MS 25).
+    // The shipped deadlines, which startService otherwise loosens.
+    LOOKUP_BUDGET_MS: "15",
+    REDIS_COMMAND_TIMEOUT_MS: "25",
     // Every count is read from the store, the one after the failover included.
     CAP_COUNTERS_CACHE_MS: "0",
   };

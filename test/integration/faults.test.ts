@@ -206,6 +206,9 @@ describe("start-up with Redis unreachable", () => {
     const early = await startService({
       REDIS_URL: `redis://127.0.0.1:${port}`,
       REDIS_CONNECT_TIMEOUT_MS: "200",
+      // The shipped deadlines, which startService otherwise loosens.
+      LOOKUP_BUDGET_MS: "15",
+      REDIS_COMMAND_TIMEOUT_MS: "25",
     });
     let late: RedisServer | null = null;
     try {

@@ -8,8 +8,7 @@
 // demo has no cap rules, so no answer carries a notice token (the one field made of time and randomness), and
 // the demo memberships that expire do so 30 days or more after they are loaded.
 //
-// The services run at the settings that ship, deadlines included: an answer must be whole (not degraded)
-// within the shipped 15 ms budget.
+// The services run at the settings that ship but for startService's store deadlines (it says why).
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_TCF_VENDOR_ID } from "../../src/config.ts";
