@@ -17,7 +17,9 @@ const CALLERS = 8;
  * Time past the budget an answer may take, as its caller measures it. Measured cause: the service's own
  * garbage collection. `--trace-gc-nvp` on the service under this load showed young-generation collections
  * (scavenges) of 5-45 ms every second or so, each one stopping the event loop, so a deadline that expires
- * during one is served only when it ends; the caller's own process and loopback add a few ms on top.
+ * during one is served only when it ends; the caller's own process and loopback add a few ms on top. One
+ * CI run in eleven saw four answers 74-77 ms past the budget, before the fault and not degraded (the store
+ * was in time, the answer was held up): that stall's cause is not confirmed, and the bound stays.
  */
 const MARGIN_MS = 70;
 
