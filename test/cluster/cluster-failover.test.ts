@@ -5,11 +5,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFromProcess, slowest, summarise } from "../helpers/load-process.ts";
-import { type MainProcess, startMainProcess } from "../helpers/main-process.ts";
+import { type MainProcess, startSourceService } from "../helpers/main-process.ts";
 import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.ts";
 import { postJson } from "../helpers/service.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ADMIN = "failover-admin-token-00001";
 /**
  * Not yet the shipped deadlines (15 ms budget, 25 ms command timeout, breaker of 5 failures open for 1 s).
@@ -39,8 +38,7 @@ beforeAll(async () => {
   cluster = await startRedisCluster();
   // In a process of its own, as in production (see test/integration/faults.test.ts for what the test
   // process's heap did to the deadlines); the shipped deadlines, breaker and worker count.
-  svc = await startMainProcess(["--import", "tsx", "src/main.ts"], ROOT, {
-    PATH: process.env.PATH ?? "",
+  svc = await startSourceService({
     REDIS_CLUSTER_NODES: cluster.env,
     ADMIN_TOKENS: `${ADMIN}=*`,
     CACHE_TTL_MS: "0",

@@ -1,6 +1,7 @@
 // The service's entry point in a process of its own, as a supervisor runs it: on a free port, its log lines
 // kept, ready once it logs that it listens (the pool does so once every worker thread listens).
 import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { serviceAt } from "./openapi-check.ts";
 import { freePort } from "./redis-server.ts";
 
@@ -15,6 +16,8 @@ export interface MainProcess {
   /** SIGTERM, then its exit code. */
   stop(): Promise<number | null>;
 }
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,4 +70,9 @@ export async function startMainProcess(
       return exited;
     },
   };
+}
+
+/** The service from its sources (`tsx src/main.ts`), with `env` and the PATH only, as startMainProcess says. */
+export function startSourceService(env: Record<string, string>): Promise<MainProcess> {
+  return startMainProcess(["--import", "tsx", "src/main.ts"], ROOT, { PATH: process.env.PATH ?? "", ...env });
 }

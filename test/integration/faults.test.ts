@@ -3,11 +3,10 @@
 // impressions are counted exactly once across the outage. Also: load shedding, start-up with no Redis.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LoadResult, loadFromProcess, sleep, slowest, summarise } from "../helpers/load-process.ts";
-import { type MainProcess, startMainProcess } from "../helpers/main-process.ts";
+import { type MainProcess, startSourceService } from "../helpers/main-process.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { getJson, postJson, startService } from "../helpers/service.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ADMIN = "faults-admin-token-000001";
 /** The shipped LOOKUP_BUDGET_MS: every answer waits for the store this long at most. */
 const BUDGET_MS = 15;
@@ -40,8 +39,7 @@ beforeAll(async () => {
   // REDIS_COMMAND_TIMEOUT_MS 25), breaker and worker count. Two settings differ, so that every lookup and
   // every bid-time counter read reaches Redis: with the profile and counter caches on, a fault would be
   // answered from cache and not be seen (the caches' own behaviour is tested elsewhere).
-  svc = await startMainProcess(["--import", "tsx", "src/main.ts"], ROOT, {
-    PATH: process.env.PATH ?? "",
+  svc = await startSourceService({
     REDIS_URL: redis.url,
     ADMIN_TOKENS: `${ADMIN}=*`,
     CACHE_TTL_MS: "0",

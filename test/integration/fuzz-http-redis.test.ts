@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERRORS } from "../../src/errors.ts";
 import { bidTimeBodies, body, eventBatches, hostileQuery } from "../helpers/fuzz-bodies.ts";
-import { type MainProcess, startMainProcess } from "../helpers/main-process.ts";
+import { type MainProcess, startSourceService } from "../helpers/main-process.ts";
 import { type RedisServer, startRedis } from "../helpers/redis-server.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -219,8 +219,7 @@ beforeAll(async () => {
   redis = await startRedis();
   // Only what the test needs: the store, and a key for the admin API and POST /v1/events. Every deadline,
   // limit and the worker count are the shipped defaults (nothing is inherited from the shell either).
-  main = await startMainProcess(["--import", "tsx", "src/main.ts"], ROOT, {
-    PATH: process.env.PATH ?? "",
+  main = await startSourceService({
     REDIS_URL: redis.url,
     ADMIN_TOKENS: `${ADMIN}=*`,
   });
