@@ -242,6 +242,10 @@ export async function createService(config: Config, log: Logger, opts: ServiceOp
     ...buildRoutes({
       lookup,
       store: backing.store,
+      ready: async () => {
+        const [bid, bulk] = await Promise.all([backing.store.ping(), backing.bulkStore.ping()]);
+        return bid && bulk;
+      },
       cache,
       backend: opts.backend,
       startedAtMs: now(),
@@ -316,11 +320,13 @@ async function redisBacked(config: Config, log: Logger): Promise<Backing> {
     ...target,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     connectTimeoutMs: config.redisConnectTimeoutMs,
+    connectionName: "audience-bid",
   });
   const bulkStore = new RedisProfileStore({
     ...target,
     commandTimeoutMs: BULK_COMMAND_TIMEOUT_MS,
     connectTimeoutMs: config.redisConnectTimeoutMs,
+    connectionName: "audience-bulk",
   });
   try {
     await Promise.all([store.connect(), bulkStore.connect()]);

@@ -692,7 +692,7 @@ export const OPENAPI = {
             closed({ ready: { const: false }, draining: { const: true }, store: { enum: STORE_KINDS } }, [
               "draining",
             ]),
-            "Not ready: draining (graceful shutdown), or the store does not answer",
+            "Not ready: draining (graceful shutdown), or the store does not answer on one of the service's connections",
           ),
         },
       },

@@ -9,6 +9,11 @@ import type { HttpBackendInfo } from "./uws-server.ts";
 export interface RouteDeps {
   readonly lookup: RouteHandler;
   readonly store: ProfileStore;
+  /**
+   * True when every store connection answers: the bid path's and the one events and admin writes go
+   * through. They reconnect on their own schedules, so one answering says nothing of the other.
+   */
+  readonly ready: () => Promise<boolean>;
   readonly cache: ProfileCache;
   readonly backend: HttpBackendInfo;
   readonly startedAtMs: number;
@@ -59,7 +64,7 @@ export function buildRoutes(deps: RouteDeps): Route[] {
         // Draining first: a load balancer stops sending requests before the instance stops answering.
         if (deps.admission.draining)
           return jsonAnswer(503, { ready: false, draining: true, store: deps.store.kind });
-        const ready = await deps.store.ping();
+        const ready = await deps.ready();
         return jsonAnswer(ready ? 200 : 503, { ready, store: deps.store.kind });
       },
     },

@@ -95,6 +95,7 @@ export class RedisInvalidationBus implements InvalidationBus {
       // No timeout either (ioredis applies any number, 0 included): a SUBSCRIBE queued while Redis is away
       // must survive until it returns.
       commandTimeout: undefined,
+      connectionName: "audience-invalidations",
     };
     // On a Cluster, pub/sub messages reach every node's subscribers: one subscribing node is enough.
     const sub =

@@ -564,6 +564,8 @@ export interface RedisStoreOptions {
   readonly impressionReplicas?: number;
   /** How long to wait for those replicas; past it the impression is reported not stored (the caller retries). */
   readonly impressionWaitMs?: number;
+  /** CLIENT SETNAME of each connection, so that CLIENT LIST tells the service's connections apart. */
+  readonly connectionName?: string;
 }
 
 /** ioredis' error for a command not answered within commandTimeout (it has no class of its own). */
@@ -615,6 +617,7 @@ export class RedisProfileStore implements ProfileStore {
       // Keep reconnecting with a capped back-off; readiness reports the state meanwhile.
       retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
       lazyConnect: true,
+      connectionName: opts.connectionName,
     };
     if (opts.clusterNodes !== undefined && opts.clusterNodes.length > 0) {
       this.kind = "redis-cluster";
@@ -637,6 +640,7 @@ export class RedisProfileStore implements ProfileStore {
           commandTimeout: opts.commandTimeoutMs,
           connectTimeout: opts.connectTimeoutMs,
           maxRetriesPerRequest: 0,
+          connectionName: opts.connectionName,
         },
       });
     } else {

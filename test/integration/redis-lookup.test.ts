@@ -246,3 +246,54 @@ describe("a Redis that goes away", () => {
     }
   });
 });
+
+describe("readiness", () => {
+  // The service holds two connections of its own (bids; events and admin writes) and they reconnect on
+  // their own schedules. A Redis at its client limit keeps the write connection out while the bid one
+  // stays: /readyz must say not ready, or a caller sent there by it has its writes refused.
+  it("is not ready while the write connection is out, though lookups are served", async () => {
+    const own = await startRedis();
+    const admin = "readiness-admin-token";
+    const local = await startService({ REDIS_URL: own.url, ADMIN_TOKENS: `${admin}=*` });
+    const control = new Redis(own.url);
+    const write = (id: string) =>
+      fetch(`${local.base}/v1/admin/memberships`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${admin}`, "content-type": "text/csv" },
+        body: `type,id,segment\nbu,${id},6001\n`,
+      });
+    try {
+      expect((await fetch(`${local.base}/readyz`)).status).toBe(200);
+      const clients = String(await control.call("CLIENT", "LIST"))
+        .trim()
+        .split("\n");
+      const names = clients.map((c) => /\bname=(\S*)/.exec(c)?.[1] ?? "").sort();
+      expect(names).toEqual(["", "audience-bid", "audience-bulk", "audience-invalidations"]);
+      const bulk = clients.find((c) => c.includes("name=audience-bulk "));
+      const bulkId = /\bid=(\d+)/.exec(bulk ?? "")?.[1];
+      // Full once the write connection is gone: it cannot come back until the limit is raised.
+      await control.config("SET", "maxclients", String(clients.length - 1));
+      await control.call("CLIENT", "KILL", "ID", String(bulkId));
+      const out = await fetch(`${local.base}/readyz`);
+      expect(out.status).toBe(503);
+      expect(await out.json()).toEqual({ ready: false, store: "redis" });
+      const answer = await postJson(`${local.base}/v1/lookup`, { ids: [{ type: "bu", id: "ready-user" }] });
+      expect(answer.json).toMatchObject({ segments: [], degraded: false });
+      // Admin writes do not degrade: the store failed the operation (documented as 500, retry).
+      const refused = await write("ready-user");
+      expect(refused.status).toBe(500);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("AUD_ERR_INTERNAL");
+      await control.config("SET", "maxclients", "10000");
+      await expect
+        .poll(async () => (await fetch(`${local.base}/readyz`)).status, { timeout: 5_000 })
+        .toBe(200);
+      expect((await write("ready-user")).status).toBe(200);
+      const after = await postJson(`${local.base}/v1/lookup`, { ids: [{ type: "bu", id: "ready-user" }] });
+      expect(after.json).toMatchObject({ segments: ["6001"], degraded: false });
+    } finally {
+      control.disconnect();
+      await local.stop();
+      await own.close();
+    }
+  });
+});
