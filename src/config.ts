@@ -156,13 +156,13 @@ export const CONFIG_SPEC = {
   breakerFailures: spec(
     "BREAKER_FAILURES",
     intIn(1, 10_000, 5),
-    "Store reads timing out in a row (REDIS_COMMAND_TIMEOUT_MS) that open the circuit breaker: reads are then not attempted and answers are degraded at once. A read refused at once (connection down) is not counted: it costs nothing, and on a Cluster it concerns one node only.",
+    "Store reads timing out in a row (REDIS_COMMAND_TIMEOUT_MS), over at least REDIS_COMMAND_TIMEOUT_MS, that open the circuit breaker: reads are then not attempted and answers are degraded at once. A read refused at once (connection down) is not counted: it costs nothing. On a Cluster each master has a breaker of its own instead, which counts its refusals too.",
     "5",
   ),
   breakerOpenMs: spec(
     "BREAKER_OPEN_MS",
     intIn(10, 600_000, 1_000),
-    "How long the circuit breaker stays open before one read probes the store; the probe's success closes it.",
+    "How long the circuit breaker stays open before one read probes the store; the probe's success closes it. A Cluster master's breaker probes after at most 200 ms: its probe is what finds a promoted replica.",
     "1000",
   ),
   maxInFlight: spec(

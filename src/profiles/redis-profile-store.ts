@@ -9,6 +9,7 @@ import {
   MAX_MARKERS,
   MAX_NOTICE_TOKENS,
 } from "../capping/counters.ts";
+import { NodeDownError, NodeGate, type NodeGateOptions } from "./node-gate.ts";
 import {
   decodeProfile,
   encodeMembers,
@@ -566,6 +567,18 @@ export interface RedisStoreOptions {
   readonly impressionWaitMs?: number;
   /** CLIENT SETNAME of each connection, so that CLIENT LIST tells the service's connections apart. */
   readonly connectionName?: string;
+  /**
+   * On a Cluster, a breaker per master around the bid-time reads and the impression writes (node-gate.ts).
+   * Without it every command is sent, whatever its master's state.
+   */
+  readonly nodeBreaker?: NodeGateOptions;
+  /**
+   * Cluster only: fail a command at once where the client would retry it after a delay (its master's
+   * connection closed, CLUSTERDOWN, TRYAGAIN). For the bid path: a retry 20-50 ms later is past the
+   * bidder's deadline anyway, and each one also made the client refresh its slot map. MOVED and ASK are
+   * still followed, at once.
+   */
+  readonly noDelayedRetries?: boolean;
 }
 
 /** ioredis' error for a command not answered within commandTimeout (it has no class of its own). */
@@ -599,6 +612,8 @@ export class RedisProfileStore implements ProfileStore {
   readonly #connectTimeoutMs: number;
   /** Profile reads of this turn of the event loop, not yet sent (#read). */
   #queued: QueuedRead[] = [];
+  /** A Cluster's breakers per master; null on a single Redis, or when not asked for. */
+  readonly #gate: NodeGate | null;
 
   constructor(opts: RedisStoreOptions) {
     this.#impressionReplicas = opts.impressionReplicas ?? 0;
@@ -632,9 +647,9 @@ export class RedisProfileStore implements ProfileStore {
         // Slot moves and failovers answer MOVED/ASK/TRYAGAIN or CLUSTERDOWN: let ioredis follow those
         // (a few times, fast), but never queue behind a cluster that is down.
         maxRedirections: 8,
-        retryDelayOnFailover: 20,
-        retryDelayOnClusterDown: 50,
-        retryDelayOnTryAgain: 20,
+        retryDelayOnFailover: opts.noDelayedRetries === true ? 0 : 20,
+        retryDelayOnClusterDown: opts.noDelayedRetries === true ? 0 : 50,
+        retryDelayOnTryAgain: opts.noDelayedRetries === true ? 0 : 20,
         clusterRetryStrategy: (times: number) => Math.min(50 * times, 1_000),
         redisOptions: {
           commandTimeout: opts.commandTimeoutMs,
@@ -647,6 +662,8 @@ export class RedisProfileStore implements ProfileStore {
       this.kind = "redis";
       this.redis = new Redis(opts.url ?? "redis://127.0.0.1:6379", options);
     }
+    this.#gate =
+      this.kind === "redis-cluster" && opts.nodeBreaker !== undefined ? new NodeGate(opts.nodeBreaker) : null;
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
     this.redis.defineCommand("audOptOut", { numberOfKeys: 6, lua: OPT_OUT_LUA });
     this.redis.defineCommand("audAddCounters", { numberOfKeys: 2, lua: ADD_COUNTERS_LUA });
@@ -814,7 +831,9 @@ export class RedisProfileStore implements ProfileStore {
   async readLinks(keys: readonly string[]): Promise<Map<string, Map<string, LinkEdge>>> {
     const out = new Map<string, Map<string, LinkEdge>>();
     if (keys.length === 0) return out;
-    const results = await Promise.all(keys.map((k) => this.redis.hgetall(linksKey(k))));
+    const results = await Promise.all(
+      keys.map((k) => this.#gated(linksKey(k), () => this.redis.hgetall(linksKey(k)))),
+    );
     for (let i = 0; i < keys.length; i++) {
       const edges = new Map<string, LinkEdge>();
       for (const [other, v] of Object.entries(results[i] as Record<string, string>)) {
@@ -878,7 +897,7 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   async isOptedOut(key: string): Promise<boolean> {
-    return (await this.redis.exists(optOutKey(key))) === 1;
+    return (await this.#gated(optOutKey(key), () => this.redis.exists(optOutKey(key)))) === 1;
   }
 
   async recordImpression(personKey: string, w: ImpressionWrite, nowSec: number): Promise<ImpressionOutcome> {
@@ -894,12 +913,14 @@ export class RedisProfileStore implements ProfileStore {
       ...w.counters.lifetime,
     ];
     for (const b of w.counters.buckets) args.push(b.prefix, b.bucket, b.lo, b.span);
-    const reply = await this.redis.audRecordImpression(
-      countersKey(personKey),
-      markersKey(personKey),
-      noticesKey(personKey),
-      optOutKey(personKey),
-      ...args,
+    const reply = await this.#gated(countersKey(personKey), () =>
+      this.redis.audRecordImpression(
+        countersKey(personKey),
+        markersKey(personKey),
+        noticesKey(personKey),
+        optOutKey(personKey),
+        ...args,
+      ),
     );
     // Even a duplicate waits: its first count may be the one still on its way to the replica.
     if (this.#impressionReplicas > 0) await this.#replicated(countersKey(personKey));
@@ -912,6 +933,27 @@ export class RedisProfileStore implements ProfileStore {
    * WAIT on the connection that wrote `key`: it covers every write that connection made before, so it must
    * go to the node serving the key's slot, not wherever the Cluster client would route a keyless command.
    */
+  /**
+   * `run`, a command (or commands of one slot) for `key`, through the breaker of the master serving its slot
+   * as the slot map stands. On a single Redis, or without breakers, just `run`.
+   */
+  #gated<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const gate = this.#gate;
+    if (gate === null) return run();
+    const node = (this.redis as Cluster).slots[calculateSlot(key)]?.[0] ?? "";
+    if (!gate.allow(node)) return Promise.reject(new NodeDownError(node));
+    return run().then(
+      (v) => {
+        gate.ok(node);
+        return v;
+      },
+      (err: unknown) => {
+        gate.failed(node);
+        throw err;
+      },
+    );
+  }
+
   async #replicated(key: string): Promise<void> {
     const node = this.redis instanceof Cluster ? this.#masterOf(key) : this.redis;
     if (node === null) throw new NotReplicatedError(this.#impressionReplicas, 0);
@@ -1009,10 +1051,17 @@ export class RedisProfileStore implements ProfileStore {
       state.failed = true;
       state.q.reject(err);
     };
-    const alone = (slot: Slot): void => {
+    const gate = this.#gate;
+    const alone = (slot: Slot, nodeKey: string): void => {
       cluster.getBuffer(slot.state.q.keys[slot.i] as string).then(
-        (v) => settle(slot, v),
-        (err) => fail(slot, err),
+        (v) => {
+          gate?.ok(nodeKey);
+          settle(slot, v);
+        },
+        (err) => {
+          gate?.failed(nodeKey);
+          fail(slot, err);
+        },
       );
     };
     const byNode = new Map<string, Slot[]>();
@@ -1025,24 +1074,36 @@ export class RedisProfileStore implements ProfileStore {
       }
     }
     for (const [nodeKey, list] of byNode) {
+      if (gate !== null && !gate.allow(nodeKey)) {
+        const down = new NodeDownError(nodeKey);
+        for (const slot of list) fail(slot, down);
+        continue;
+      }
       const node = this.#node(nodeKey);
       if (node === null) {
-        for (const slot of list) alone(slot);
+        for (const slot of list) alone(slot, nodeKey);
         continue;
       }
       const pipe = node.pipeline();
       for (const { state, i } of list) pipe.getBuffer(state.q.keys[i] as string);
       pipe.exec().then(
         (results) => {
+          let failed = false;
           for (let j = 0; j < list.length; j++) {
             const slot = list[j] as Slot;
             const [err, v] = results?.[j] ?? [new Error("no reply"), null];
             if (err === null) settle(slot, v as Buffer | null);
-            else if (REDIRECTED.test(err.message)) alone(slot);
-            else fail(slot, err);
+            else if (REDIRECTED.test(err.message)) alone(slot, nodeKey);
+            else {
+              failed = true;
+              fail(slot, err);
+            }
           }
+          if (failed) gate?.failed(nodeKey);
+          else gate?.ok(nodeKey);
         },
         (err) => {
+          gate?.failed(nodeKey);
           for (const slot of list) fail(slot, err);
         },
       );
@@ -1050,15 +1111,16 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   async readCounters(personKey: string, _nowSec: number): Promise<Counters> {
-    return countsOf(await this.redis.hgetall(countersKey(personKey)));
+    const key = countersKey(personKey);
+    return countsOf(await this.#gated(key, () => this.redis.hgetall(key)));
   }
 
   async readCounterState(personKey: string, _nowSec: number): Promise<CounterState> {
     // Issued in one tick: one round trip with auto-pipelining (the two keys share a slot on a Cluster).
-    const [raw, out] = await Promise.all([
-      this.redis.hgetall(countersKey(personKey)),
-      this.redis.exists(optOutKey(personKey)),
-    ]);
+    const key = countersKey(personKey);
+    const [raw, out] = await this.#gated(key, () =>
+      Promise.all([this.redis.hgetall(key), this.redis.exists(optOutKey(personKey))]),
+    );
     return { counters: countsOf(raw), optedOut: out === 1 };
   }
 

@@ -10,6 +10,13 @@ export type BreakerState = (typeof BREAKER_STATES)[number];
 export interface BreakerOptions {
   /** Consecutive failures that open the breaker. */
   readonly failures: number;
+  /**
+   * ...and how long they must span, from the first of them, in ms (default 0). A stall of this process's
+   * event loop (a garbage collection, a slot-map refresh) fires the timers of every command in flight at
+   * once, replies waiting unread in the socket: a burst of timeouts within a millisecond that says nothing
+   * of the store. A store that is down keeps failing for as long as it is down.
+   */
+  readonly spanMs?: number;
   /** How long it stays open before a probe. */
   readonly openMs: number;
   readonly now?: () => number;
@@ -24,6 +31,8 @@ export interface BreakerOptions {
 export class CircuitBreaker {
   #state: BreakerState = "closed";
   #failures = 0;
+  /** When the current run of failures began. */
+  #firstFailureAt = 0;
   #openUntil = 0;
   #probing = false;
   readonly #opts: BreakerOptions;
@@ -72,12 +81,16 @@ export class CircuitBreaker {
       this.#state = "closed";
       return;
     }
-    this.#failures++;
-    if (this.#state === "half-open" || this.#failures >= this.#opts.failures) {
+    const now = this.#now();
+    if (this.#failures++ === 0) this.#firstFailureAt = now;
+    if (
+      this.#state === "half-open" ||
+      (this.#failures >= this.#opts.failures && now - this.#firstFailureAt >= (this.#opts.spanMs ?? 0))
+    ) {
       if (this.#state !== "open") this.stats.opened++;
       this.#state = "open";
       this.#probing = false;
-      this.#openUntil = this.#now() + this.#opts.openMs;
+      this.#openUntil = now + this.#opts.openMs;
     }
   }
 }

@@ -10,19 +10,16 @@ import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.t
 import { postJson } from "../helpers/service.ts";
 
 const ADMIN = "failover-admin-token-00001";
+/** The shipped LOOKUP_BUDGET_MS; the service runs at every shipped default (deadlines, breakers, workers). */
+const BUDGET_MS = 15;
 /**
- * Not yet the shipped deadlines (15 ms budget, 25 ms command timeout, breaker of 5 failures open for 1 s).
- * At those, twelve runs of this test measured two things that are open: answers right after the kill took up
- * to 137 ms (mostly the victim's, degraded; in one run the bystander's too, up to 129 ms; the service's own
- * latency histogram puts them past 50 ms, so the time is spent in the service), and the bystander was
- * answered degraded in up to 262 of about 2,000 answers while the victim's master was down (in 3 of the 12
- * runs; the one breaker for every node, opened by the dead node's timeouts, is the suspect).
- * Until both are explained and fixed, the test keeps the settings it had: a 100 ms budget, a 250 ms command
- * timeout (only a real stall counts towards the breaker) and a breaker of 3 failures open for 200 ms.
+ * As in test/integration/faults.test.ts: the service's young-generation collections (5-45 ms, measured
+ * there). Here also the first tens of ms after the kill, before the master's breaker opens, when each of its
+ * reads still makes the Cluster client refresh its slot map (seen in a CPU profile of the service). Measured
+ * over 18 runs at these settings: at most 71 ms as the caller saw it; the service's own histogram had every
+ * lookup under 50 ms.
  */
-const BUDGET_MS = 100;
-/** The service's garbage collection, measured in test/integration/faults.test.ts; a failover's slot refresh. */
-const MARGIN_MS = 150;
+const MARGIN_MS = 70;
 /** Concurrent callers of the load. */
 const CALLERS = 8;
 /** As in test/integration/faults.test.ts: the answers in flight during one stall of the service's event loop. */
@@ -45,10 +42,6 @@ beforeAll(async () => {
     // Impressions named by type and id, as a closed network sends them (the notice token is capping.test.ts's).
     EVENTS_OPEN: "true",
     CAP_COUNTERS_CACHE_MS: "0",
-    LOOKUP_BUDGET_MS: String(BUDGET_MS),
-    REDIS_COMMAND_TIMEOUT_MS: "250",
-    BREAKER_FAILURES: "3",
-    BREAKER_OPEN_MS: "200",
   });
   const victimMaster = await cluster.masterOf(`p:{bu:${VICTIM}}`);
   for (let i = 0; bystander === ""; i++) {
@@ -98,7 +91,8 @@ describe("a Cluster master killed under load", () => {
     const down = summarise(samples, 1_100, 1_900, 0);
     expect(down.n).toBeGreaterThan(10);
     expect(down.degraded).toBe(down.n);
-    // The replica is promoted after the node timeout; the client finds it by itself, before the restart.
+    // The replica is promoted after the node timeout and election (2-3 s after the kill, measured); the
+    // master's breaker probes every 200 ms, refreshing the slot map, and so finds it before the restart.
     const recovered = samples.find((s) => s.t > 1_100 && s.user === 0 && s.degraded === false);
     expect(recovered?.t).toBeLessThan(5_000);
     const after = summarise(samples, 8_000, 11_000, 0);
@@ -115,12 +109,13 @@ describe("a Cluster master killed under load", () => {
     });
     expect(json.degraded).toBe(false);
     expect(100_000 - json.remaining["camp-fo"]).toBe(impressions?.acked);
-    // Another master's users hardly noticed: the breaker counts timeouts, not one node's refusals, and the
-    // cluster (cluster-require-full-coverage no) keeps serving the slots that still have a master. (With
-    // the breaker counting refusals and full coverage required, 12% of them were degraded.) The allowance is
-    // not yet explained; see BUDGET_MS.
+    // Another master's users did not notice: each master has its own breaker (node-gate.ts), so the dead
+    // one's failures degrade only its own users, and the cluster (cluster-require-full-coverage no) keeps
+    // serving the slots that still have a master. With one breaker for every master, 219 of 800 of them
+    // were degraded in one run; with the dead master's reads sent and retried, its slot-map refreshes took
+    // the CPU the others' answers needed. Left: the answers in flight during one stall of the service.
     const bystanderDuring = summarise(samples, 1_000, 5_000, 1);
     expect(bystanderDuring.n).toBeGreaterThan(50);
-    expect(bystanderDuring.degraded).toBeLessThanOrEqual(Math.ceil(bystanderDuring.n * 0.03));
+    expect(bystanderDuring.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
   }, 30_000);
 });

@@ -254,7 +254,12 @@ describe("readiness", () => {
   it("is not ready while the write connection is out, though lookups are served", async () => {
     const own = await startRedis();
     const admin = "readiness-admin-token";
-    const local = await startService({ REDIS_URL: own.url, ADMIN_TOKENS: `${admin}=*` });
+    const local = await startService({ REDIS_URL: own.url, ADMIN_TOKENS: `${admin}=*` }).catch(
+      async (err) => {
+        await own.close();
+        throw err;
+      },
+    );
     const control = new Redis(own.url);
     const write = (id: string) =>
       fetch(`${local.base}/v1/admin/memberships`, {

@@ -2,6 +2,7 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { HttpAnswer, HttpRequestData, Route, RouteAdmission } from "../../src/http/http-types.ts";
 import { MemoryProfileStore } from "../../src/profiles/memory-profile-store.ts";
+import { NodeGate } from "../../src/profiles/node-gate.ts";
 import { type CachedProfile, unpackProfile } from "../../src/profiles/packed-profile.ts";
 import { ProfileCache } from "../../src/profiles/profile-cache.ts";
 import { Admission } from "../../src/reliability/admission.ts";
@@ -63,6 +64,36 @@ describe("circuit breaker", () => {
     expect(breaker.state).toBe("closed");
   });
 
+  it("opens only when the failures in a row span spanMs: a burst at one instant is a stall, not the store", () => {
+    let now = 1_000;
+    const b = new CircuitBreaker({ failures: 3, openMs: 500, spanMs: 25, now: () => now });
+    // Five timers fired together after the loop stalled.
+    for (let i = 0; i < 5; i++) b.record(false);
+    expect(b.state).toBe("closed");
+    now += 24;
+    b.record(false);
+    expect(b.state).toBe("closed");
+    now += 1;
+    b.record(false);
+    expect(b.state).toBe("open");
+    // A new run after a success spans from its own first failure.
+    now += 500;
+    expect(b.allow()).toBe(true);
+    b.record(true);
+    b.record(false);
+    now += 30;
+    b.record(false);
+    expect(b.state).toBe("closed");
+    b.record(false);
+    expect(b.state).toBe("open");
+    // A failed probe opens it again at once, span or not.
+    now += 500;
+    expect(b.allow()).toBe(true);
+    b.record(false);
+    expect(b.state).toBe("open");
+    expect(b.stats.opened).toBe(3);
+  });
+
   it("keeps the cache from calling a failing store while open, and degrades at once", async () => {
     const store = new MemoryProfileStore();
     let calls = 0;
@@ -81,6 +112,39 @@ describe("circuit breaker", () => {
     for (let i = 0; i < 5; i++) expect((await cache.getMany([`bu:${i}`])).degraded).toBe(true);
     expect(calls).toBe(2);
     expect(cache.stats.breakerSkips).toBe(3);
+  });
+});
+
+describe("node gate (a breaker per Cluster master)", () => {
+  it("fails one master's commands while it fails, probes it every openMs with a slot-map refresh, and leaves the others alone", () => {
+    let now = 0;
+    const probes: string[] = [];
+    const gate = new NodeGate(
+      { failures: 2, openMs: 200, spanMs: 25, now: () => now },
+      { onProbe: (node) => probes.push(node) },
+    );
+    expect(gate.allow("a:1")).toBe(true);
+    gate.failed("a:1");
+    now += 25;
+    gate.failed("a:1");
+    expect(gate.allow("a:1")).toBe(false);
+    expect(gate.allow("b:2")).toBe(true);
+    expect(gate.failing).toEqual(["a:1"]);
+    now += 199;
+    expect(gate.allow("a:1")).toBe(false);
+    now += 1;
+    // One probe per interval, announced once.
+    expect(gate.allow("a:1")).toBe(true);
+    expect(gate.allow("a:1")).toBe(false);
+    expect(probes).toEqual(["a:1"]);
+    gate.failed("a:1");
+    now += 200;
+    expect(gate.allow("a:1")).toBe(true);
+    gate.ok("a:1");
+    expect(gate.allow("a:1")).toBe(true);
+    expect(gate.allow("a:1")).toBe(true);
+    expect(gate.failing).toEqual([]);
+    expect(probes).toEqual(["a:1", "a:1"]);
   });
 });
 
