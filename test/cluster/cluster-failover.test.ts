@@ -4,7 +4,7 @@
 // Users whose data lives on the other masters are answered in full throughout.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadFromProcess, slowest, summarise } from "../helpers/load-process.ts";
+import { lateAnswers, loadFromProcess, slowest, summarise } from "../helpers/load-process.ts";
 import { type MainProcess, startSourceService } from "../helpers/main-process.ts";
 import { type RedisCluster, startRedisCluster } from "../helpers/redis-cluster.ts";
 import { postJson } from "../helpers/service.ts";
@@ -17,7 +17,7 @@ const BUDGET_MS = 15;
  * there). Here also the first tens of ms after the kill, before the master's breaker opens, when each of its
  * reads still makes the Cluster client refresh its slot map (seen in a CPU profile of the service). Measured
  * over 18 runs at these settings: at most 71 ms as the caller saw it; the service's own histogram had every
- * lookup under 50 ms.
+ * lookup under 50 ms. A stall of the load process itself excuses what it explains (lateAnswers).
  */
 const MARGIN_MS = 70;
 /** Concurrent callers of the load. */
@@ -67,7 +67,7 @@ afterAll(async () => {
 describe("a Cluster master killed under load", () => {
   it("keeps answering, recovers on its own after the failover, and counts every impression exactly once", async () => {
     let killed = 0;
-    const { samples, impressions } = await loadFromProcess(
+    const { samples, impressions, stalls } = await loadFromProcess(
       {
         base: svc.base,
         users: [VICTIM, bystander],
@@ -83,7 +83,7 @@ describe("a Cluster master killed under load", () => {
       ],
     );
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
-    expect(Math.max(...samples.map((s) => s.ms)), slowest(samples)).toBeLessThan(BUDGET_MS + MARGIN_MS);
+    expect(lateAnswers(samples, stalls, BUDGET_MS + MARGIN_MS), slowest(samples, stalls)).toEqual([]);
     const before = summarise(samples, 0, 900, 0);
     expect(before.n).toBeGreaterThan(20);
     expect(before.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);

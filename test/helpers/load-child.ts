@@ -2,7 +2,7 @@
 // concurrent callers at a fixed rate and, when asked, an impression caller. Run by load-process.ts, which reads its stdout:
 // a "start" line when the load begins (the time the faults are scheduled from), then one line with the
 // results. A load sent from the test's own process would share the service's event loop and stall it.
-import type { LoadPlan, LoadResult, Sample } from "./load-process.ts";
+import type { LoadPlan, LoadResult, Sample, Stall } from "./load-process.ts";
 
 const plan = JSON.parse(process.argv[2] as string) as LoadPlan;
 /** Rounds of one lookup per caller before the load begins. */
@@ -27,6 +27,21 @@ for (let i = 0; i < WARM_UP_LOOKUPS; i++) {
 const samples: Sample[] = [];
 const start = performance.now();
 const end = start + plan.durationMs;
+
+/**
+ * This process's own stalls: a timer every STALL_TICK_MS, and each time it fires at least STALL_MS late, the
+ * gap. An answer that arrives while this process is stalled is read late, and its time measures the caller.
+ */
+const STALL_TICK_MS = 5;
+const STALL_MS = 20;
+const stalls: Stall[] = [];
+let lastTick = start;
+const ticker = setInterval(() => {
+  const now = performance.now();
+  const late = now - lastTick - STALL_TICK_MS;
+  if (late >= STALL_MS) stalls.push({ t: now - late - start, ms: late });
+  lastTick = now;
+}, STALL_TICK_MS);
 
 async function lookups(): Promise<void> {
   let n = 0;
@@ -116,5 +131,6 @@ const [, imps] = await Promise.all([
   lookups(),
   plan.impressions === undefined ? null : impressions(plan.impressions.id, plan.impressions.campaign),
 ]);
-const result: LoadResult = { samples, impressions: imps };
+clearInterval(ticker);
+const result: LoadResult = { samples, impressions: imps, stalls };
 process.stdout.write(`${JSON.stringify(result)}\n`);

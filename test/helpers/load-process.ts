@@ -16,6 +16,12 @@ export interface Sample {
   readonly user: number;
 }
 
+/** A stall of the load process's own event loop: from `t` (ms since the load began), `ms` long. */
+export interface Stall {
+  readonly t: number;
+  readonly ms: number;
+}
+
 export interface LoadPlan {
   readonly base: string;
   /** bu IDs, looked up in turn. */
@@ -43,6 +49,8 @@ export interface LoadResult {
     /** Any other status an impression got (none expected). */
     unexpected: number[];
   } | null;
+  /** The load process's own stalls of 20 ms or more (load-child.ts). */
+  readonly stalls: Stall[];
 }
 
 const CHILD = fileURLToPath(new URL("./load-child.ts", import.meta.url));
@@ -88,12 +96,29 @@ export function summarise(samples: readonly Sample[], from: number, to: number, 
   };
 }
 
-/** The slowest answers, with their times and users, to say where a slow one fell. */
-export function slowest(samples: readonly Sample[]): string {
-  return JSON.stringify(
+/**
+ * The answers that took `boundMs` or more, less the stalls of the load process itself while they were under
+ * way: an answer may have come in time and been read late, and that part of its time measures the caller.
+ */
+export function lateAnswers(samples: readonly Sample[], stalls: readonly Stall[], boundMs: number): Sample[] {
+  return samples.filter((s) => {
+    if (s.ms < boundMs) return false;
+    let stalled = 0;
+    for (const st of stalls) {
+      const overlap = Math.min(s.t + s.ms, st.t + st.ms) - Math.max(s.t, st.t);
+      if (overlap > 0) stalled += overlap;
+    }
+    return s.ms - stalled >= boundMs;
+  });
+}
+
+/** The slowest answers, with their times and users, to say where a slow one fell; and the caller's stalls. */
+export function slowest(samples: readonly Sample[], stalls: readonly Stall[] = []): string {
+  const own = stalls.map((st) => `${Math.round(st.ms)} ms at ${Math.round(st.t)}`).join(", ");
+  return `${JSON.stringify(
     [...samples]
       .sort((a, b) => b.ms - a.ms)
       .slice(0, 5)
       .map((s) => ({ t: Math.round(s.t), ms: Math.round(s.ms), user: s.user, degraded: s.degraded })),
-  );
+  )}; the load process's own stalls: ${own === "" ? "none" : own}`;
 }

@@ -2,7 +2,14 @@
 // stays a 200 within its deadline, degraded while Redis is away, and normal again within 2 s of its return;
 // impressions are counted exactly once across the outage. Also: load shedding, start-up with no Redis.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LoadResult, loadFromProcess, sleep, slowest, summarise } from "../helpers/load-process.ts";
+import {
+  type LoadResult,
+  lateAnswers,
+  loadFromProcess,
+  sleep,
+  slowest,
+  summarise,
+} from "../helpers/load-process.ts";
 import { type MainProcess, startSourceService } from "../helpers/main-process.ts";
 import { freePort, type RedisServer, startRedis } from "../helpers/redis-server.ts";
 import { getJson, postJson, startService } from "../helpers/service.ts";
@@ -16,9 +23,13 @@ const CALLERS = 8;
  * Time past the budget an answer may take, as its caller measures it. Measured cause: the service's own
  * garbage collection. `--trace-gc-nvp` on the service under this load showed young-generation collections
  * (scavenges) of 5-45 ms every second or so, each one stopping the event loop, so a deadline that expires
- * during one is served only when it ends; the caller's own process and loopback add a few ms on top. One
- * CI run in eleven saw four answers 74-77 ms past the budget, before the fault and not degraded (the store
- * was in time, the answer was held up): that stall's cause is not confirmed, and the bound stays.
+ * during one is served only when it ends; the caller's own process and loopback add a few ms on top.
+ * An answer's time is taken less the load process's own stalls meanwhile (lateAnswers, load-process.ts):
+ * an answer that came in time may have been read late, and that part measures the caller. Two suite runs saw such answers, not
+ * degraded: 74-77 ms past the budget in one, and in another 87-114 ms here and 105-109 ms in the failover
+ * test, both tests at once, in a run 20% slower than its neighbours; the load process did not record its
+ * stalls then. On a quiet machine the slowest answers are 20-36 ms, and the load process stalls 20 ms now
+ * and then, at the same moments.
  */
 const MARGIN_MS = 70;
 
@@ -76,7 +87,7 @@ const STALL_ALLOWANCE = CALLERS;
 describe("a paused Redis (SIGSTOP) under load", () => {
   it("answers 200 within the deadline, degraded while paused, normal within 2 s of its return; counts every impression once", async () => {
     const countedBefore = await counted();
-    const { samples, impressions } = await loadFromProcess(
+    const { samples, impressions, stalls } = await loadFromProcess(
       {
         base: svc.base,
         users: USERS,
@@ -94,7 +105,7 @@ describe("a paused Redis (SIGSTOP) under load", () => {
     // Resumed at 1.2 s: from 3.2 s on (2 s later) every answer must be whole again.
     const after = summarise(samples, 3_200, 3_500);
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
-    expect(Math.max(...samples.map((s) => s.ms)), slowest(samples)).toBeLessThan(BUDGET_MS + MARGIN_MS);
+    expect(lateAnswers(samples, stalls, BUDGET_MS + MARGIN_MS), slowest(samples, stalls)).toEqual([]);
     expect(before.n).toBeGreaterThan(150);
     expect(before.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
     expect(paused.n).toBeGreaterThan(150);
@@ -112,7 +123,7 @@ describe("a paused Redis (SIGSTOP) under load", () => {
 describe("a stopped and restarted Redis under load", () => {
   it("keeps answering, recovers within 2 s, and counts every impression exactly once across the outage", async () => {
     const countedBefore = await counted();
-    const { samples, impressions } = await loadFromProcess(
+    const { samples, impressions, stalls } = await loadFromProcess(
       {
         base: svc.base,
         users: USERS,
@@ -126,7 +137,7 @@ describe("a stopped and restarted Redis under load", () => {
       ],
     );
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
-    expect(Math.max(...samples.map((s) => s.ms)), slowest(samples)).toBeLessThan(BUDGET_MS + MARGIN_MS);
+    expect(lateAnswers(samples, stalls, BUDGET_MS + MARGIN_MS), slowest(samples, stalls)).toEqual([]);
     const before = summarise(samples, 0, 450);
     expect(before.n).toBeGreaterThan(150);
     expect(before.degraded).toBeLessThanOrEqual(STALL_ALLOWANCE);
