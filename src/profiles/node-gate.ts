@@ -4,8 +4,8 @@
 // command made the Cluster client refresh its slot map (a new connection, CLUSTER SLOTS, and a loop over all
 // 16,384 slots), back to back for as long as the slot had no master, about 30% of each worker's CPU; answers
 // for the other masters' users then took 40-70 ms and missed the 15 ms budget. With the master's breaker
-// open, only its probe (one command per BREAKER_OPEN_MS) reaches the client, and that probe is what finds
-// the promoted replica.
+// open, only its probe (one command every 200 ms at most, service.ts) reaches the client, and the slot-map
+// refresh the probe brings about is what finds the promoted replica.
 import { CircuitBreaker } from "../reliability/circuit-breaker.ts";
 
 /** A command not sent: its slot's master is failing and its breaker has not let a probe through yet. */

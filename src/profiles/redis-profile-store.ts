@@ -662,8 +662,11 @@ export class RedisProfileStore implements ProfileStore {
       this.kind = "redis";
       this.redis = new Redis(opts.url ?? "redis://127.0.0.1:6379", options);
     }
+    const cluster = this.redis instanceof Cluster ? this.redis : null;
     this.#gate =
-      this.kind === "redis-cluster" && opts.nodeBreaker !== undefined ? new NodeGate(opts.nodeBreaker) : null;
+      cluster !== null && opts.nodeBreaker !== undefined
+        ? new NodeGate(opts.nodeBreaker, { onProbe: () => cluster.refreshSlotsCache() })
+        : null;
     this.redis.defineCommand("audApplyMemberships", { lua: APPLY_MEMBERSHIPS_LUA });
     this.redis.defineCommand("audOptOut", { numberOfKeys: 6, lua: OPT_OUT_LUA });
     this.redis.defineCommand("audAddCounters", { numberOfKeys: 2, lua: ADD_COUNTERS_LUA });
@@ -930,10 +933,6 @@ export class RedisProfileStore implements ProfileStore {
   }
 
   /**
-   * WAIT on the connection that wrote `key`: it covers every write that connection made before, so it must
-   * go to the node serving the key's slot, not wherever the Cluster client would route a keyless command.
-   */
-  /**
    * `run`, a command (or commands of one slot) for `key`, through the breaker of the master serving its slot
    * as the slot map stands. On a single Redis, or without breakers, just `run`.
    */
@@ -954,6 +953,10 @@ export class RedisProfileStore implements ProfileStore {
     );
   }
 
+  /**
+   * WAIT on the connection that wrote `key`: it covers every write that connection made before, so it must
+   * go to the node serving the key's slot, not wherever the Cluster client would route a keyless command.
+   */
   async #replicated(key: string): Promise<void> {
     const node = this.redis instanceof Cluster ? this.#masterOf(key) : this.redis;
     if (node === null) throw new NotReplicatedError(this.#impressionReplicas, 0);
