@@ -73,7 +73,7 @@ export class NodeGate {
     breaker.record(false);
   }
 
-  /** Masters whose breaker is open or probing, for /healthz. */
+  /** Masters whose breaker is open or probing: what /healthz should list (not served there yet). */
   get failing(): string[] {
     const out: string[] = [];
     for (const [node, breaker] of this.#breakers) if (breaker.state !== "closed") out.push(node);

@@ -645,7 +645,8 @@ export class RedisProfileStore implements ProfileStore {
         enableOfflineQueue: false,
         lazyConnect: true,
         // Slot moves and failovers answer MOVED/ASK/TRYAGAIN or CLUSTERDOWN: let ioredis follow those
-        // (a few times, fast), but never queue behind a cluster that is down.
+        // (a few times, fast; on the bid path only MOVED and ASK, see noDelayedRetries), but never queue
+        // behind a cluster that is down.
         maxRedirections: 8,
         retryDelayOnFailover: opts.noDelayedRetries === true ? 0 : 20,
         retryDelayOnClusterDown: opts.noDelayedRetries === true ? 0 : 50,

@@ -16,7 +16,7 @@ const BUDGET_MS = 15;
  * As in test/integration/faults.test.ts: the service's young-generation collections (5-45 ms, measured
  * there). Here also the first tens of ms after the kill, before the master's breaker opens, when each of its
  * reads still makes the Cluster client refresh its slot map (seen in a CPU profile of the service). Measured
- * over 18 runs at these settings: at most 71 ms as the caller saw it; the service's own histogram had every
+ * over 23 runs at these settings: at most 71 ms as the caller saw it; the service's own histogram had every
  * lookup under 50 ms. A stall of the load process itself excuses what it explains (lateAnswers).
  */
 const MARGIN_MS = 70;
